@@ -1,0 +1,1 @@
+"""Prefect @flow definitions: typed parameters and composition only, no maths."""

@@ -1,0 +1,1 @@
+"""Data sources: bundled sample, CSV/Parquet files, yfinance, FinanceDataReader (KRX)."""

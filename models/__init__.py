@@ -1,0 +1,85 @@
+"""Model zoo behind one Forecaster contract; `make_model(name, **params)` imports each family on demand.
+
+`import models` loads neither TensorFlow nor Prophet: the registry holds import paths, not classes.
+Adding a model = one module + one REGISTRY line; tests/models/test_contract.py picks it up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+from pricecast.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    target: str  # "module:Class"
+    summary: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    family: str = "statistical"  # statistical | prophet | neural | ensemble
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "naive": ModelSpec("models.baselines:Naive", "random walk: the last observed value, the benchmark to beat"),
+    "seasonal_naive": ModelSpec("models.baselines:SeasonalNaive", "the value one season (m sessions) ago"),
+    "drift": ModelSpec("models.baselines:Drift", "random walk with drift: the line through first and last value"),
+    "moving_average": ModelSpec("models.baselines:MovingAverage", "mean of the last k sessions"),
+    "ses": ModelSpec("models.smoothing:SES", "simple exponential smoothing (level only)"),
+    "holt": ModelSpec("models.smoothing:Holt", "Holt's linear trend, optionally damped"),
+    "holt_winters": ModelSpec("models.smoothing:HoltWinters", "Holt-Winters with additive or multiplicative season"),
+    "ets": ModelSpec("models.smoothing:AutoETS", "ETS state-space model, chosen among candidates by AICc"),
+    "arima": ModelSpec("models.arima:AutoARIMA", "ARIMA, order chosen by unit-root test + stepwise AICc search"),
+    "sarima": ModelSpec("models.arima:SARIMA", "seasonal ARIMA with period m, orders chosen automatically"),
+    "arimax": ModelSpec("models.arima:ARIMAX", "ARIMA with exogenous features known at forecast time"),
+    "prophet": ModelSpec(
+        "models.prophet_model:ProphetForecaster",
+        "Prophet: trend + weekly/yearly seasonality + market holidays",
+        family="prophet",
+    ),
+    "rnn": ModelSpec(
+        "models.rnn:RecurrentForecaster",
+        "Keras SimpleRNN, direct multi-step",
+        {"cell": "rnn"},
+        "neural",
+    ),
+    "lstm": ModelSpec(
+        "models.rnn:RecurrentForecaster",
+        "Keras LSTM, direct multi-step",
+        {"cell": "lstm"},
+        "neural",
+    ),
+    "gru": ModelSpec("models.rnn:RecurrentForecaster", "Keras GRU, direct multi-step", {"cell": "gru"}, "neural"),
+    "ensemble": ModelSpec("models.ensemble:Ensemble", "mean or median of member models' forecasts", family="ensemble"),
+}
+
+
+def model_class(name: str) -> type:
+    """The class registered under `name` (imports its module)."""
+    spec = _spec(name)
+    module, _, attr = spec.target.partition(":")
+    return getattr(import_module(module), attr)
+
+
+def make_model(name: str, **params: Any):
+    """A new unfitted model: registry defaults overridden by `params`."""
+    spec = _spec(name)
+    return model_class(name)(**{**spec.defaults, **params})
+
+
+def model_names(family: str | None = None) -> list[str]:
+    return [n for n, s in REGISTRY.items() if family is None or s.family == family]
+
+
+def _spec(name: str) -> ModelSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, REGISTRY, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"unknown model {name!r}{hint} Registered models: {', '.join(REGISTRY)} (see `pricecast models`)"
+        ) from None

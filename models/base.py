@@ -1,0 +1,283 @@
+"""The Forecaster contract every model implements, plus the helpers that keep all models' output identical.
+
+A Forecaster fits ONE series (a long frame with a single unique_id). The backtest engine and the flows
+fan out over series, so each (series, model) pair is an independent unit that can be cached or retried.
+
+Subclasses implement three small hooks on numpy arrays and never touch frames or dates:
+    _fit(y, X)         estimate parameters on the training values
+    _update(y_new, X_new)  condition on newly observed values, parameters fixed (default: refit-free append)
+    _predict(h)        -> (mean[h], {level: (lo[h], hi[h])})
+The base class does validation, dates (next sessions of the ticker's exchange), the output frame,
+failure wrapping (ModelFitError) and save/load.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from features.calendar import calendar_features, exchange_for, next_sessions
+from features.schema import CALENDAR_PREFIX, CUTOFF, DS, ID, LEVELS, YHAT, H, Y
+from features.schema import interval_columns as _interval_columns
+from pricecast.errors import DataError, ModelFitError, NotFittedError
+
+log = logging.getLogger(__name__)
+
+Intervals = dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def forecast_frame(
+    unique_id: str,
+    ds: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+    yhat: np.ndarray,
+    intervals: Intervals | None = None,
+) -> pd.DataFrame:
+    """The one forecast output format: unique_id, ds, h, yhat [, yhat_lo_80, yhat_hi_80, yhat_lo_95, ...]."""
+    yhat = np.asarray(yhat, dtype=float)
+    frame = pd.DataFrame(
+        {
+            ID: pd.Series([str(unique_id)] * len(yhat), dtype=object),
+            DS: pd.DatetimeIndex(ds),
+            H: np.arange(1, len(yhat) + 1, dtype=np.int64),
+            YHAT: yhat,
+        }
+    )
+    for level in LEVELS:
+        if intervals and level in intervals:
+            lo_col, hi_col = _interval_columns(level)
+            lo, hi = intervals[level]
+            frame[lo_col] = np.asarray(lo, dtype=float)
+            frame[hi_col] = np.asarray(hi, dtype=float)
+    return frame
+
+
+def is_calendar_column(name: str) -> bool:
+    return name.startswith(CALENDAR_PREFIX)
+
+
+class Forecaster:
+    """Base class of every pricecast model. Constructor arguments are never mutated; fitted state ends in `_`."""
+
+    name: ClassVar[str] = "forecaster"
+    description: ClassVar[str] = ""
+    supports_exog: ClassVar[bool] = False
+    supports_intervals: ClassVar[bool] = False
+    # Fewest training sessions the model can fit on; engines and error messages use it.
+    min_train_size: ClassVar[int] = 2
+
+    # ---- public contract -------------------------------------------------------------------------
+    def fit(self, train: pd.DataFrame) -> Self:
+        """Fit on a long frame `unique_id, ds, y [, exog...]` holding one series, sorted by ds."""
+        uid, ds, y, X = self._split(train, first=True)
+        if len(y) < self.min_train_size:
+            raise ModelFitError(
+                self.name,
+                uid,
+                f"{len(y)} training sessions, needs at least {self.min_train_size}; "
+                "use a longer history or fewer/later folds",
+            )
+        self.unique_id_ = uid
+        self.exchange_ = exchange_for(uid)
+        self.ds_ = ds
+        self.y_ = y
+        self.X_ = X
+        self._call(self._fit, y, X)
+        self.is_fitted_ = True
+        return self
+
+    def update(self, new: pd.DataFrame) -> Self:
+        """Condition on newly observed rows (after the last seen session) without re-estimating parameters."""
+        self._check_fitted()
+        if new is None or len(new) == 0:
+            return self
+        uid, ds, y, X = self._split(new, first=False)
+        if uid != self.unique_id_:
+            raise DataError(f"{self.name}: update() got series {uid!r}, model was fitted on {self.unique_id_!r}")
+        if ds[0] <= self.ds_[-1]:
+            raise DataError(
+                f"{self.name} on {uid}: update() rows must come after the last seen session "
+                f"{self.ds_[-1].date()}, first new row is {ds[0].date()}"
+            )
+        self.ds_ = self.ds_.append(ds)
+        self.y_ = np.concatenate([self.y_, y])
+        if self.X_ is not None and X is not None:
+            self.X_ = pd.concat([self.X_, X], ignore_index=True)
+        self._call(self._update, y, X)
+        return self
+
+    def predict(self, horizon: int) -> pd.DataFrame:
+        """Forecast the next `horizon` trading sessions of the series' exchange."""
+        self._check_fitted()
+        if int(horizon) != horizon or horizon <= 0:
+            raise DataError(f"{self.name}: horizon must be a positive integer, got {horizon!r}")
+        horizon = int(horizon)
+        mean, intervals = self._call(self._predict, horizon)
+        mean = np.asarray(mean, dtype=float)
+        if mean.shape != (horizon,) or not np.all(np.isfinite(mean)):
+            raise ModelFitError(
+                self.name,
+                self.unique_id_,
+                f"forecast has shape {mean.shape} with {int(np.sum(~np.isfinite(mean)))} non-finite values, "
+                f"expected {horizon} finite values",
+            )
+        future = next_sessions(self.exchange_, self.ds_[-1], horizon)
+        return forecast_frame(self.unique_id_, future, mean, intervals if self.supports_intervals else None)
+
+    def forecast_origins(self, history: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], horizon: int) -> pd.DataFrame:
+        """Forecasts from several origins with parameters fixed at the last fit.
+
+        `history` holds the series at least up to the last cutoff; for each cutoff (ascending, all after the
+        last fitted session) the model is conditioned on rows up to that cutoff only, then predicts `horizon`
+        steps. Returns the forecast frames stacked with a `cutoff` column. The default loops update+predict;
+        models with a cheaper batched path (Keras) override it. The model ends conditioned on the last cutoff.
+        """
+        out = []
+        hist_ds = pd.DatetimeIndex(history[DS])
+        for cutoff in cutoffs:
+            cutoff = pd.Timestamp(cutoff)
+            mask = (hist_ds > self.ds_[-1]) & (hist_ds <= cutoff)
+            if mask.any():
+                self.update(history.loc[mask])
+            frame = self.predict(horizon)
+            frame.insert(1, CUTOFF, cutoff)
+            out.append(frame)
+        return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+    def clone(self) -> Self:
+        """An unfitted copy with the same constructor arguments."""
+        new = copy.copy(self)
+        for key in [k for k in vars(new) if k.endswith("_") and not k.startswith("__")]:
+            delattr(new, key)
+        return new
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments (public attributes not ending in `_`)."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    def save(self, path: str | Path) -> Path:
+        """Persist a fitted model (pickle by default; Keras models override)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)  # atomic: a crash never leaves a half-written model
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Forecaster:
+        with Path(path).open("rb") as fh:
+            model = pickle.load(fh)
+        if not isinstance(model, Forecaster):
+            raise DataError(f"{path} does not hold a pricecast model")
+        return model
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # ---- hooks for subclasses --------------------------------------------------------------------
+    def _fit(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
+        raise NotImplementedError
+
+    def _update(self, y_new: np.ndarray, X_new: pd.DataFrame | None) -> None:
+        """Default: nothing to do beyond the history append the base class already made."""
+
+    def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        raise NotImplementedError
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    @property
+    def exog_columns(self) -> tuple[str, ...]:
+        return tuple(getattr(self, "exog", ()) or ())
+
+    def future_ds(self, horizon: int) -> pd.DatetimeIndex:
+        """The `horizon` sessions after the last observed one, from the exchange calendar."""
+        return next_sessions(self.exchange_, self.ds_[-1], horizon)
+
+    def exog_design(self, lag: int, horizon: int = 0) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """Exogenous design known at forecast time: calendar columns as-is, every other column lagged by `lag`.
+
+        Returns (train_design aligned to self.y_, future_design for `horizon` steps or None). The first `lag`
+        training rows have NaN lagged values; callers drop or fill them. Requires horizon <= lag, since a
+        feature lagged by `lag` sessions is only known `lag` steps ahead.
+        """
+        if horizon > lag:
+            raise DataError(
+                f"{self.name}: exogenous features lagged by {lag} sessions are unknown {horizon} steps ahead; "
+                f"set exog_lag >= {horizon}"
+            )
+        cols = self.exog_columns
+        cal_cols = [c for c in cols if is_calendar_column(c)]
+        lag_cols = [c for c in cols if not is_calendar_column(c)]
+        hist_cal = calendar_features(self.ds_)[cal_cols] if cal_cols else pd.DataFrame(index=range(len(self.ds_)))
+        lagged = self.X_[lag_cols].shift(lag).reset_index(drop=True) if lag_cols else None
+        train = pd.concat([hist_cal, lagged], axis=1) if lagged is not None else hist_cal
+        if horizon == 0:
+            return train[list(cols)], None
+        fut_ds = self.future_ds(horizon)
+        fut_cal = calendar_features(fut_ds)[cal_cols] if cal_cols else pd.DataFrame(index=range(horizon))
+        if lag_cols:
+            n = len(self.X_)
+            rows = self.X_[lag_cols].iloc[n - lag : n - lag + horizon].reset_index(drop=True)
+            fut = pd.concat([fut_cal, rows], axis=1)
+        else:
+            fut = fut_cal
+        return train[list(cols)], fut[list(cols)]
+
+    def _split(
+        self, frame: pd.DataFrame, *, first: bool
+    ) -> tuple[str, pd.DatetimeIndex, np.ndarray, pd.DataFrame | None]:
+        missing = [c for c in (ID, DS, Y) if c not in frame.columns]
+        if missing:
+            raise DataError(f"{self.name}: input frame lacks column(s) {missing}; expected unique_id, ds, y")
+        ids = frame[ID].astype(str).unique()
+        if len(ids) != 1:
+            raise DataError(
+                f"{self.name}: a model instance fits one series, got {len(ids)} ({list(ids)[:5]}); "
+                "fit one model per series (the backtest engine does this for you)"
+            )
+        uid = str(ids[0])
+        ds = pd.DatetimeIndex(frame[DS])
+        if not ds.is_monotonic_increasing or ds.has_duplicates:
+            raise DataError(f"{self.name} on {uid}: ds must be strictly increasing; sort and deduplicate first")
+        y = frame[Y].to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(y))
+        if bad.size:
+            raise DataError(
+                f"{self.name} on {uid}: y has {bad.size} missing/non-finite values, first at "
+                f"{[str(d.date()) for d in ds[bad[:3]]]}; apply the ingest gap policy first"
+            )
+        X = None
+        cols = self.exog_columns
+        if cols:
+            if not self.supports_exog:
+                raise DataError(f"{self.name} does not take exogenous features, got {list(cols)}")
+            need = [c for c in cols if not is_calendar_column(c)]
+            absent = [c for c in need if c not in frame.columns]
+            if absent:
+                raise DataError(f"{self.name} on {uid}: exogenous column(s) {absent} missing from the input frame")
+            X = frame[need].reset_index(drop=True).astype(float) if need else pd.DataFrame(index=range(len(frame)))
+        return uid, ds, y, X
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "is_fitted_", False):
+            raise NotFittedError(f"{self.name}: call fit() before predict()/update()")
+
+    def _call(self, fn, *args):
+        """Run a numeric hook; any failure becomes ModelFitError(model, series, reason)."""
+        try:
+            with np.errstate(all="ignore"):
+                return fn(*args)
+        except (ModelFitError, DataError, NotFittedError):
+            raise
+        except Exception as exc:  # numerical libraries raise anything; callers need one type
+            uid = getattr(self, "unique_id_", "?")
+            raise ModelFitError(self.name, uid, f"{type(exc).__name__}: {exc}") from exc
