@@ -1,1 +1,1 @@
-"""Rolling-origin backtests: fold plan, engine with refit policies, metrics, Diebold-Mariano tests, trading evaluation."""
+"""Rolling-origin backtests: fold plan, engine with refit policies, metrics, Diebold-Mariano, trading evaluation."""

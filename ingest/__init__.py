@@ -1,1 +1,1 @@
-"""Ingest: read sources, validate into a clean long panel with a data-quality summary, keep an incremental DuckDB price store."""
+"""Ingest: read sources, validate into a clean long panel with a quality summary, keep the DuckDB price store."""
