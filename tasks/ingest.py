@@ -1,0 +1,48 @@
+"""Ingest tasks: load a validated panel through the price store, publish the data-quality table."""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.tasks import exponential_backoff
+
+from ingest.load import load_panel
+from ingest.quality import QualityReport
+from ingest.spec import SourceSpec
+from ingest.store import PriceStore
+from pricecast.errors import DataError, SourceError
+
+
+@task(
+    name="ingest-prices",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    # Bad data will not improve on retry; only network/source failures are worth another attempt.
+    retry_condition_fn=lambda task, run, state: not isinstance(_exception(state), DataError),
+)
+def ingest_prices(spec: SourceSpec, store_file: str) -> tuple[pd.DataFrame, QualityReport]:
+    """Fetch new bars into the store (incremental for live sources) and return the validated panel."""
+    return load_panel(spec, store=PriceStore(store_file))
+
+
+@task(name="publish-data-quality")
+def publish_quality(quality: QualityReport, *, key: str = "data-quality") -> None:
+    """Data-quality counts as a table artifact (one row per ticker and check)."""
+    frame = quality.to_frame()
+    create_table_artifact(
+        table=frame.astype(str).to_dict(orient="records"),
+        key=key,
+        description="Ingest data-quality summary: every cleaning step, counted",
+    )
+
+
+def _exception(state) -> BaseException | None:
+    try:
+        state.result(raise_on_failure=True)
+    except BaseException as exc:  # noqa: BLE001 - we only classify it
+        return exc
+    return None
+
+
+__all__ = ["ingest_prices", "publish_quality", "SourceError"]

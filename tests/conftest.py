@@ -1,0 +1,28 @@
+"""Suite-wide settings: no network, an isolated PRICECAST_HOME, and one Prefect test server per worker."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Must be set before prefect is imported anywhere (no network here, keep runs quiet).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own PRICECAST_HOME, so no test touches ~/.pricecast or another test's store."""
+    monkeypatch.setenv("PRICECAST_HOME", str(tmp_path / "pricecast-home"))
+    monkeypatch.delenv("PRICECAST_STORE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect API server (SQLite) for the whole session; starting one costs 8-20 s."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,198 @@
+"""One conformance suite run against every registered model (sktime-style): adding a model adds its tests.
+
+Each model runs with a tiny configuration so the whole suite stays fast; real sizes live in benchmarks/.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.calendar import sessions
+from features.schema import CUTOFF, DS, FORECAST_COLUMNS, H, ID, INTERVAL_COLUMNS, LO_80, LO_95, HI_80, HI_95, Y, YHAT
+from models import REGISTRY, make_model, model_class
+from pricecast.errors import DataError, ModelFitError, NotFittedError
+
+HORIZON = 5
+N_TRAIN = 260
+
+# Tiny configurations: enough to exercise each code path in seconds.
+TINY: dict[str, dict] = {
+    "rnn": {"units": 4, "epochs": 2, "window": 10, "horizon": HORIZON, "patience": 1},
+    "lstm": {"units": 4, "epochs": 2, "window": 10, "horizon": HORIZON, "patience": 1},
+    "gru": {"units": 4, "epochs": 2, "window": 10, "horizon": HORIZON, "patience": 1},
+    "prophet": {"uncertainty_samples": 50, "yearly": False},
+    "ensemble": {"members": ("naive", "drift", "ses")},
+}
+NEURAL = {n for n, s in REGISTRY.items() if s.family == "neural"}
+# Models whose forecast variance grows with the horizon by construction (random-walk-like error models).
+WIDENING = {"naive", "drift", "seasonal_naive", "ses", "holt", "ets", "arima"}
+
+ALL = sorted(REGISTRY)
+FAST = [n for n in ALL if n not in NEURAL and n != "prophet"]
+
+
+def _params(name: str) -> dict:
+    return dict(TINY.get(name, {}))
+
+
+def _series(n: int = N_TRAIN + 40, *, seed: int = 7, uid: str = "SYN", constant: bool = False) -> pd.DataFrame:
+    """A seeded geometric random walk on real XNYS sessions, with the exogenous columns models may ask for."""
+    rng = np.random.default_rng(seed)
+    ds = sessions("XNYS", "2015-01-02", "2016-12-30")[:n]
+    y = np.full(n, 50.0) if constant else 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.012, n)))
+    frame = pd.DataFrame({ID: uid, DS: ds, Y: y})
+    logret = np.log(frame[Y]).diff().fillna(0.0)
+    frame["logret_1"] = logret
+    frame["vol_20"] = logret.rolling(20, min_periods=1).std().fillna(0.0)
+    return frame
+
+
+def _fit(name: str, train: pd.DataFrame):
+    model = make_model(name, **_params(name))
+    return model.fit(train)
+
+
+def _assert_forecast_schema(model, frame: pd.DataFrame, last_ds: pd.Timestamp, horizon: int) -> None:
+    assert list(frame.columns[:4]) == list(FORECAST_COLUMNS)
+    assert len(frame) == horizon
+    assert frame[H].tolist() == list(range(1, horizon + 1))
+    assert frame[ID].eq("SYN").all()
+    assert frame[DS].is_monotonic_increasing and frame[DS].iloc[0] > last_ds
+    assert np.isfinite(frame[YHAT]).all()
+    has_intervals = set(INTERVAL_COLUMNS) <= set(frame.columns)
+    assert has_intervals == model.supports_intervals, f"{model.name}: interval columns vs supports_intervals"
+
+
+@pytest.fixture(scope="module")
+def series() -> pd.DataFrame:
+    return _series()
+
+
+@pytest.fixture(scope="module")
+def fitted(series):
+    """One fitted instance per model, shared by the read-only checks (fitting neural models costs seconds)."""
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = _fit(name, series.iloc[:N_TRAIN])
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_registry_entry_describes_class(name):
+    cls = model_class(name)
+    assert cls.name and cls.description, f"{name}: set class attributes name and description"
+    assert isinstance(cls.supports_exog, bool) and isinstance(cls.supports_intervals, bool)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_predict_schema_and_length(name, series, fitted):
+    model = fitted(name)
+    frame = model.predict(HORIZON)
+    _assert_forecast_schema(model, frame, series[DS].iloc[N_TRAIN - 1], HORIZON)
+    # Future dates are real XNYS sessions, not naive business days.
+    expected = sessions("XNYS", series[DS].iloc[N_TRAIN - 1] + pd.Timedelta(days=1), "2017-12-31")[:HORIZON]
+    assert list(frame[DS]) == list(expected)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_predict_before_fit_raises_clear_error(name):
+    with pytest.raises(NotFittedError, match="fit"):
+        make_model(name, **_params(name)).predict(HORIZON)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_same_seed_gives_identical_output(name, series, fitted):
+    again = _fit(name, series.iloc[:N_TRAIN]).predict(HORIZON)
+    pd.testing.assert_frame_equal(fitted(name).predict(HORIZON), again)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_look_ahead_in_forecast_origins(name, series):
+    """Forecasts from origins before the end of `history` never depend on rows after each origin."""
+    cutoffs = [series[DS].iloc[N_TRAIN + 9], series[DS].iloc[N_TRAIN + 19]]
+    base = _fit(name, series.iloc[:N_TRAIN]).forecast_origins(series, cutoffs, HORIZON)
+    tampered = series.copy()
+    after = tampered[DS] > cutoffs[-1]
+    tampered.loc[after, [Y, "logret_1", "vol_20"]] *= 3.0
+    other = _fit(name, series.iloc[:N_TRAIN]).forecast_origins(tampered, cutoffs, HORIZON)
+    pd.testing.assert_frame_equal(base, other)
+    assert base[CUTOFF].nunique() == 2 and len(base) == 2 * HORIZON
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_update_conditions_on_new_rows(name, series):
+    model = _fit(name, series.iloc[:N_TRAIN])
+    model.update(series.iloc[N_TRAIN : N_TRAIN + 3])
+    frame = model.predict(HORIZON)
+    _assert_forecast_schema(model, frame, series[DS].iloc[N_TRAIN + 2], HORIZON)
+    with pytest.raises(DataError, match="after the last seen session"):
+        model.update(series.iloc[N_TRAIN : N_TRAIN + 1])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_save_load_round_trip(name, series, fitted, tmp_path):
+    model = fitted(name)
+    loaded = type(model).load(model.save(tmp_path / f"{name}.model"))
+    pd.testing.assert_frame_equal(model.predict(HORIZON), loaded.predict(HORIZON))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_intervals_contain_point_forecast(name, fitted):
+    model = fitted(name)
+    if not model.supports_intervals:
+        pytest.skip(f"{name} gives no intervals")
+    f = model.predict(HORIZON)
+    tol = 1e-9
+    assert (f[LO_95] <= f[LO_80] + tol).all() and (f[LO_80] <= f[YHAT] + tol).all()
+    assert (f[YHAT] <= f[HI_80] + tol).all() and (f[HI_80] <= f[HI_95] + tol).all()
+    if name in WIDENING:
+        width = (f[HI_95] - f[LO_95]).to_numpy()
+        assert np.all(np.diff(width) >= -1e-9), f"{name}: 95% interval should widen with h, got {width}"
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_constant_series_is_handled_or_rejected_clearly(name):
+    flat = _series(constant=True)
+    try:
+        frame = _fit(name, flat.iloc[:N_TRAIN]).predict(HORIZON)
+    except ModelFitError as exc:
+        assert exc.model and exc.unique_id == "SYN" and exc.reason
+    else:
+        assert np.allclose(frame[YHAT], 50.0, rtol=1e-3), f"{name}: a constant series should forecast flat"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_series_with_non_session_gaps(name, series):
+    """Missing sessions (halted trading, feed gaps) are not an error; forecasts still start after the last row."""
+    gappy = series.iloc[:N_TRAIN].drop(index=[30, 31, 77, 150]).reset_index(drop=True)
+    model = _fit(name, gappy)
+    _assert_forecast_schema(model, model.predict(HORIZON), gappy[DS].iloc[-1], HORIZON)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_minimum_length(name, series):
+    cls = model_class(name)
+    n = max(cls.min_train_size, 1)
+    short = series.iloc[:n]
+    try:
+        frame = _fit(name, short).predict(HORIZON)
+        assert np.isfinite(frame[YHAT]).all()
+    except ModelFitError as exc:
+        assert "SYN" in str(exc)
+    if n > 1:
+        with pytest.raises(ModelFitError, match="training sessions"):
+            _fit(name, series.iloc[: n - 1])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_constructor_arguments_not_mutated(name, series):
+    model = make_model(name, **_params(name))
+    before = repr(model.get_params())
+    model.fit(series.iloc[:N_TRAIN])
+    assert repr(model.get_params()) == before
