@@ -1,0 +1,222 @@
+"""Forecast accuracy metrics: per row of the tidy backtest table, then honest group-by aggregates.
+
+Notation per forecast row (series i, fold f, step h): e = y - ŷ; last_y = last observed training value of
+fold f; s_mae(f) = mean |y_t - y_{t-1}| and s_mse(f) = mean (y_t - y_{t-1})² over fold f's OWN training
+window (the in-sample one-step naive errors, stored in fold_info).
+
+- MAE    = mean |e|
+- RMSE   = sqrt(mean e²)                  squared errors are averaged first, the root is taken last
+- MAPE   = mean 100·|e| / |y|             percent; rows with y = 0 are undefined and dropped
+- sMAPE  = mean 200·|e| / (|y| + |ŷ|)     M4 definition, 0-200 scale; 0 when y = ŷ = 0
+- MASE   = mean |e| / s_mae(f)            each row scaled by its own fold's training window
+- RMSSE  = sqrt(mean e² / s_mse(f))
+- directional accuracy = mean of hit, hit = 1 if sign(ŷ - last_y) == sign(y - last_y) and both are non-zero,
+  0 if the signs are opposite, 0.5 if either change is exactly zero (a no-change forecast or a no-change
+  session is a coin flip): the naive forecast scores exactly 0.5, the no-skill level.
+- coverage_L = share of rows with lo_L <= y <= hi_L (L = 80, 95); NaN for models without intervals
+- Winkler_L (interval score, α = 1 - L/100) = (hi - lo) + (2/α)(lo - y)·[y < lo] + (2/α)(y - hi)·[y > hi]
+
+Aggregation: `metrics_table` is long (unique_id, model, fold, h, metric, value), one value per row and metric;
+it stores the squared metrics `mse` and `msse` (never per-row roots, whose average would be the MAE).
+`summarise` averages any grouping and turns mse -> rmse = sqrt(mean mse), msse -> rmsse = sqrt(mean msse).
+A series' metric is the mean over all its folds and horizon steps (RMSE/RMSSE: root of that mean); a
+leaderboard value is the mean over series of the series' metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from backtest.results import LAST_Y, SCALE_MAE, SCALE_MSE
+from backtest.significance import beats_reference
+from features.schema import FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRIC, METRICS_COLUMNS, MODEL, VALUE, YHAT, H, Y
+
+ROW_METRICS = (
+    "mae",
+    "mse",
+    "mape",
+    "smape",
+    "mase",
+    "msse",
+    "directional_accuracy",
+    "coverage_80",
+    "coverage_95",
+    "winkler_80",
+    "winkler_95",
+)
+# Squared row metrics and the name of their honest aggregate.
+ROOTED = {"mse": "rmse", "msse": "rmsse"}
+SUMMARY_METRICS = tuple(ROOTED.get(m, m) for m in ROW_METRICS)
+LEADERBOARD_COLUMNS = (
+    "model",
+    "mae",
+    "rmse",
+    "mape",
+    "smape",
+    "mase",
+    "rmsse",
+    "directional_accuracy",
+    "coverage_80",
+    "coverage_95",
+    "winkler_95",
+    "mean_rank",
+    "beats_naive_dm",
+)
+
+
+# ---- row-level definitions ----------------------------------------------------------------------------------
+def absolute_error(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
+    """|y - ŷ|."""
+    return np.abs(np.asarray(y, float) - np.asarray(yhat, float))
+
+
+def squared_error(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
+    """(y - ŷ)²."""
+    return (np.asarray(y, float) - np.asarray(yhat, float)) ** 2
+
+
+def percentage_error(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
+    """100·|y - ŷ| / |y|; NaN where y = 0 (undefined)."""
+    y = np.asarray(y, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y == 0, np.nan, 100.0 * absolute_error(y, yhat) / np.abs(y))
+
+
+def symmetric_percentage_error(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
+    """M4 sMAPE term 200·|y - ŷ| / (|y| + |ŷ|), 0-200 scale; 0 when both are 0."""
+    y, yhat = np.asarray(y, float), np.asarray(yhat, float)
+    denom = np.abs(y) + np.abs(yhat)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denom == 0, 0.0, 200.0 * absolute_error(y, yhat) / denom)
+
+
+def direction_hit(y: np.ndarray, yhat: np.ndarray, last_y: np.ndarray) -> np.ndarray:
+    """1 if forecast and realised moves from last_y share a sign, 0 if opposite, 0.5 if either is no change."""
+    true_move = np.sign(np.asarray(y, float) - np.asarray(last_y, float))
+    pred_move = np.sign(np.asarray(yhat, float) - np.asarray(last_y, float))
+    return np.where((true_move == 0) | (pred_move == 0), 0.5, (true_move == pred_move).astype(float))
+
+
+def interval_covered(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """1.0 if lo <= y <= hi else 0.0; NaN where the model gave no interval."""
+    y, lo, hi = (np.asarray(a, float) for a in (y, lo, hi))
+    inside = ((lo <= y) & (y <= hi)).astype(float)
+    return np.where(np.isnan(lo) | np.isnan(hi), np.nan, inside)
+
+
+def winkler_score(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, level: int) -> np.ndarray:
+    """Interval score: width plus (2/α)·distance outside the interval, α = 1 - level/100 (lower is better)."""
+    y, lo, hi = (np.asarray(a, float) for a in (y, lo, hi))
+    alpha = 1.0 - level / 100.0
+    below = np.clip(lo - y, 0.0, None)
+    above = np.clip(y - hi, 0.0, None)
+    return (hi - lo) + (2.0 / alpha) * (below + above)
+
+
+def row_metrics(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFrame:
+    """The backtest rows with one column per ROW_METRICS entry (wide; fold_info supplies scale and last_y)."""
+    info = fold_info[[ID, FOLD, LAST_Y, SCALE_MAE, SCALE_MSE]]
+    rows = forecasts.merge(info, on=[ID, FOLD], how="left", validate="many_to_one")
+    for col in (LO_80, HI_80, LO_95, HI_95):  # tables without interval columns: coverage/winkler undefined
+        if col not in rows.columns:
+            rows[col] = np.nan
+    y, yhat = rows[Y].to_numpy(float), rows[YHAT].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        metrics = {
+            "mae": absolute_error(y, yhat),
+            "mse": squared_error(y, yhat),
+            "mape": percentage_error(y, yhat),
+            "smape": symmetric_percentage_error(y, yhat),
+            "mase": absolute_error(y, yhat) / rows[SCALE_MAE].to_numpy(float),
+            "msse": squared_error(y, yhat) / rows[SCALE_MSE].to_numpy(float),
+            "directional_accuracy": direction_hit(y, yhat, rows[LAST_Y].to_numpy(float)),
+            "coverage_80": interval_covered(y, rows[LO_80], rows[HI_80]),
+            "coverage_95": interval_covered(y, rows[LO_95], rows[HI_95]),
+            "winkler_80": winkler_score(y, rows[LO_80], rows[HI_80], level=80),
+            "winkler_95": winkler_score(y, rows[LO_95], rows[HI_95], level=95),
+        }
+    out = rows[[ID, MODEL, FOLD, H]].copy()
+    for name, values in metrics.items():
+        values = np.asarray(values, float)
+        out[name] = np.where(np.isfinite(values), values, np.nan)  # 0 scale or y = 0: undefined, not infinite
+    return out
+
+
+# ---- tables ------------------------------------------------------------------------------------------------
+def metrics_table(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFrame:
+    """Long table METRICS_COLUMNS: one value per (unique_id, model, fold, h, metric); undefined values dropped."""
+    wide = row_metrics(forecasts, fold_info)
+    long = wide.melt(id_vars=[ID, MODEL, FOLD, H], value_vars=list(ROW_METRICS), var_name=METRIC, value_name=VALUE)
+    long = long.dropna(subset=[VALUE])
+    order = {m: k for k, m in enumerate(ROW_METRICS)}
+    long = long.assign(_o=long[METRIC].map(order)).sort_values([ID, MODEL, FOLD, H, "_o"], kind="stable")
+    return long.drop(columns="_o").reset_index(drop=True)[list(METRICS_COLUMNS)]
+
+
+def summarise(metrics: pd.DataFrame, *, by: Sequence[str]) -> pd.DataFrame:
+    """Mean of each metric within `by` groups of a metrics_table, wide; mse/msse become rmse/rmsse (root last)."""
+    by = list(by)
+    wide = metrics.pivot_table(index=by, columns=METRIC, values=VALUE, aggfunc="mean", observed=True)
+    for squared, rooted in ROOTED.items():
+        if squared in wide.columns:
+            wide[rooted] = np.sqrt(wide.pop(squared))
+    out = wide.reindex(columns=list(SUMMARY_METRICS))  # absent metrics (no intervals anywhere) stay as NaN
+    out.columns.name = None
+    return out.reset_index()
+
+
+def per_series_table(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFrame:
+    """One row per (unique_id, model): every metric over all folds and horizon steps, plus n_folds."""
+    table = summarise(metrics_table(forecasts, fold_info), by=[ID, MODEL])
+    n_folds = forecasts.groupby([ID, MODEL], observed=True)[FOLD].nunique().rename("n_folds").reset_index()
+    return table.merge(n_folds, on=[ID, MODEL], how="left")
+
+
+def per_horizon_table(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, h): series metric at step h (mean over folds), averaged over series."""
+    per = summarise(metrics_table(forecasts, fold_info), by=[ID, MODEL, H])
+    return per.drop(columns=ID).groupby([MODEL, H], observed=True).mean().reset_index()
+
+
+def mean_rank(per_series: pd.DataFrame, *, by: str = "mase") -> pd.Series:
+    """Mean over series of each model's rank by `by` within the series (1 = best, ties averaged).
+
+    Only series where every model has a value count, so a model that fails on hard series gains nothing.
+    """
+    wide = per_series.pivot_table(index=ID, columns=MODEL, values=by, aggfunc="mean")
+    common = wide.dropna(how="any")
+    return common.rank(axis=1, method="average").mean(axis=0).rename("mean_rank")
+
+
+def leaderboard(
+    forecasts: pd.DataFrame,
+    fold_info: pd.DataFrame,
+    dm_table: pd.DataFrame | None = None,
+    *,
+    failures: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per model: mean over series of each series' metric, mean MASE rank, DM verdict vs naive.
+
+    `beats_naive_dm` comes from `significance.beats_reference(dm_table)` (see that docstring for the rule);
+    NaN when no DM table is given, for the reference model itself, and for models without DM rows.
+    """
+    per_series = per_series_table(forecasts, fold_info)
+    board = per_series.drop(columns=[ID, "n_folds"]).groupby(MODEL, observed=True).mean()
+    board["mean_rank"] = mean_rank(per_series)
+    board["beats_naive_dm"] = _dm_verdicts(dm_table, board.index)
+    board["n_series"] = per_series.groupby(MODEL, observed=True)[ID].nunique()
+    if failures is not None:
+        board["n_failures"] = failures.groupby(MODEL).size().reindex(board.index, fill_value=0).astype(int)
+    board = board.reset_index()
+    extra = [c for c in ("n_series", "n_failures") if c in board.columns]
+    board = board[[*LEADERBOARD_COLUMNS, *extra]]
+    return board.sort_values(["mean_rank", "mase"], kind="stable", na_position="last").reset_index(drop=True)
+
+
+def _dm_verdicts(dm_table: pd.DataFrame | None, models: pd.Index) -> pd.Series:
+    if dm_table is None or dm_table.empty:
+        return pd.Series(pd.NA, index=models, dtype="boolean")
+    return beats_reference(dm_table).reindex(models).astype("boolean")

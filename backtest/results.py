@@ -1,0 +1,167 @@
+"""Backtest result tables (forecasts, timings, failures, fold_info) with atomic save/load and concatenation.
+
+Parquet is the source of truth (`load` reads it); a CSV beside each table is for people and spreadsheets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.schema import BACKTEST_COLUMNS, CUTOFF, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, H
+from pricecast.errors import DataError
+
+log = logging.getLogger(__name__)
+
+ERROR_TYPE = "error_type"
+MESSAGE = "message"
+FAILURE_COLUMNS = (ID, MODEL, FOLD, ERROR_TYPE, MESSAGE)
+TRAIN_START, TRAIN_END = "train_start", "train_end"
+LAST_Y, SCALE_MAE, SCALE_MSE = "last_y", "scale_mae", "scale_mse"
+FOLD_INFO_COLUMNS = (ID, FOLD, CUTOFF, TRAIN_START, TRAIN_END, LAST_Y, SCALE_MAE, SCALE_MSE)
+TABLES = ("forecasts", "timings", "failures", "fold_info")
+META_FILE = "meta.json"
+
+_STRINGS = (ID, MODEL, ERROR_TYPE, MESSAGE)
+_DATES = ("ds", CUTOFF, TRAIN_START, TRAIN_END)
+_INTS = (FOLD, H)
+_FLOATS = ("y", "yhat", *INTERVAL_COLUMNS, "fit_seconds", "predict_seconds", LAST_Y, SCALE_MAE, SCALE_MSE)
+
+
+def normalize(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """`frame` with exactly `columns` in order and canonical dtypes (missing columns become NaN/empty)."""
+    out = pd.DataFrame(index=frame.index)
+    for col in columns:
+        values = frame[col] if col in frame.columns else pd.Series(np.nan, index=frame.index)
+        if col in _STRINGS:
+            values = values.astype("str")
+        elif col in _DATES:
+            values = pd.to_datetime(values).astype("datetime64[ns]")
+        elif col in _INTS:
+            values = values.astype("int64")
+        elif col == "refit":
+            values = values.astype(bool)
+        elif col in _FLOATS:
+            values = values.astype("float64")
+        out[col] = values
+    return out.reset_index(drop=True)
+
+
+def empty_table(columns: tuple[str, ...]) -> pd.DataFrame:
+    """A zero-row table with the canonical dtypes of `columns`."""
+    return normalize(pd.DataFrame({c: [] for c in columns}), columns)
+
+
+@dataclass
+class UnitResult:
+    """What one (series, model) unit produces; the Prefect flow maps over these and concatenates them."""
+
+    forecasts: pd.DataFrame
+    timings: pd.DataFrame
+    failures: pd.DataFrame
+    fold_info: pd.DataFrame
+    date_mismatches: int = 0  # model (calendar) dates that differ from the data's test sessions
+
+
+@dataclass
+class BacktestResult:
+    """The tidy tables of a whole backtest plus run metadata (plan, models, refit policy, ...)."""
+
+    forecasts: pd.DataFrame
+    timings: pd.DataFrame
+    failures: pd.DataFrame
+    fold_info: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write every table as parquet + CSV and meta.json atomically; other files in out_dir are kept.
+
+        Everything is serialised into a temporary sibling directory first, so a failure while writing leaves
+        out_dir untouched; the finished files are then moved in with os.replace (atomic per file), meta.json
+        last, so a reader that finds meta.json finds complete tables.
+        """
+        out_dir = Path(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        try:
+            for name in TABLES:
+                table = getattr(self, name)
+                table.to_parquet(staging / f"{name}.parquet", index=False)
+                table.to_csv(staging / f"{name}.csv", index=False, date_format="%Y-%m-%d")
+            (staging / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True, default=str))
+            if not out_dir.exists():
+                staging.rename(out_dir)  # whole directory appears at once
+                return out_dir
+            out_dir.mkdir(exist_ok=True)
+            names = [f"{n}.{ext}" for n in TABLES for ext in ("parquet", "csv")] + [META_FILE]
+            for name in names:
+                os.replace(staging / name, out_dir / name)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return out_dir
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> BacktestResult:
+        """Read a result written by `save` (parquet tables + meta.json)."""
+        out_dir = Path(out_dir)
+        missing = [n for n in (*[f"{t}.parquet" for t in TABLES], META_FILE) if not (out_dir / n).exists()]
+        if missing:
+            raise DataError(f"{out_dir} is not a complete backtest result: missing {missing}; re-run the backtest")
+        tables = {name: pd.read_parquet(out_dir / f"{name}.parquet") for name in TABLES}
+        meta = json.loads((out_dir / META_FILE).read_text())
+        return cls(**{k: normalize(v, _COLUMNS[k]) for k, v in tables.items()}, meta=meta)
+
+    def summary(self) -> str:
+        """One line for logs: counts of series, models, forecast rows and failures."""
+        f = self.forecasts
+        return (
+            f"{f[ID].nunique()} series x {f[MODEL].nunique()} models, {len(f)} forecast rows, "
+            f"{len(self.failures)} failed folds"
+        )
+
+
+_COLUMNS = {
+    "forecasts": BACKTEST_COLUMNS,
+    "timings": TIMING_COLUMNS,
+    "failures": FAILURE_COLUMNS,
+    "fold_info": FOLD_INFO_COLUMNS,
+}
+
+
+def concat(results: Iterable[UnitResult | BacktestResult], *, meta: dict[str, Any] | None = None) -> BacktestResult:
+    """Merge unit (or whole) results into one BacktestResult, sorted deterministically.
+
+    fold_info is per series x fold and identical across models, so duplicates are dropped.
+    """
+    results = list(results)
+    parts = {name: [getattr(r, name) for r in results if len(getattr(r, name))] for name in TABLES}
+    tables = {
+        name: normalize(pd.concat(frames, ignore_index=True), _COLUMNS[name]) if frames else empty_table(_COLUMNS[name])
+        for name, frames in parts.items()
+    }
+    tables["fold_info"] = tables["fold_info"].drop_duplicates([ID, FOLD], keep="first")
+    order = {
+        "forecasts": [ID, MODEL, FOLD, H],
+        "timings": [ID, MODEL, FOLD],
+        "failures": [ID, MODEL, FOLD],
+        "fold_info": [ID, FOLD],
+    }
+    for name, keys in order.items():
+        tables[name] = tables[name].sort_values(keys, kind="stable").reset_index(drop=True)
+    merged_meta = dict(meta or {})
+    mismatches = sum(
+        r.date_mismatches if isinstance(r, UnitResult) else int(r.meta.get("date_mismatches", 0)) for r in results
+    )
+    merged_meta.setdefault("date_mismatches", int(mismatches))
+    return BacktestResult(**tables, meta=merged_meta)
