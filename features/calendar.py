@@ -23,10 +23,10 @@ COUNTRY = {"XNYS": "US", "XNAS": "US", "XKRX": "KR", "24/5": "US", "24/7": "US"}
 def exchange_for(ticker: str) -> str:
     """The exchange-calendars name a ticker trades on, inferred from its spelling.
 
-    KRX codes (6 digits, `.KS`/`.KQ`) and KRX indices -> XKRX; crypto (BTC-USD, BTC/KRW) -> 24/7;
+    KRX codes (6 digits, `.KS`/`.KQ`) and KRX indices (with or without `^`) -> XKRX; crypto (BTC-USD, BTC/KRW) -> 24/7;
     FX (USD/KRW, EURUSD=X) -> 24/5; everything else -> XNYS.
     """
-    t = str(ticker).strip().upper()
+    t = str(ticker).strip().upper().lstrip("^")  # Yahoo spells indices ^KS11
     base = re.split(r"[-/]", t)[0]
     if re.fullmatch(r"\d{6}", t) or t.endswith((".KS", ".KQ")) or t in _KRX_INDEX:
         return "XKRX"
@@ -58,18 +58,30 @@ def sessions(exchange: str, start, end) -> pd.DatetimeIndex:
 
 
 def next_sessions(exchange: str, after, n: int) -> pd.DatetimeIndex:
-    """The `n` sessions of `exchange` strictly after the date `after`."""
+    """The `n` sessions of `exchange` strictly after the date `after` (tz-naive midnights, ns resolution).
+
+    Dates outside the calendar's bounds (before its first or after its last session, about one year ahead)
+    fall back to weekdays, so a horizon that straddles the calendar's end still gets `n` dates.
+    """
     if n <= 0:
-        return pd.DatetimeIndex([], name="ds")
+        return pd.DatetimeIndex([], dtype="datetime64[ns]", name="ds")
     cal = _calendar(exchange)
-    after = pd.Timestamp(after).normalize()
-    if after >= cal.last_session:  # beyond the calendar's horizon: fall back to weekdays, say so in docs
-        return pd.DatetimeIndex(pd.bdate_range(after + pd.Timedelta(days=1), periods=n), name="ds")
-    first = cal.date_to_session(after, direction="next")
-    if first == after:
-        first = cal.next_session(after)
-    out = cal.sessions_window(first, n)
-    return pd.DatetimeIndex(out.tz_localize(None), name="ds")
+    after = pd.Timestamp(after)
+    if after.tz is not None:  # a session is a local date: keep the wall-clock date, drop the zone
+        after = after.tz_localize(None)
+    after = after.normalize()
+    first, last = cal.first_session, cal.last_session
+    parts = []
+    if after < first - pd.Timedelta(days=1):  # before the calendar starts: weekdays up to its first session
+        parts.append(pd.bdate_range(after + pd.Timedelta(days=1), first - pd.Timedelta(days=1)))
+    if after < last:
+        start = max(after + pd.Timedelta(days=1), first)
+        parts.append(cal.sessions_in_range(start, min(last, start + pd.Timedelta(days=7 * n + 31))))
+    got = sum(len(p) for p in parts)
+    if got < n:  # beyond the calendar's horizon: weekdays after its last session (or after `after`)
+        parts.append(pd.bdate_range(max(after, last) + pd.Timedelta(days=1), periods=n - got))
+    out = pd.DatetimeIndex(np.concatenate([pd.DatetimeIndex(p).tz_localize(None).as_unit("ns").values for p in parts]))
+    return pd.DatetimeIndex(out[:n], name="ds")
 
 
 def next_sessions_for(ticker: str, after, n: int) -> pd.DatetimeIndex:
@@ -80,18 +92,27 @@ def next_sessions_for(ticker: str, after, n: int) -> pd.DatetimeIndex:
 def calendar_features(ds: pd.DatetimeIndex | pd.Series) -> pd.DataFrame:
     """Calendar features known in advance for any session: day of week, month, month/quarter ends.
 
-    Columns start with `cal_` so models can tell them from features that must be lagged.
+    Columns start with `cal_` so models can tell them from features that must be lagged. Month/quarter ends flag
+    the period's last weekday (the usual last session, whatever day the month ends on); exchange holidays are
+    ignored so the flag depends on the date alone. The frame has a RangeIndex: align by position.
     """
     idx = pd.DatetimeIndex(ds)
+    dow = idx.day_of_week
+    # Next weekday: +3 days from a Friday, +1 otherwise (weekend dates are never the last weekday).
+    next_weekday = idx + pd.to_timedelta(np.where(dow == 4, 3, 1), unit="D")
+    weekday = dow < 5
     p = CALENDAR_PREFIX
     frame = pd.DataFrame(
         {
-            f"{p}dow": idx.dayofweek.astype(np.int8),
+            f"{p}dow": dow.astype(np.int8),
             f"{p}month": idx.month.astype(np.int8),
             f"{p}dom": idx.day.astype(np.int8),
-            f"{p}month_end": idx.is_month_end.astype(np.int8),
-            f"{p}quarter_end": idx.is_quarter_end.astype(np.int8),
+            f"{p}month_end": (weekday & (next_weekday.month != idx.month)).astype(np.int8),
+            f"{p}quarter_end": (weekday & (next_weekday.quarter != idx.quarter)).astype(np.int8),
         },
         index=range(len(idx)),
     )
     return frame
+
+
+CALENDAR_COLUMNS: tuple[str, ...] = tuple(calendar_features(pd.DatetimeIndex([])).columns)
