@@ -1,0 +1,35 @@
+"""The bundled sample: public-domain daily bars of AAPL, GOOG, IBM, MSFT (and FB) 2000-2013 from bokeh_sampledata."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from features.schema import ID
+from ingest.columns import finish_raw, normalise_columns, one_based
+from ingest.spec import SAMPLE_TICKERS, SourceSpec
+from pricecast.errors import SourceError
+
+SAMPLE_FILE = "stocks.csv.gz"
+
+
+def sample_path() -> Path:
+    """Where the installed bokeh_sampledata package keeps its stocks file (no download needed)."""
+    try:
+        path = Path(str(resources.files("bokeh_sampledata") / "_data" / SAMPLE_FILE))
+    except ModuleNotFoundError:
+        raise SourceError("the sample needs the bokeh_sampledata package; pip install bokeh-sampledata") from None
+    if not path.is_file():
+        raise SourceError(f"bokeh_sampledata has no {SAMPLE_FILE} at {path}; reinstall bokeh-sampledata")
+    return path
+
+
+def read_sample(spec: SourceSpec) -> pd.DataFrame:
+    """Raw bars of the sample; without tickers, the four with the full 2000-2013 history (FB only when asked for)."""
+    frame = pd.read_csv(sample_path(), dtype={"Ticker": str})
+    raw = finish_raw(normalise_columns(one_based(frame), where=f"sample {SAMPLE_FILE}"))
+    if spec.tickers is None:
+        raw = raw[raw[ID].isin(SAMPLE_TICKERS)]
+    return raw

@@ -1,0 +1,92 @@
+"""SourceSpec: the one typed description of what to ingest, validated up front so bad options fail fast."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator, model_validator
+
+from pricecast.errors import ConfigError
+
+SourceName = Literal["sample", "csv", "parquet", "yfinance", "fdr"]
+LIVE_SOURCES: frozenset[str] = frozenset({"yfinance", "fdr"})
+FILE_SOURCES: frozenset[str] = frozenset({"csv", "parquet"})
+SAMPLE_TICKERS: tuple[str, ...] = ("AAPL", "GOOG", "IBM", "MSFT")
+
+
+class SourceSpec(BaseModel):
+    """What to ingest and how strictly: source, tickers, date range, target column and gap policy.
+
+    Invalid options raise ConfigError (not pydantic's ValidationError) so the CLI prints one clear line.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: SourceName = "sample"
+    path: Path | None = None
+    tickers: tuple[StrictStr, ...] | None = None
+    start: date | None = None
+    end: date | None = None
+    target: Literal["auto", "adj_close", "close"] = "auto"
+    gap_policy: Literal["error", "ffill"] = "ffill"
+    max_ffill: int = Field(default=3, ge=0)
+    min_sessions: int = Field(default=1, ge=1)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid SourceSpec: {_describe(exc)}") from None
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _tickers(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):  # "AAPL,MSFT" from a CLI or a Prefect parameter
+            value = value.split(",")
+        items = list(value)
+        for item in items:
+            if not isinstance(item, str):
+                raise ValueError(
+                    f"ticker {item!r} is of type {type(item).__name__}, not a string; "
+                    "quote it (KRX codes like '005930' lose their leading zeros as numbers)"
+                )
+        cleaned = tuple(dict.fromkeys(t.strip() for t in items if t.strip()))
+        if not cleaned:
+            raise ValueError("tickers is empty; pass at least one ticker or None for all the source has")
+        return cleaned
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _to_date(cls, value: Any) -> Any:
+        if isinstance(value, datetime):  # also pandas Timestamps: keep the calendar date
+            return value.date()
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceSpec:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}; swap them or drop one")
+        if self.source in FILE_SOURCES and self.path is None:
+            raise ValueError(f"source {self.source!r} needs path= (a file or a directory of files)")
+        if self.source in LIVE_SOURCES and not self.tickers:
+            raise ValueError(f"source {self.source!r} needs tickers= (a live source has no list of 'all' tickers)")
+        return self
+
+    @property
+    def is_live(self) -> bool:
+        """True for network sources (yfinance, fdr), which the store fetches incrementally."""
+        return self.source in LIVE_SOURCES
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per pydantic error: field: message (got value)."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg} (got {err.get('input')!r})" if err["loc"] else msg)
+    return "; ".join(parts)

@@ -1,0 +1,430 @@
+"""Validation: turn a raw long frame into the clean panel, counting every change and refusing what cannot be fixed.
+
+Each refusal is a DataError naming the ticker, the column, the first offending rows (row number in the source file
+or response, and the date) and the fix. Each change (dropped duplicates, sorting, time-zone conversion, filled
+gaps, dropped holiday rows) is counted in the QualityReport; suspicious jumps are warned about, never altered.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype
+from pandas.tseries.api import guess_datetime_format
+
+from features.calendar import exchange_for
+from features.schema import ADJ_CLOSE, BAR_COLUMNS, CLOSE, DS, ID, PANEL_COLUMNS, PRICE_COLUMNS, VOLUME, Y
+from ingest.columns import OPTIONAL_COLUMNS
+from ingest.quality import QualityReport, TickerQuality
+from ingest.spec import SourceSpec
+from pricecast.errors import DataError
+
+log = logging.getLogger(__name__)
+
+JUMP_LIMIT = math.log(3.0)  # |log return| above this (a x3 or /3 move in one session) is worth a warning
+SHOW_ROWS = 3
+_EXCHANGE_TZ = {"XNYS": "America/New_York", "XNAS": "America/New_York", "XKRX": "Asia/Seoul", "24/5": "UTC"}
+
+
+def validate(raw: pd.DataFrame, spec: SourceSpec) -> tuple[pd.DataFrame, QualityReport]:
+    """Validate a raw long frame (see ingest.columns.RAW_COLUMNS) into the panel and its quality report.
+
+    Returns the panel with exactly PANEL_COLUMNS, sorted by unique_id and ds, and the per-ticker report.
+    Raw row labels (the index) are quoted in error messages as row numbers.
+    """
+    report = QualityReport(source=spec.source, ignored_files=list(raw.attrs.get("ignored_files", [])))
+    where = _where(spec)
+    _require_columns(raw, spec, where=where)
+    raw = _complete(raw)
+    parts = []
+    for ticker in _select_tickers(raw, spec, where=where):
+        rows = raw[raw[ID] == ticker]
+        parts.append(_validate_ticker(rows, ticker, spec=spec, q=report.ticker(ticker)))
+    panel = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PANEL_COLUMNS))
+    return _panel_dtypes(panel), report
+
+
+def _validate_ticker(g: pd.DataFrame, t: str, *, spec: SourceSpec, q: TickerQuality) -> pd.DataFrame:
+    """All rules for one ticker, in an order where each rule sees the rows the earlier ones left."""
+    q.rows_in = len(g)
+    g = _parse_dates(g, t, q)
+    g = _filter_range(g, t, spec, q)
+    g = _to_numeric(g, t)
+    g = _sort(g, q)
+    g = _drop_exact_duplicates(g, t, q)
+    _check_positive(g, t)
+    target = _choose_target(g, t, spec)
+    g = _drop_zero_volume(g, target, q)
+    g = _fill_gaps(g, t, target, spec, q)
+    g = g.assign(**{Y: g[target]})
+    _warn_missing_bars(g, t, target, q)
+    _warn_jumps(g, t, target, q)
+    if len(g) < spec.min_sessions:
+        raise DataError(
+            f"{t}: {len(g)} sessions after validation ({_span(g)}), need at least min_sessions={spec.min_sessions}; "
+            "widen start/end or lower min_sessions"
+        )
+    q.rows_out, q.target = len(g), target
+    q.first_session, q.last_session = (_day(g[DS].iloc[0]), _day(g[DS].iloc[-1])) if len(g) else (None, None)
+    return g[list(PANEL_COLUMNS)]
+
+
+# ---------------------------------------------------------------------------------------------- frame-level checks
+
+
+def _where(spec: SourceSpec) -> str:
+    return f"{spec.source} {spec.path}" if spec.path else spec.source
+
+
+def _require_columns(raw: pd.DataFrame, spec: SourceSpec, *, where: str) -> None:
+    """Date, close and the ticker are required; adj_close too when it is the requested target."""
+    required = [ID, DS, CLOSE] + ([ADJ_CLOSE] if spec.target == "adj_close" else [])
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        tickers = sorted(map(str, raw[ID].dropna().unique()))[:5] if ID in raw.columns else []
+        names = {ID: "a ticker column (ticker/symbol/code)", DS: "Date", CLOSE: "Close", ADJ_CLOSE: "Adj Close"}
+        raise DataError(
+            f"{where}: tickers {tickers or '(unknown)'}: missing required column(s) {missing}; "
+            f"the source has {[str(c) for c in raw.columns]}; add {', '.join(names[c] for c in missing)} "
+            "(names match case-insensitively, with spaces/underscores/dashes alike)"
+            + ("; or use target='auto'/'close'" if ADJ_CLOSE in missing else "")
+        )
+
+
+def _complete(raw: pd.DataFrame) -> pd.DataFrame:
+    """Optional bar columns a caller's frame lacks become NaN; tickers become stripped strings."""
+    out = raw.assign(**{c: np.nan for c in OPTIONAL_COLUMNS if c not in raw.columns})
+    blank = out[ID].isna() | (out[ID].astype(str).str.strip() == "")
+    if blank.any():
+        raise DataError(
+            f"column {ID!r} (ticker) is empty in {int(blank.sum())} rows: {_rows(out, blank, [ID, DS])}; "
+            "fill in the ticker or delete those rows"
+        )
+    return out.assign(**{ID: out[ID].astype(str).str.strip()})
+
+
+def _select_tickers(raw: pd.DataFrame, spec: SourceSpec, *, where: str) -> list[str]:
+    """The requested tickers (all the frame has when none were asked for); an absent one lists what is available."""
+    available = sorted(raw[ID].unique())
+    if spec.tickers is None:
+        if not available:
+            raise DataError(f"{where}: no rows at all; check the file or the source")
+        return available
+    unknown = [t for t in spec.tickers if t not in set(available)]
+    if unknown:
+        hints = {t: a for t in unknown for a in available if a.upper() == t.upper()}
+        hint = f" (did you mean {', '.join(repr(a) for a in hints.values())}?)" if hints else ""
+        shown = available[:30] + (["..."] if len(available) > 30 else [])
+        raise DataError(
+            f"unknown ticker(s) {unknown} in {where}{hint}; available: {shown}; "
+            "check the spelling (KRX codes are 6-digit strings like '005930')"
+        )
+    return sorted(spec.tickers)
+
+
+# ---------------------------------------------------------------------------------------------- dates
+
+
+def _parse_dates(g: pd.DataFrame, t: str, q: TickerQuality) -> pd.DataFrame:
+    """Dates to tz-naive midnights: tz-aware stamps become exchange-local dates, times are dropped (both counted)."""
+    empty = g[DS].isna()
+    if empty.any():
+        raise DataError(
+            f"{t}: column {DS!r} (Date) is empty in {int(empty.sum())} rows: {_rows(g, empty, [DS, CLOSE])}; "
+            "fill in the dates or delete those rows"
+        )
+    parsed, aware = _to_datetime(g[DS], t)
+    if aware:
+        q.tz_converted = len(g)
+    day = parsed.dt.normalize()
+    q.times_normalised = int((day != parsed).sum())
+    return g.assign(**{DS: day.astype("datetime64[ns]")})
+
+
+def _to_datetime(s: pd.Series, t: str) -> tuple[pd.Series, bool]:
+    """Parse one consistent date format (or ISO 8601 throughout); returns naive local datetimes and tz-awareness."""
+    if is_datetime64_any_dtype(s):
+        parsed = s
+    else:
+        try:
+            parsed = pd.to_datetime(s)  # infers the format from the first value, then holds every value to it
+        except (ValueError, TypeError) as exc:
+            if "timezone" in str(exc).lower():  # offsets differ across DST: parse each stamp with its own offset
+                try:
+                    stamps = [pd.Timestamp(v) for v in s]
+                except (ValueError, TypeError):
+                    _raise_bad_dates(s, t)
+                return _localise(stamps, s.index, t), True
+            try:
+                parsed = pd.to_datetime(s, format="ISO8601")  # ISO variants (with/without time) are unambiguous
+            except (ValueError, TypeError):
+                _raise_bad_dates(s, t)
+    if parsed.dt.tz is None:
+        return parsed, False
+    wall = parsed.dt.tz_localize(None)
+    if _all_midnight(wall):
+        return wall, True
+    return parsed.dt.tz_convert(exchange_tz(exchange_for(t))).dt.tz_localize(None), True
+
+
+def _localise(stamps: list[pd.Timestamp], index: pd.Index, t: str) -> pd.Series:
+    """Naive session dates from tz-aware stamps with differing offsets (see _all_midnight for the rule)."""
+    wall = pd.Series([ts.tz_localize(None) for ts in stamps], index=index, dtype="datetime64[ns]")
+    if _all_midnight(wall):
+        return wall
+    tz = exchange_tz(exchange_for(t))
+    return pd.Series([ts.tz_convert(tz).tz_localize(None) for ts in stamps], index=index, dtype="datetime64[ns]")
+
+
+def _all_midnight(wall: pd.Series) -> bool:
+    """True when every stamp is a midnight in its own zone: a date label, whose own calendar date is the session.
+
+    yfinance writes exchange-local midnights and many feeds UTC midnights; converting a UTC midnight to New York
+    would shift every date back a day. Stamps with a time of day are instants and go to the exchange's zone.
+    """
+    return bool((wall == wall.dt.normalize()).all())
+
+
+@lru_cache(maxsize=16)
+def exchange_tz(exchange: str) -> str:
+    """The IANA time zone of an exchange-calendars name (a table for the common ones, the calendar otherwise)."""
+    if exchange in _EXCHANGE_TZ:
+        return _EXCHANGE_TZ[exchange]
+    if exchange.startswith("24/"):
+        return "UTC"
+    import exchange_calendars as xc
+
+    return str(xc.get_calendar(exchange).tz)
+
+
+def _raise_bad_dates(s: pd.Series, t: str) -> None:
+    """Explain why dates did not parse: values that are no date at all, or several formats mixed."""
+    text = s.astype(str)
+    each = pd.to_datetime(text, format="mixed", errors="coerce", utc=True)
+    bad = each.isna()
+    frame = pd.DataFrame({DS: text})
+    if bad.any():
+        raise DataError(
+            f"{t}: column {DS!r} (Date) has {int(bad.sum())} unparseable dates: {_rows(frame, bad, [DS])}; "
+            "fix or delete those rows (write dates as YYYY-MM-DD)"
+        )
+    fmt = guess_datetime_format(text.iloc[0])
+    odd = pd.to_datetime(text, format=fmt, errors="coerce").isna() if fmt else pd.Series(True, index=s.index)
+    odd.iloc[0] = False
+    raise DataError(
+        f"{t}: column {DS!r} (Date) mixes date formats: row {s.index[0]} is {text.iloc[0]!r} ({fmt or 'unknown'}) "
+        f"but {_rows(frame, odd, [DS])}; write every date in one format (ISO YYYY-MM-DD) - "
+        "dates like 01/04/2020 are ambiguous, so none is guessed"
+    )
+
+
+def _filter_range(g: pd.DataFrame, t: str, spec: SourceSpec, q: TickerQuality) -> pd.DataFrame:
+    """Keep rows within [start, end] (counted); a ticker left with nothing is an error."""
+    keep = pd.Series(True, index=g.index)
+    if spec.start is not None:
+        keep &= g[DS] >= pd.Timestamp(spec.start)
+    if spec.end is not None:
+        keep &= g[DS] <= pd.Timestamp(spec.end)
+    if not keep.any():
+        raise DataError(
+            f"{t}: no rows between start={spec.start} and end={spec.end}; its data runs {_span(g)}; widen start/end"
+        )
+    q.outside_range_dropped = int((~keep).sum())
+    return g[keep]
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+def _to_numeric(g: pd.DataFrame, t: str) -> pd.DataFrame:
+    """Prices and volume to float; text such as 'abc' or '1,234' is refused, never coerced to NaN."""
+    out = {}
+    for col in (*PRICE_COLUMNS, VOLUME):
+        s = g[col]
+        if is_numeric_dtype(s) and not is_bool_dtype(s):
+            num = s.astype("float64")
+            bad = pd.Series(np.isinf(num.to_numpy()), index=g.index)
+        else:
+            num = pd.to_numeric(s, errors="coerce").astype("float64")
+            blank = s.isna() | (s.astype(str).str.strip() == "")
+            bad = (num.isna() & ~blank) | np.isinf(num)
+        if bad.any():
+            raise DataError(
+                f"{t}: column {col!r} has {int(bad.sum())} non-numeric values: {_rows(g, bad, [col])}; "
+                "fix the source (plain numbers with '.' as decimal point, no thousands separators) or delete the rows"
+            )
+        out[col] = num
+    return g.assign(**out)
+
+
+def _sort(g: pd.DataFrame, q: TickerQuality) -> pd.DataFrame:
+    """Sort by date (stable); the number of rows that moved is counted."""
+    order = np.argsort(g[DS].to_numpy(), kind="stable")
+    moved = int((order != np.arange(len(order))).sum())
+    q.rows_sorted = moved
+    return g.iloc[order] if moved else g
+
+
+def _drop_exact_duplicates(g: pd.DataFrame, t: str, q: TickerQuality) -> pd.DataFrame:
+    """Drop repeated identical rows (counted); the same date with different values is refused."""
+    exact = g.duplicated(subset=[DS, *BAR_COLUMNS], keep="first")
+    g = g[~exact]
+    conflict = g.duplicated(DS, keep=False)
+    if conflict.any():
+        first = g.loc[conflict, DS].iloc[0]
+        same_day = g[g[DS] == first]
+        cols = [c for c in BAR_COLUMNS if same_day[c].nunique(dropna=False) > 1]
+        dates = g.loc[conflict, DS].drop_duplicates()
+        raise DataError(
+            f"{t}: {len(dates)} dates appear more than once with different {cols}, first {_day(first)}: "
+            f"{_rows(g, conflict, cols)}; deduplicate the source (one row per date)"
+        )
+    q.exact_duplicates_dropped = int(exact.sum())
+    return g
+
+
+def _check_positive(g: pd.DataFrame, t: str) -> None:
+    """Prices must be > 0 and volume >= 0 (NaN is a gap, handled later)."""
+    for col in (*PRICE_COLUMNS, VOLUME):
+        bad = g[col] < 0 if col == VOLUME else g[col] <= 0
+        if bad.any():
+            need = ">= 0" if col == VOLUME else "> 0"
+            raise DataError(
+                f"{t}: column {col!r} has {int(bad.sum())} values not {need}: {_rows(g, bad, [col])}; "
+                "fix or delete those rows (a price of 0 usually marks a missing value)"
+            )
+
+
+def _choose_target(g: pd.DataFrame, t: str, spec: SourceSpec) -> str:
+    """adj_close when asked for or (auto) when the ticker has any, else close."""
+    has_adj = bool(g[ADJ_CLOSE].notna().any())
+    if spec.target == "adj_close" and not has_adj:
+        raise DataError(
+            f"{t}: target='adj_close' but column {ADJ_CLOSE!r} is empty for {t} ({_span(g)}); "
+            "use target='close' or 'auto', or add an Adj Close column to the source"
+        )
+    if spec.target == "close":
+        return CLOSE
+    return ADJ_CLOSE if has_adj else CLOSE
+
+
+def _drop_zero_volume(g: pd.DataFrame, target: str, q: TickerQuality) -> pd.DataFrame:
+    """Drop zero-volume rows whose price repeats the previous row: feeds insert them on exchange holidays.
+
+    Skipped for series that never report volume (indices, FX), where zero volume carries no information.
+    """
+    vol = g[VOLUME]
+    if not (vol > 0).any():
+        return g
+    stale = (vol == 0) & (g[CLOSE] == g[CLOSE].shift()) & (g[target] == g[target].shift())
+    q.zero_volume_dropped = int(stale.sum())
+    return g[~stale]
+
+
+def _fill_gaps(g: pd.DataFrame, t: str, target: str, spec: SourceSpec, q: TickerQuality) -> pd.DataFrame:
+    """Empty target values: refused (gap_policy='error') or forward-filled for runs up to max_ffill sessions.
+
+    A filled row carries the previous row's prices (all of them, so bars stay consistent) and keeps its volume.
+    """
+    gap = g[target].isna().to_numpy()
+    if not gap.any():
+        return g
+    gaps = pd.Series(gap, index=g.index)
+    lead = int(np.argmax(~gap)) if (~gap).any() else len(gap)
+    if lead:
+        fix = f"set start after {_day(g[DS].iloc[lead - 1])}" if lead < len(gap) else "use another target"
+        raise DataError(
+            f"{t}: column {target!r} is empty in its first {lead} rows: {_rows(g, gaps.iloc[:lead], [DS, target])}; "
+            f"nothing precedes them to forward-fill from; {fix} or fix the source"
+        )
+    if spec.gap_policy == "error":
+        raise DataError(
+            f"{t}: column {target!r} is empty in {int(gap.sum())} rows: {_rows(g, gaps, [target])}; "
+            f"fill them in the source or use gap_policy='ffill' (runs up to max_ffill={spec.max_ffill} sessions)"
+        )
+    run_id = (gaps != gaps.shift()).cumsum()[gaps]
+    lengths = run_id.map(run_id.value_counts())
+    too_long = lengths > spec.max_ffill
+    if too_long.any():
+        rows = run_id.index[run_id == run_id[too_long].iloc[0]]
+        raise DataError(
+            f"{t}: column {target!r} has a gap of {len(rows)} sessions from {_day(g.loc[rows[0], DS])} to "
+            f"{_day(g.loc[rows[-1], DS])} (rows {rows[0]}..{rows[-1]}), longer than max_ffill={spec.max_ffill}; "
+            "fix the source, raise max_ffill, or set start after the gap"
+        )
+    filled = g[list(PRICE_COLUMNS)].ffill()
+    out = g.copy()
+    out.loc[gaps, list(PRICE_COLUMNS)] = filled.loc[gaps]
+    q.ffilled = int(gap.sum())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- warnings
+
+
+def _warn_missing_bars(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -> None:
+    """Empty non-target bar columns are left as they are, but said."""
+    for col in (c for c in PRICE_COLUMNS if c not in (target, ADJ_CLOSE)):
+        n = int(g[col].isna().sum())
+        if 0 < n < len(g):
+            q.warnings.append(f"column {col!r} is empty in {n} rows (left empty), first {_rows(g, g[col].isna(), [])}")
+
+
+def _warn_jumps(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -> None:
+    """Record (do not alter) session moves beyond x3 or /3, the signature of an unadjusted split."""
+    y = g[Y].to_numpy(dtype="float64")
+    if len(y) < 2:
+        return
+    lr = np.abs(np.diff(np.log(y)))
+    idx = np.flatnonzero(lr > JUMP_LIMIT) + 1
+    for i in idx[:SHOW_ROWS]:
+        msg = (
+            f"suspicious jump on {_day(g[DS].iloc[i])}: {target} {y[i - 1]:.6g} -> {y[i]:.6g} "
+            f"(x{y[i] / y[i - 1]:.3g}); left as is - an unadjusted split? use adjusted prices or check the source"
+        )
+        q.warnings.append(msg)
+        log.warning("%s: %s", t, msg)
+    if len(idx) > SHOW_ROWS:
+        q.warnings.append(f"{len(idx) - SHOW_ROWS} more jumps beyond x3 or /3")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _rows(g: pd.DataFrame, mask: pd.Series | Iterable[bool], cols: list[str], limit: int = SHOW_ROWS) -> str:
+    """'row 12 (2020-01-03): close='abc'; ...' for the first `limit` rows where mask holds."""
+    mask = pd.Series(mask, index=g.index) if not isinstance(mask, pd.Series) else mask
+    hit = g.loc[mask.reindex(g.index, fill_value=False).to_numpy()]
+    items = []
+    for label, row in hit.head(limit).iterrows():
+        values = ", ".join(f"{c}={_value(row[c])}" for c in cols if c != DS)
+        items.append(f"row {label} ({_day(row[DS]) if DS in row else '?'})" + (f": {values}" if values else ""))
+    more = f" and {len(hit) - limit} more" if len(hit) > limit else ""
+    return "; ".join(items) + more
+
+
+def _value(value: object) -> str:
+    """A cell for messages: short floats, quoted text."""
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
+
+
+def _day(value: object) -> str:
+    """A date for messages: ISO day for timestamps, the raw text otherwise."""
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat() if value == value.normalize() else str(value)
+    return str(value)
+
+
+def _span(g: pd.DataFrame) -> str:
+    return f"{_day(g[DS].min())} .. {_day(g[DS].max())}" if len(g) else "no rows"
+
+
+def _panel_dtypes(panel: pd.DataFrame) -> pd.DataFrame:
+    """Exact panel contract: string ids, ns-resolution naive dates, float bars, sorted by ticker then date."""
+    out = panel.astype({ID: str, DS: "datetime64[ns]", **{c: "float64" for c in (*BAR_COLUMNS, Y)}})
+    return out.sort_values([ID, DS], kind="stable").reset_index(drop=True)[list(PANEL_COLUMNS)]
