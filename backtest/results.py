@@ -93,6 +93,7 @@ class BacktestResult:
         out_dir = Path(out_dir)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        staging.chmod(0o755)  # mkdtemp makes it private; a run directory is meant to be shared
         try:
             for name in TABLES:
                 table = getattr(self, name)

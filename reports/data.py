@@ -1,0 +1,178 @@
+"""The report's one input object, the column names of the backtest tables and what each metric means."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+import pandas as pd
+
+from features.schema import ID, MODEL
+from pricecast.errors import DataError
+
+# Column names of the backtest tables that are not in features.schema (the backtest package writes the same names).
+FIT_SECONDS = "fit_seconds"
+PREDICT_SECONDS = "predict_seconds"
+REFIT = "refit"
+ERROR_TYPE = "error_type"
+MESSAGE = "message"
+TRAIN_START = "train_start"
+TRAIN_END = "train_end"
+LAST_Y = "last_y"
+SCALE_MAE = "scale_mae"
+SCALE_MSE = "scale_mse"
+MEAN_RANK = "mean_rank"
+BEATS_NAIVE_DM = "beats_naive_dm"
+N_SERIES = "n_series"
+N_FAILURES = "n_failures"
+REFERENCE = "reference"
+LOSS = "loss"
+STAT = "stat"
+P_VALUE = "p_value"
+P_LESS = "p_less"
+N_OBS = "n"
+BETTER = "better"
+RULE = "rule"
+EQUITY = "equity"
+CHECK = "check"
+COUNT = "count"
+DETAIL = "detail"
+REFIT_EVERY = "refit_every"
+SECONDS = "seconds"
+TRADING_METRICS = ("hit_rate", "cum_return", "buy_hold_return", "sharpe", "max_drawdown", "turnover")
+
+# The naive random walk: the reference of every significance test and the model name of buy-and-hold equity rows.
+NAIVE = "naive"
+BUY_AND_HOLD = "buy_and_hold"
+
+# Metric names (values of the `metric` column and columns of the leaderboard).
+MAE, RMSE, MAPE, SMAPE, MASE, RMSSE = "mae", "rmse", "mape", "smape", "mase", "rmsse"
+DIRECTIONAL_ACCURACY = "directional_accuracy"
+COVERAGE_80, COVERAGE_95 = "coverage_80", "coverage_95"
+WINKLER_80, WINKLER_95 = "winkler_80", "winkler_95"
+
+Better = Literal["lower", "higher", "nominal", "none"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to read one metric: a short label, which direction is better and a one-line caption."""
+
+    label: str
+    better: Better
+    caption: str
+    nominal: float | None = None  # coverage: the target rate, as a fraction
+
+
+METRICS: dict[str, MetricInfo] = {
+    MAE: MetricInfo("MAE", "lower", "Mean absolute error, in price units."),
+    RMSE: MetricInfo("RMSE", "lower", "Root mean squared error, in price units; punishes large misses more than MAE."),
+    MAPE: MetricInfo("MAPE", "lower", "Mean absolute percentage error."),
+    SMAPE: MetricInfo("sMAPE", "lower", "Symmetric MAPE: absolute error over the mean of |actual| and |forecast|."),
+    MASE: MetricInfo(
+        "MASE",
+        "lower",
+        "MAE scaled by the in-sample naive MAE; MASE < 1 means better than the in-sample naive forecast.",
+    ),
+    RMSSE: MetricInfo("RMSSE", "lower", "RMSE scaled by the in-sample naive RMSE; < 1 beats the in-sample naive."),
+    DIRECTIONAL_ACCURACY: MetricInfo(
+        "Dir. acc.", "higher", "Share of steps where the forecast gets the direction of the move right; 0.5 is a coin."
+    ),
+    COVERAGE_80: MetricInfo(
+        "Cov. 80", "nominal", "Share of actuals inside the 80% interval; well calibrated is close to 0.80.", 0.80
+    ),
+    COVERAGE_95: MetricInfo(
+        "Cov. 95", "nominal", "Share of actuals inside the 95% interval; well calibrated is close to 0.95.", 0.95
+    ),
+    WINKLER_80: MetricInfo("Winkler 80", "lower", "80% interval width plus a penalty for misses; lower is better."),
+    WINKLER_95: MetricInfo("Winkler 95", "lower", "95% interval width plus a penalty for misses; lower is better."),
+    MEAN_RANK: MetricInfo("Mean rank", "lower", "Rank among models averaged over series and metrics; 1 is best."),
+    BEATS_NAIVE_DM: MetricInfo(
+        "Beats naive (DM 5%)", "none", "Significantly lower loss than the naive random walk (Diebold–Mariano, 5%)."
+    ),
+    N_SERIES: MetricInfo("Series", "none", "Series the model forecast."),
+    N_FAILURES: MetricInfo("Failures", "none", "(series, fold) units where the model failed."),
+    "hit_rate": MetricInfo("Hit rate", "higher", "Share of trades whose direction was right."),
+    "cum_return": MetricInfo("Cum. return", "higher", "Cumulative return of the rule over the test sessions."),
+    "buy_hold_return": MetricInfo(
+        "Buy & hold", "none", "Cumulative return of buying and holding over the same sessions."
+    ),
+    "sharpe": MetricInfo("Sharpe", "higher", "Annualised Sharpe ratio of the rule's daily returns (no costs)."),
+    "max_drawdown": MetricInfo("Max DD", "lower", "Largest peak-to-trough fall of the equity curve."),
+    "turnover": MetricInfo("Turnover", "lower", "Average share of the position traded per session."),
+}
+LEADERBOARD_METRICS = (
+    MAE,
+    RMSE,
+    MAPE,
+    SMAPE,
+    MASE,
+    RMSSE,
+    DIRECTIONAL_ACCURACY,
+    COVERAGE_80,
+    COVERAGE_95,
+    WINKLER_80,
+    WINKLER_95,
+)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class ReportInput:
+    """Every table a backtest produces, bundled so renderers take one object; optional tables may be None.
+
+    `meta` keys read by the run header (all optional): source, tickers, sessions ({ticker: (first, last)}),
+    fold_plan ({horizon, step, windows, window_type, gap}), refit_policy, versions ({package: version}),
+    git_commit, total_seconds, run_id, created_at. Other keys are listed as they are.
+    """
+
+    forecasts: pd.DataFrame
+    metrics: pd.DataFrame
+    leaderboard: pd.DataFrame
+    dm: pd.DataFrame | None = None
+    dm_pairwise: pd.DataFrame | None = None
+    per_series: pd.DataFrame | None = None
+    timings: pd.DataFrame | None = None
+    failures: pd.DataFrame | None = None
+    fold_info: pd.DataFrame | None = None
+    trading: pd.DataFrame | None = None
+    equity: pd.DataFrame | None = None
+    quality: pd.DataFrame | None = None
+    refit_tradeoff: pd.DataFrame | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables that are present, by field name (for `export_csv`)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, pd.DataFrame):
+                out[f.name] = value
+        return out
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, table: str) -> None:
+    """Raise DataError naming the table and its missing columns, so a contract drift fails loudly, not blankly."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{table} table is missing columns {missing}; it has {list(frame.columns)}. "
+            f"Pass the table the backtest wrote, or rename the columns to the report's contract."
+        )
+
+
+def model_order(leaderboard: pd.DataFrame) -> list[str]:
+    """Models best first (mean rank, then MASE), so tables, legends and colours agree across the report."""
+    if leaderboard is None or leaderboard.empty or MODEL not in leaderboard.columns:
+        return []
+    keys = [c for c in (MEAN_RANK, MASE) if c in leaderboard.columns]
+    ordered = leaderboard.sort_values(keys, na_position="last") if keys else leaderboard
+    return [str(m) for m in ordered[MODEL].drop_duplicates()]
+
+
+def series_ids(data: ReportInput) -> list[str]:
+    """Series in the order they first appear in the forecasts (falls back to the metrics table)."""
+    for frame in (data.forecasts, data.metrics, data.per_series):
+        if frame is not None and not frame.empty and ID in frame.columns:
+            return [str(u) for u in frame[ID].drop_duplicates()]
+    return []

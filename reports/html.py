@@ -1,0 +1,549 @@
+"""The comparative backtest report as one offline HTML file (plotly.js beside it, or inlined), rendered from tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+from features.schema import CUTOFF, FOLD, ID, MODEL, H
+from pricecast.fileio import atomic_write, atomic_write_text
+from reports import charts
+from reports.data import (
+    BEATS_NAIVE_DM,
+    CHECK,
+    COUNT,
+    DETAIL,
+    ERROR_TYPE,
+    FIT_SECONDS,
+    LEADERBOARD_METRICS,
+    LOSS,
+    MASE,
+    MEAN_RANK,
+    MESSAGE,
+    METRICS,
+    N_FAILURES,
+    N_OBS,
+    N_SERIES,
+    NAIVE,
+    P_LESS,
+    P_VALUE,
+    PREDICT_SECONDS,
+    REFERENCE,
+    REFIT,
+    REFIT_EVERY,
+    RULE,
+    SECONDS,
+    STAT,
+    TRADING_METRICS,
+    ReportInput,
+    model_order,
+    require_columns,
+    series_ids,
+)
+from reports.format import fmt_date, fmt_num, fmt_p, fmt_seconds, fmt_value
+from reports.tables import Cell, Table, build_table
+from reports.verdict import DM_NAME, dm_versus_naive, verdict
+
+log = logging.getLogger(__name__)
+
+PLOTLY_JS = "plotly.min.js"
+MAX_EQUITY_CHARTS = 12  # equity curves are long; the per-series trading table covers the rest
+TEMPLATE = "report.html.j2"
+
+# (id, heading) of every section, in page order; each is always rendered, with a note when its table is absent.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("verdict", "Verdict"),
+    ("run", "Run"),
+    ("leaderboard", "Leaderboard"),
+    ("significance", "Diebold–Mariano tests against naive"),
+    ("horizon", "Error by horizon step"),
+    ("forecasts", "Actual vs forecast"),
+    ("folds", "Error across folds"),
+    ("refit", "Refit policy trade-off"),
+    ("trading", "Trading evaluation"),
+    ("failures", "Failures"),
+    ("quality", "Data quality"),
+)
+SECTION_IDS = tuple(s for s, _ in SECTIONS)
+
+
+@dataclass(frozen=True)
+class Figure:
+    html: Markup
+    caption: str = ""
+
+
+def render_html(
+    data: ReportInput,
+    out_path: Path,
+    *,
+    title: str = "pricecast backtest report",
+    last_folds: int = 3,
+    max_series: int = 24,
+    plotlyjs: Literal["directory", "inline"] = "directory",
+    alpha: float = 0.05,
+) -> Path:
+    """Write the report to `out_path` atomically and return it.
+
+    Args:
+        last_folds: folds per series shown in the actual-vs-forecast charts (keeps the file small).
+        max_series: series that get their own forecast and equity chart; the tables still list every series.
+        plotlyjs: "directory" writes plotly.min.js beside the HTML once (shared by reports in that folder);
+            "inline" embeds it (+4.8 MB) for a single self-contained file. Never a CDN: the report opens offline.
+    """
+    out_path = Path(out_path)
+    _check(data)
+    context = build_context(data, title=title, last_folds=last_folds, max_series=max_series, alpha=alpha)
+    if plotlyjs == "inline":
+        from plotly.offline import get_plotlyjs
+
+        # plotly.min.js contains no "</script>" (plotly inlines it the same way in write_html).
+        context["plotly_script"] = Markup("<script>") + Markup(get_plotlyjs()) + Markup("</script>")
+    else:
+        _write_plotlyjs(out_path.parent / PLOTLY_JS)
+        context["plotly_script"] = Markup(f'<script src="{PLOTLY_JS}" charset="utf-8"></script>')
+    html = _environment().get_template(TEMPLATE).render(**context)
+    atomic_write_text(out_path, html)
+    log.info("wrote report %s (%.0f kB)", out_path, len(html) / 1024)
+    return out_path
+
+
+def _check(data: ReportInput) -> None:
+    require_columns(data.leaderboard, [MODEL], table="leaderboard")
+    if data.forecasts is not None and not data.forecasts.empty:
+        require_columns(data.forecasts, [ID, MODEL, FOLD, CUTOFF], table="forecasts")
+    if data.metrics is not None and not data.metrics.empty:
+        require_columns(data.metrics, [ID, MODEL, FOLD, H, "metric", "value"], table="metrics")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,  # every string from the data (tickers, model names, error messages) is escaped
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def _write_plotlyjs(path: Path) -> None:
+    from plotly.offline import get_plotlyjs
+
+    js = get_plotlyjs().encode("utf-8")
+    if path.exists() and path.stat().st_size == len(js):
+        return
+    atomic_write(path, lambda fh: fh.write(js))
+
+
+def build_context(
+    data: ReportInput, *, title: str, last_folds: int = 3, max_series: int = 24, alpha: float = 0.05
+) -> dict[str, Any]:
+    """Everything the template shows, as plain values, tables and figure fragments (testable without rendering)."""
+    order = model_order(data.leaderboard)
+    series = series_ids(data)
+    meta = data.meta or {}
+    return {
+        "title": title,
+        "sections": SECTIONS,
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "verdict": verdict(data.leaderboard, data.dm, alpha=alpha),
+        "run": _run_section(data, meta, series),
+        "leaderboard": _leaderboard_section(data, order),
+        "significance": _significance_section(data, order, alpha),
+        "horizon": _figure(charts.horizon_chart(data.metrics, order), "fig-horizon"),
+        "forecasts": _forecast_section(data, order, series, last_folds, max_series),
+        "folds": _figure(charts.fold_chart(data.metrics, data.forecasts, data.fold_info, order), "fig-folds"),
+        "refit": _refit_section(data.refit_tradeoff),
+        "trading": _trading_section(data, order, series, max_series),
+        "failures": _failures_section(data.failures),
+        "quality": _quality_section(data.quality),
+        "glossary": [(info.label, info.caption) for key, info in METRICS.items() if key in _present_metrics(data)],
+    }
+
+
+def _figure(fig: Any, div_id: str, *, height: int = 340) -> Markup | None:
+    return charts.to_html(fig, div_id, height=height)
+
+
+# ---------------------------------------------------------------- run header
+
+
+def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) -> dict[str, Any]:
+    tickers = meta.get("tickers") or series
+    facts: list[tuple[str, str]] = []
+    for label, value in (
+        ("Source", meta.get("source")),
+        ("Tickers", ", ".join(map(str, tickers)) if tickers else None),
+        ("Fold plan", _describe(meta.get("fold_plan"))),
+        ("Refit policy", _describe(meta.get("refit_policy"))),
+        ("Total time", fmt_seconds(meta["total_seconds"]) if meta.get("total_seconds") is not None else None),
+        ("Git commit", meta.get("git_commit")),
+        ("Run id", meta.get("run_id")),
+        ("Created", fmt_value(meta["created_at"]) if meta.get("created_at") is not None else None),
+    ):
+        if value not in (None, ""):
+            facts.append((label, str(value)))
+    known = {"source", "tickers", "fold_plan", "refit_policy", "total_seconds", "git_commit", "run_id", "created_at"}
+    known |= {"sessions", "versions"}
+    facts += [(str(k), _describe(v) or "") for k, v in meta.items() if k not in known and v is not None]
+
+    versions = meta.get("versions") or {}
+    return {
+        "facts": facts,
+        "sessions": _sessions_table(meta.get("sessions")),
+        "versions": [(str(k), str(v)) for k, v in versions.items()] if isinstance(versions, Mapping) else [],
+        "timings": _timings_table(data.timings, model_order(data.leaderboard)),
+    }
+
+
+def _describe(value: Any) -> str | None:
+    """A dict as 'k v · k v', a list as 'a, b', anything else as text."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return " · ".join(f"{k.replace('_', ' ')} {fmt_value(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt_value(v) for v in value)
+    return fmt_value(value)
+
+
+def _sessions_table(sessions: Any) -> Table | None:
+    if sessions is None:
+        return None
+    if isinstance(sessions, pd.DataFrame):
+        frame = sessions
+    elif isinstance(sessions, Mapping):
+        records = []
+        for ticker, span in sessions.items():
+            if isinstance(span, Mapping):
+                first, last = span.get("first"), span.get("last")
+                n = span.get("n", span.get("sessions"))
+            elif isinstance(span, list | tuple) and len(span) >= 2:
+                first, last = span[0], span[1]
+                n = span[2] if len(span) > 2 else None
+            else:
+                first, last, n = span, None, None
+            records.append({"ticker": str(ticker), "first": first, "last": last, "sessions": n})
+        frame = pd.DataFrame(records).dropna(axis=1, how="all")
+    else:
+        return None
+    return build_table(frame, formatters={"first": fmt_date, "last": fmt_date})
+
+
+def _timings_table(timings: pd.DataFrame | None, order: list[str]) -> Table | None:
+    if timings is None or timings.empty:
+        return None
+    t = timings.assign(**{MODEL: timings[MODEL].astype(str)})
+    t = t.assign(total=t[FIT_SECONDS].fillna(0) + t[PREDICT_SECONDS].fillna(0))
+    agg = t.groupby(MODEL).agg(
+        units=(FIT_SECONDS, "size"),
+        refits=(REFIT, "sum") if REFIT in t.columns else (FIT_SECONDS, "size"),
+        fit=(FIT_SECONDS, "sum"),
+        predict=(PREDICT_SECONDS, "sum"),
+        total=("total", "sum"),
+    )
+    agg["per_unit"] = agg["total"] / agg["units"]
+    agg["share"] = agg["total"] / agg["total"].sum() if agg["total"].sum() > 0 else float("nan")
+    agg = agg.reindex([m for m in order if m in agg.index] + [m for m in agg.index if m not in order])
+    agg = agg.reset_index()
+    return build_table(
+        agg,
+        labels={
+            MODEL: "model",
+            "units": "units (series × fold)",
+            "refits": "refits",
+            "fit": "fit",
+            "predict": "predict",
+            "total": "total",
+            "per_unit": "per unit",
+            "share": "share",
+        },
+        formatters={
+            "fit": fmt_seconds,
+            "predict": fmt_seconds,
+            "total": fmt_seconds,
+            "per_unit": fmt_seconds,
+            "share": lambda v: "–" if pd.isna(v) else f"{v * 100:.0f}%",
+            "refits": lambda v: fmt_num(int(v)),
+        },
+    )
+
+
+# ---------------------------------------------------------------- leaderboard
+
+
+def _metric_columns(frame: pd.DataFrame, leading: list[str]) -> list[str]:
+    ordered = [*LEADERBOARD_METRICS, MEAN_RANK, "rank", BEATS_NAIVE_DM, N_SERIES, N_FAILURES]
+    cols = leading + [c for c in ordered if c in frame.columns]
+    extras = [c for c in frame.columns if c not in cols and pd.api.types.is_numeric_dtype(frame[c])]
+    return cols + extras
+
+
+def _leaderboard_section(data: ReportInput, order: list[str]) -> dict[str, Any]:
+    lb = data.leaderboard.copy()
+    lb[MODEL] = lb[MODEL].astype(str)
+    lb = lb.set_index(MODEL).reindex(order).reset_index()
+    highlight = [*LEADERBOARD_METRICS, MEAN_RANK]
+    overall = build_table(lb, _metric_columns(lb, [MODEL]), highlight=highlight, labels={MODEL: "model"})
+    _mark(overall, BEATS_NAIVE_DM, lambda text: text == "yes", "good")
+
+    per_series = None
+    ps = data.per_series
+    if ps is not None and not ps.empty:
+        ps = ps.copy()
+        ps[ID], ps[MODEL] = ps[ID].astype(str), ps[MODEL].astype(str)
+        if MEAN_RANK not in ps.columns and MASE in ps.columns:
+            ps["rank"] = ps.groupby(ID)[MASE].rank(method="min")
+        key = MEAN_RANK if MEAN_RANK in ps.columns else "rank" if "rank" in ps.columns else None
+        series_pos = {u: i for i, u in enumerate(dict.fromkeys(ps[ID]))}
+        ps["_s"] = ps[ID].map(series_pos)
+        ps = ps.sort_values(["_s", key] if key else ["_s"]).drop(columns="_s")
+        per_series = build_table(
+            ps,
+            _metric_columns(ps, [ID, MODEL]),
+            highlight=[*highlight, "rank"],
+            group=ID,
+            labels={ID: "series", MODEL: "model", "rank": "MASE rank"},
+        )
+    return {"overall": overall, "per_series": per_series}
+
+
+def _present_metrics(data: ReportInput) -> set[str]:
+    present = set(data.leaderboard.columns)
+    for frame in (data.trading, data.per_series):
+        if frame is not None and not frame.empty:
+            present |= set(frame.columns)
+    return present
+
+
+# ---------------------------------------------------------------- significance
+
+
+def _significance_section(data: ReportInput, order: list[str], alpha: float) -> dict[str, Any]:
+    """A one-row-per-model table (the test the verdict uses) plus p-value heatmaps by horizon and pairwise."""
+    out: dict[str, Any] = {"table": None, "by_h": None, "pairwise": None, "alpha": alpha, "test": DM_NAME}
+    results = dm_versus_naive(data.leaderboard, data.dm, alpha=alpha)
+    level = f"{alpha * 100:g}%"
+    if results:
+        records = [
+            {
+                MODEL: r.model,
+                LOSS: r.loss,
+                H: r.h,
+                STAT: r.stat,
+                P_VALUE: r.p_value,
+                P_LESS: r.p_less,
+                N_OBS: r.n,
+                "beats": "yes" if r.significant else "no",
+            }
+            for m in order
+            if (r := results.get(m)) is not None
+        ]
+        frame = pd.DataFrame(records).dropna(axis=1, how="all")
+        table = build_table(
+            frame,
+            labels={
+                MODEL: "model",
+                LOSS: "loss",
+                H: "h",
+                STAT: "DM stat",
+                P_VALUE: "p (two-sided)",
+                P_LESS: "p (model better)",
+                N_OBS: "n",
+                "beats": f"beats naive at {level}?",
+            },
+            formatters={
+                H: lambda v: "all" if pd.isna(v) else fmt_num(int(v)),
+                N_OBS: lambda v: fmt_num(v if pd.isna(v) else int(v)),
+                P_VALUE: lambda v: fmt_p(v, digits=3),
+                P_LESS: lambda v: fmt_p(v, digits=3),
+            },
+        )
+        out["table"] = _mark(table, "beats", lambda text: text == "yes", "good")
+
+    dm = data.dm
+    if dm is not None and not dm.empty and {MODEL, H}.issubset(dm.columns):
+        rows = dm[dm[REFERENCE].astype(str) == NAIVE] if REFERENCE in dm.columns else dm
+        h = pd.to_numeric(rows[H], errors="coerce")
+        per_h = rows[h.notna() & (h > 0)]
+        pcol = P_LESS if P_LESS in per_h.columns else P_VALUE
+        if len(per_h) and per_h[H].nunique() > 1 and pcol in per_h.columns:
+            label = per_h[MODEL].astype(str) + (" · " + per_h[LOSS].astype(str) if LOSS in per_h.columns else "")
+            matrix = per_h.assign(_row=label).pivot_table(index="_row", columns=H, values=pcol, aggfunc="first")
+            rank = {m: i for i, m in enumerate(order)}
+            matrix = matrix.loc[sorted(matrix.index, key=lambda r: (rank.get(r.split(" · ")[0], len(rank)), r))]
+            matrix.columns = [int(c) for c in matrix.columns]
+            fig = charts.pvalue_heatmap(
+                matrix, title="one-sided p-value vs naive, by horizon step", xlabel="h", ylabel=""
+            )
+            out["by_h"] = _figure(fig, "fig-dm-h", height=130 + 26 * len(matrix))
+    if data.dm_pairwise is not None and not data.dm_pairwise.empty:
+        m = data.dm_pairwise
+        fig = charts.pvalue_heatmap(m, title="pairwise DM p-values (row vs column)", xlabel="", ylabel="")
+        out["pairwise"] = _figure(fig, "fig-dm-pairwise", height=140 + 36 * len(m))
+    return out
+
+
+def _mark(table: Table, key: str, test: Any, css: str) -> Table:
+    """Add class `css` to the cells of column `key` whose text passes `test`."""
+    idx = next((i for i, c in enumerate(table.columns) if c.key == key), None)
+    if idx is None:
+        return table
+    for row in table.rows:
+        cell = row[idx]
+        if test(cell.text):
+            row[idx] = Cell(cell.text, f"{cell.classes} {css}".strip(), cell.title)
+    return table
+
+
+# ---------------------------------------------------------------- charts per series
+
+
+def _forecast_section(
+    data: ReportInput, order: list[str], series: list[str], last_folds: int, max_series: int
+) -> dict[str, Any]:
+    figures = []
+    if data.forecasts is not None and not data.forecasts.empty:
+        visible = _initially_visible(order)
+        # Split once: filtering the whole table per series is quadratic in the number of series.
+        by_series = _split(data.forecasts, series[:max_series])
+        info = (
+            _split(data.fold_info, series[:max_series])
+            if data.fold_info is not None and not data.fold_info.empty
+            else {}
+        )
+        for i, uid in enumerate(series[:max_series]):
+            if uid not in by_series:
+                continue
+            fig = charts.forecast_chart(
+                by_series[uid], uid, order, fold_info=info.get(uid), last_folds=last_folds, visible=visible
+            )
+            html = _figure(fig, f"fig-forecast-{i}", height=320)
+            if html is not None:
+                figures.append(html)
+    return {
+        "figures": figures,
+        "omitted": max(0, len(series) - max_series),
+        "last_folds": last_folds,
+        "visible": [m for m in _initially_visible(order) if m in order],
+    }
+
+
+def _initially_visible(order: list[str]) -> list[str]:
+    """The best model other than naive, and naive: the comparison the report is about."""
+    return [*[m for m in order if m != NAIVE][:1], NAIVE]
+
+
+def _split(frame: pd.DataFrame, ids: list[str]) -> dict[str, pd.DataFrame]:
+    keys = frame[ID].astype(str)
+    subset = frame[keys.isin(ids)]
+    return {str(k): g for k, g in subset.groupby(keys[keys.isin(ids)], sort=False)}
+
+
+def _trading_section(data: ReportInput, order: list[str], series: list[str], max_series: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": None, "table": None, "figures": [], "omitted": 0}
+    tr = data.trading
+    if tr is not None and not tr.empty:
+        tr = tr.assign(**{ID: tr[ID].astype(str), MODEL: tr[MODEL].astype(str)})
+        metrics = [c for c in TRADING_METRICS if c in tr.columns]
+        keys = [MODEL, RULE] if RULE in tr.columns else [MODEL]
+        summary = tr.groupby(keys, sort=False)[metrics].mean().reset_index()
+        summary["_o"] = summary[MODEL].map({m: i for i, m in enumerate(order)})
+        summary = summary.sort_values(["_o", *keys[1:]]).drop(columns="_o")
+        highlight = [c for c in metrics if c != "buy_hold_return"]
+        out["summary"] = build_table(summary, [*keys, *metrics], highlight=highlight, labels={MODEL: "model"})
+        series_pos = {u: i for i, u in enumerate(series)}
+        tr = tr.assign(_s=tr[ID].map(series_pos), _o=tr[MODEL].map({m: i for i, m in enumerate(order)}))
+        tr = tr.sort_values(["_s", "_o"])
+        out["table"] = build_table(
+            tr, [ID, *keys, *metrics], highlight=highlight, group=ID, labels={ID: "series", MODEL: "model"}
+        )
+    eq = data.equity
+    if eq is not None and not eq.empty:
+        present = list(dict.fromkeys(eq[ID].astype(str)))
+        shown = [u for u in series if u in set(present)] or present
+        limit = min(max_series, MAX_EQUITY_CHARTS)
+        by_series = _split(eq, shown[:limit])
+        for i, uid in enumerate(shown[:limit]):
+            html = _figure(charts.equity_chart(by_series[uid], uid, order), f"fig-equity-{i}", height=300)
+            if html is not None:
+                out["figures"].append(html)
+        out["omitted"] = max(0, len(shown) - limit)
+    return out
+
+
+# ---------------------------------------------------------------- small tables
+
+
+def _refit_section(refit: pd.DataFrame | None) -> Table | None:
+    if refit is None or refit.empty:
+        return None
+    frame = refit.sort_values([MODEL, REFIT_EVERY]) if {MODEL, REFIT_EVERY}.issubset(refit.columns) else refit
+    return build_table(
+        frame,
+        [
+            MODEL,
+            REFIT_EVERY,
+            MASE,
+            SECONDS,
+            *[c for c in frame.columns if c not in (MODEL, REFIT_EVERY, MASE, SECONDS)],
+        ],
+        labels={MODEL: "model", REFIT_EVERY: "refit every (folds)", SECONDS: "time"},
+        formatters={SECONDS: fmt_seconds},
+        highlight=[MASE],
+        group=MODEL if MODEL in frame.columns else None,
+    )
+
+
+def _failures_section(failures: pd.DataFrame | None, *, max_rows: int = 200) -> dict[str, Any]:
+    if failures is None or failures.empty:
+        return {"count": 0, "summary": None, "table": None, "omitted": 0}
+    f = failures.assign(**{MODEL: failures[MODEL].astype(str)})
+    group = [c for c in (MODEL, ERROR_TYPE) if c in f.columns]
+    summary = f.groupby(group).size().rename("failures").reset_index().sort_values("failures", ascending=False)
+    ordered = f.sort_values([c for c in (MODEL, ID, FOLD) if c in f.columns])
+    table = build_table(
+        ordered.head(max_rows),
+        [ID, MODEL, FOLD, ERROR_TYPE, MESSAGE],
+        labels={ID: "series", MODEL: "model", FOLD: "fold", ERROR_TYPE: "error", MESSAGE: "message"},
+        formatters={FOLD: lambda v: fmt_value(v) if pd.isna(v) else str(int(v))},
+    )
+    return {
+        "count": len(f),
+        "summary": build_table(summary, labels={MODEL: "model", ERROR_TYPE: "error"}),
+        "table": table,
+        "omitted": max(0, len(f) - max_rows),
+    }
+
+
+def _quality_section(quality: pd.DataFrame | None) -> dict[str, Any] | None:
+    """A series x check matrix of counts (compact for many tickers) and the details of every non-zero finding."""
+    if quality is None or quality.empty:
+        return None
+    q = quality.assign(**{ID: quality[ID].astype(str), CHECK: quality[CHECK].astype(str)})
+    counts = pd.to_numeric(q[COUNT], errors="coerce") if COUNT in q.columns else pd.Series(0, index=q.index)
+    checks = list(dict.fromkeys(q[CHECK]))
+    matrix = q.assign(_n=counts).pivot_table(index=ID, columns=CHECK, values="_n", aggfunc="sum", sort=False)
+    matrix = matrix.reindex(columns=checks).reset_index()
+    matrix.columns.name = None
+    table = build_table(matrix, labels={ID: "series", **{c: c.replace("_", " ") for c in checks}})
+    for check in checks:
+        _mark(table, check, lambda text: text not in ("0", "–"), "warn")
+    flagged = q[counts.fillna(0) > 0]
+    findings = build_table(
+        flagged,
+        [ID, CHECK, COUNT, DETAIL],
+        labels={ID: "series", CHECK: "check", COUNT: "count", DETAIL: "detail"},
+    )
+    return {"table": table, "findings": findings if len(flagged) else None, "flagged": len(flagged), "checks": len(q)}

@@ -1,0 +1,116 @@
+"""Frames -> plain table view-models (formatted text + CSS classes); the Jinja template escapes every cell."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.data import METRICS, MetricInfo
+from reports.format import fmt_value, is_missing
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    title: str = ""  # tooltip: the metric's one-line caption
+    numeric: bool = False
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    classes: str = ""
+    title: str = ""  # full text when the cell is truncated
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[Column]
+    rows: list[list[Cell]]
+    caption: str = ""
+    group_starts: set[int] = field(default_factory=set)  # row indices that start a new group (a rule above them)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+Formatter = Callable[[Any], str]
+
+
+def build_table(
+    frame: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    formatters: dict[str, Formatter] | None = None,
+    highlight: Sequence[str] = (),
+    group: str | None = None,
+    caption: str = "",
+    max_chars: int = 160,
+) -> Table:
+    """A table of `frame[columns]`; the best value of each `highlight` column (per `group` when given) is marked."""
+    columns = [c for c in (columns or list(frame.columns)) if c in frame.columns]
+    labels = labels or {}
+    formatters = formatters or {}
+    frame = frame.reset_index(drop=True)
+    best = {c: _best_mask(frame, c, group) for c in highlight if c in columns}
+
+    cols = []
+    for c in columns:
+        info = METRICS.get(c)
+        numeric = pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        cols.append(Column(c, labels.get(c, info.label if info else c), info.caption if info else "", numeric))
+
+    rows: list[list[Cell]] = []
+    group_starts: set[int] = set()
+    previous = object()
+    for i, record in enumerate(frame[columns].itertuples(index=False, name=None)):
+        if group is not None:
+            key = frame.at[i, group]
+            if i > 0 and key != previous:
+                group_starts.add(i)
+            previous = key
+        row = []
+        for col, value in zip(cols, record, strict=True):
+            text = formatters[col.key](value) if col.key in formatters else fmt_value(value)
+            title = ""
+            if len(text) > max_chars:
+                title, text = text, text[: max_chars - 1] + "…"
+            flags = {
+                "num": col.numeric,
+                "best": col.key in best and bool(best[col.key][i]),
+                "na": is_missing(value),
+            }
+            classes = " ".join(k for k, on in flags.items() if on)
+            row.append(Cell(text, classes, title))
+        rows.append(row)
+    return Table(cols, rows, caption, group_starts)
+
+
+def _best_mask(frame: pd.DataFrame, column: str, group: str | None) -> np.ndarray:
+    """True where `column` holds the best value of its group, by the metric's direction (ties all marked)."""
+    info = METRICS.get(column)
+    values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    if info is None or info.better == "none" or values.notna().sum() < 2:
+        return np.zeros(len(frame), dtype=bool)
+    score = _score(values, info).to_numpy()
+    codes = pd.factorize(frame[group])[0] if group is not None else np.zeros(len(frame), dtype=int)
+    best = np.full(codes.max() + 1 if len(codes) else 0, np.inf)
+    np.fmin.at(best, codes, score)  # fmin ignores NaN: a missing value never wins
+    group_best = best[codes]
+    return np.isfinite(score) & (np.abs(score - group_best) <= 1e-12 * (1 + np.abs(group_best)))
+
+
+def _score(values: pd.Series, info: MetricInfo) -> pd.Series:
+    """Lower is better after this transform."""
+    if info.better == "higher":
+        return -values
+    if info.better == "nominal" and info.nominal is not None:
+        nominal = info.nominal * 100 if values.abs().max() > 1.5 else info.nominal  # coverage may be in percent
+        return (values - nominal).abs()
+    return values
