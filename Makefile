@@ -29,7 +29,7 @@ install: $(VENV)/.run-installed ## Create .venv and install pricecast (runtime d
 dev: $(VENV)/.dev-installed ## Install the development dependencies too
 
 run: install ## Backtest every model family on the bundled sample; prints the leaderboard and report path
-	$(BIN)/pricecast run
+	$(BIN)/pricecast backtest
 
 test: dev ## Run every test (lint, import layering, unit, integration)
 	$(BIN)/ruff check .

@@ -7,8 +7,8 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 
-from ingest.spec import SourceSpec
 from features.schema import ID
+from ingest.spec import SourceSpec
 from pricecast.settings import store_path
 from tasks.ingest import ingest_prices, publish_quality
 

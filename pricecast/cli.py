@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -46,6 +47,10 @@ def main(
 ) -> None:
     """Forecast daily market prices and backtest every model on identical rolling-origin folds."""
     _state["debug"] = debug
+    # Before prefect is imported: a busy 2-core machine needs longer than the default to start the
+    # temporary API server, and this tool never phones home.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -162,6 +167,91 @@ def ingest_cmd(
     panel, quality = load_panel(spec, store=PriceStore(store_path()))
     _print_panel_summary(panel, quality)
     out.print(f"stored in {store_path()}")
+
+
+@app.command("backtest")
+@guarded
+def backtest_cmd(
+    source: SourceOpt = "sample",
+    path: PathOpt = None,
+    tickers: TickersOpt = None,
+    start: StartOpt = "2005-03-01",
+    end: EndOpt = None,
+    target: TargetOpt = "auto",
+    models: Annotated[str, typer.Option(help="Comma list of registered models, 'default' or 'all'")] = "default",
+    horizon: Annotated[int, typer.Option(help="Forecast horizon in sessions")] = 5,
+    windows: Annotated[int, typer.Option(help="Number of rolling origins (folds) per series")] = 20,
+    step: Annotated[int, typer.Option(help="Sessions between consecutive origins")] = 5,
+    refit_every: Annotated[
+        int | None, typer.Option(help="Refit every k-th fold (1 = always, 0 = once); default: measured best")
+    ] = None,
+    window_type: Annotated[str, typer.Option(help="expanding | sliding")] = "expanding",
+    train_size: Annotated[int | None, typer.Option(help="Sliding window length in sessions")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default: PRICECAST_HOME/runs/<run>)")] = None,
+) -> None:
+    """Backtest models on identical rolling-origin folds; writes parquet/CSV tables and report.html."""
+    from backtest.engine import DEFAULT_REFIT_EVERY
+    from backtest.folds import FoldPlan
+    from flows.backtest import DEFAULT_MODELS, backtest_flow
+    from models import REGISTRY, make_model
+
+    names = _model_list(models, default=DEFAULT_MODELS, registered=list(REGISTRY))
+    for name in names:
+        make_model(name)  # unknown names fail here, before any work starts
+    refit = DEFAULT_REFIT_EVERY if refit_every is None else refit_every
+    if refit < 0:
+        raise PricecastError(f"--refit-every must be >= 0, got {refit}")
+    FoldPlan(horizon=horizon, step=step, windows=windows, window_type=window_type, train_size=train_size)
+    spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
+    state = backtest_flow(
+        tickers=list(spec.tickers) if spec.tickers else None,
+        models=names,
+        horizon=horizon,
+        windows=windows,
+        step=step,
+        refit_every=refit,
+        window_type=window_type,
+        train_size=train_size,
+        source=source,
+        path=str(path) if path else None,
+        start=spec.start,
+        end=spec.end,
+        target=target,
+        out_dir=str(out) if out else None,
+        return_state=True,
+    )
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    _print_backtest(outcome)
+    if not state.is_completed():
+        err.print(f"[bold yellow]partial:[/] {state.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _model_list(value: str, *, default: list[str], registered: list[str]) -> list[str]:
+    key = value.strip().lower()
+    if key == "default":
+        return list(default)
+    if key == "all":
+        return list(registered)
+    names = list(dict.fromkeys(_split(value) or ()))
+    if not names:
+        raise PricecastError("--models is empty; pass a comma list, 'default' or 'all'")
+    return names
+
+
+def _print_backtest(outcome: dict) -> None:
+    import pandas as pd
+
+    out_dir = Path(outcome["out_dir"])
+    board = pd.read_csv(out_dir / "leaderboard.csv")
+    cols = ["model", "mase", "rmsse", "smape", "directional_accuracy", "coverage_95", "mean_rank", "beats_naive_dm"]
+    print_frame(board[[c for c in cols if c in board.columns]], title="Leaderboard (mean over series)")
+    verdict = outcome.get("verdict")
+    if verdict:
+        out.print(verdict, highlight=False)
+    out.print(f"report: {outcome['report']}", highlight=False)
 
 
 def _print_panel_summary(panel, quality) -> None:

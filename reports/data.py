@@ -122,8 +122,8 @@ class ReportInput:
     """Every table a backtest produces, bundled so renderers take one object; optional tables may be None.
 
     `meta` keys read by the run header (all optional): source, tickers, sessions ({ticker: (first, last)}),
-    fold_plan ({horizon, step, windows, window_type, gap}), refit_policy, versions ({package: version}),
-    git_commit, total_seconds, run_id, created_at. Other keys are listed as they are.
+    plan ({horizon, step, windows, window_type, gap}), refit_every, versions ({package: version}),
+    git_commit, elapsed_seconds, flow_run_id, created_at. Other keys are listed as they are.
     """
 
     forecasts: pd.DataFrame

@@ -185,16 +185,16 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
     for label, value in (
         ("Source", meta.get("source")),
         ("Tickers", ", ".join(map(str, tickers)) if tickers else None),
-        ("Fold plan", _describe(meta.get("fold_plan"))),
-        ("Refit policy", _describe(meta.get("refit_policy"))),
-        ("Total time", fmt_seconds(meta["total_seconds"]) if meta.get("total_seconds") is not None else None),
+        ("Fold plan", _describe(meta.get("plan"))),
+        ("Refit policy", _describe(meta.get("refit_every"))),
+        ("Total time", fmt_seconds(meta["elapsed_seconds"]) if meta.get("elapsed_seconds") is not None else None),
         ("Git commit", meta.get("git_commit")),
-        ("Run id", meta.get("run_id")),
+        ("Run id", meta.get("flow_run_id")),
         ("Created", fmt_value(meta["created_at"]) if meta.get("created_at") is not None else None),
     ):
         if value not in (None, ""):
             facts.append((label, str(value)))
-    known = {"source", "tickers", "fold_plan", "refit_policy", "total_seconds", "git_commit", "run_id", "created_at"}
+    known = {"source", "tickers", "plan", "refit_every", "elapsed_seconds", "git_commit", "flow_run_id", "created_at"}
     known |= {"sessions", "versions"}
     facts += [(str(k), _describe(v) or "") for k, v in meta.items() if k not in known and v is not None]
 

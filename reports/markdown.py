@@ -27,11 +27,11 @@ def summary_markdown(data: ReportInput, *, title: str = "Backtest summary", alph
     essentials = [
         ("Source", meta.get("source")),
         ("Tickers", ", ".join(map(str, tickers)) if tickers else None),
-        ("Fold plan", _describe(meta.get("fold_plan"))),
-        ("Refit policy", _describe(meta.get("refit_policy"))),
-        ("Total time", fmt_seconds(meta["total_seconds"]) if meta.get("total_seconds") is not None else None),
+        ("Fold plan", _describe(meta.get("plan"))),
+        ("Refit policy", _describe(meta.get("refit_every"))),
+        ("Total time", fmt_seconds(meta["elapsed_seconds"]) if meta.get("elapsed_seconds") is not None else None),
         ("Git commit", meta.get("git_commit")),
-        ("Run id", meta.get("run_id")),
+        ("Run id", meta.get("flow_run_id")),
     ]
     lines += [f"- **{label}:** {_escape(str(value))}" for label, value in essentials if value not in (None, "")]
     lines.append("")

@@ -162,12 +162,12 @@ def make_report_input(
         "source": "synthetic",
         "tickers": tickers,
         "sessions": {u: (dates[0], dates[-1], n_obs) for u in tickers},
-        "fold_plan": {"horizon": horizon, "step": horizon, "windows": n_folds, "window_type": "expanding", "gap": 0},
-        "refit_policy": "every 2 folds, update in between",
+        "plan": {"horizon": horizon, "step": horizon, "windows": n_folds, "window_type": "expanding", "gap": 0},
+        "refit_every": "every 2 folds, update in between",
         "versions": {"pandas": pd.__version__, "numpy": np.__version__},
         "git_commit": "abc1234",
-        "total_seconds": 12.5,
-        "run_id": f"test-{seed}",
+        "elapsed_seconds": 12.5,
+        "flow_run_id": f"test-{seed}",
         "created_at": pd.Timestamp("2025-01-02 03:04:05"),
     }
     return ReportInput(

@@ -1,0 +1,62 @@
+"""From a BacktestResult to every table a reader needs: metrics, leaderboard, Diebold-Mariano, trading.
+
+One call (`evaluate`) so the CLI, the Prefect flow and the benchmarks compute the verdict the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+
+from backtest.metrics import leaderboard, metrics_table, per_horizon_table, per_series_table
+from backtest.results import BacktestResult
+from backtest.significance import DM_COLUMNS, dm_pairwise, dm_table
+from backtest.trading import equity_curves, trading_table
+from features.schema import MODEL
+from pricecast.fileio import write_table
+
+REFERENCE = "naive"
+
+
+@dataclass
+class Evaluation:
+    """Scored tables of one backtest; every frame is long/tidy except dm_pairwise (a p-value matrix)."""
+
+    metrics: pd.DataFrame
+    per_series: pd.DataFrame
+    per_horizon: pd.DataFrame
+    leaderboard: pd.DataFrame
+    dm: pd.DataFrame
+    dm_pairwise: pd.DataFrame
+    trading: pd.DataFrame
+    equity: pd.DataFrame
+
+    def save(self, out_dir: str | Path) -> Path:
+        """metrics.parquet, leaderboard.csv and the rest (parquet + csv), each written atomically."""
+        out_dir = Path(out_dir)
+        for f in fields(self):
+            frame = getattr(self, f.name)
+            if f.name == "dm_pairwise":
+                frame = frame.reset_index()
+            write_table(frame, out_dir, f.name, parquet=f.name != "leaderboard")
+        return out_dir
+
+
+def evaluate(result: BacktestResult, *, reference: str = REFERENCE, cost_bps: float = 5.0) -> Evaluation:
+    """Score every model; significance is tested against `reference` (the naive random walk) when it ran."""
+    forecasts, fold_info = result.forecasts, result.fold_info
+    step = int(result.meta.get("plan", {}).get("step", 1) or 1)
+    has_reference = reference in set(forecasts[MODEL])
+    dm = dm_table(forecasts, reference, step=step) if has_reference else pd.DataFrame(columns=list(DM_COLUMNS))
+    return Evaluation(
+        metrics=metrics_table(forecasts, fold_info),
+        per_series=per_series_table(forecasts, fold_info),
+        per_horizon=per_horizon_table(forecasts, fold_info),
+        leaderboard=leaderboard(forecasts, fold_info, dm if has_reference else None, failures=result.failures),
+        dm=dm,
+        dm_pairwise=dm_pairwise(forecasts, h=1, step=step) if not forecasts.empty else pd.DataFrame(),
+        trading=trading_table(forecasts, fold_info, cost_bps=cost_bps),
+        equity=equity_curves(forecasts, fold_info, cost_bps=cost_bps),
+    )

@@ -1,0 +1,148 @@
+"""Backtest tasks: features per ticker, one cached task per (ticker, model) unit, scoring, outputs, artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from backtest.engine import backtest_unit, fold_info_table
+from backtest.evaluate import Evaluation, evaluate
+from backtest.folds import Fold, FoldPlan, panel_folds
+from backtest.results import BacktestResult, UnitResult, concat
+from features.build import FeatureConfig, build_features_for
+from features.schema import DS, ID
+from ingest.quality import QualityReport
+from reports.data import ReportInput
+from reports.html import render_html
+from reports.markdown import leaderboard_records, summary_markdown
+from reports.verdict import verdict
+from tasks.fingerprint import code_version, frame_fingerprint
+
+
+@task(name="build-features")
+def build_ticker_features(panel: pd.DataFrame, config: FeatureConfig) -> dict[str, pd.DataFrame]:
+    """Features computed once per ticker (causal, so every fold can slice them without look-ahead)."""
+    frame = build_features_for(panel, config)
+    return {str(uid): g.reset_index(drop=True) for uid, g in frame.groupby(ID, sort=True)}
+
+
+@task(name="plan-folds")
+def plan_folds(panel: pd.DataFrame, plan: FoldPlan) -> dict[str, list[Fold]]:
+    """One fold plan per ticker, shared by every model."""
+    return panel_folds(panel, plan)
+
+
+def unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Explicit key: model config, folds, refit policy, the unit's data slice and the code version.
+
+    Raw DataFrames are never hashed by Prefect (fragile, prefect#17547): we fingerprint the values we use.
+    """
+    series: pd.DataFrame = parameters["series"]
+    last = max(f.test_ds[-1] for f in parameters["folds"])
+    payload = {
+        "model": parameters["model"],
+        "params": parameters["params"],
+        "folds": [(f.fold, str(f.cutoff), str(f.train_start), len(f.test_ds)) for f in parameters["folds"]],
+        "refit_every": parameters["refit_every"],
+        "horizon": parameters["horizon"],
+        "data": frame_fingerprint(series.loc[series[DS] <= last]),
+        "code": code_version(),
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return f"unit-{series[ID].iloc[0]}-{parameters['model']}-{digest}"
+
+
+@task(
+    name="backtest-unit",
+    task_run_name="{model} on {uid}",
+    cache_key_fn=unit_cache_key,
+    persist_result=True,
+    retries=1,  # model failures are already recorded per fold; a retry covers crashes of the worker itself
+)
+def run_unit(
+    series: pd.DataFrame,
+    *,
+    uid: str,
+    model: str,
+    params: dict[str, Any],
+    folds: list[Fold],
+    refit_every: int,
+    horizon: int,
+) -> UnitResult:
+    """Backtest one model on one ticker over its folds (failures on a fold are recorded, not raised)."""
+    return backtest_unit(series, model=model, params=params, folds=folds, refit_every=refit_every, horizon=horizon)
+
+
+def failed_unit(series: pd.DataFrame, model: str, folds: list[Fold], exc: BaseException) -> UnitResult:
+    """A unit whose task crashed after its retries: every fold recorded as failed, the run carries on."""
+    from backtest.results import FAILURE_COLUMNS, empty_table, normalize
+    from features.schema import BACKTEST_COLUMNS, TIMING_COLUMNS
+
+    uid = str(series[ID].iloc[0])
+    rows = [[uid, model, f.fold, type(exc).__name__, str(exc)[:500]] for f in folds]
+    return UnitResult(
+        forecasts=empty_table(BACKTEST_COLUMNS),
+        timings=empty_table(TIMING_COLUMNS),
+        failures=normalize(pd.DataFrame(rows, columns=list(FAILURE_COLUMNS)), FAILURE_COLUMNS),
+        fold_info=fold_info_table(series, folds),
+    )
+
+
+@task(name="gather-and-score")
+def gather_and_score(units: list[UnitResult], meta: dict[str, Any]) -> tuple[BacktestResult, Evaluation]:
+    """Concatenate the unit tables and compute metrics, Diebold-Mariano tests and trading figures."""
+    result = concat(units, meta=meta)
+    return result, evaluate(result)
+
+
+@task(name="write-outputs", retries=2, retry_delay_seconds=2)
+def write_outputs(result: BacktestResult, evaluation: Evaluation, quality: QualityReport, out_dir: str) -> Path:
+    """forecasts/timings/metrics parquet + CSV, leaderboard.csv and report.html, each written atomically."""
+    out = Path(out_dir)
+    result.save(out)
+    evaluation.save(out)
+    quality_frame = quality.to_frame()
+    quality_frame.to_csv(out / "quality.csv", index=False)
+    return render_html(report_input(result, evaluation, quality_frame), out / "report.html")
+
+
+def report_input(result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame) -> ReportInput:
+    return ReportInput(
+        forecasts=result.forecasts,
+        timings=result.timings,
+        failures=result.failures,
+        fold_info=result.fold_info,
+        metrics=evaluation.metrics,
+        leaderboard=evaluation.leaderboard,
+        per_series=evaluation.per_series,
+        dm=evaluation.dm,
+        dm_pairwise=evaluation.dm_pairwise,
+        trading=evaluation.trading,
+        equity=evaluation.equity,
+        quality=quality,
+        meta=result.meta,
+    )
+
+
+@task(name="publish-artifacts")
+def publish_artifacts(result: BacktestResult, evaluation: Evaluation, report: Path, quality: pd.DataFrame) -> str:
+    """Markdown summary, leaderboard table (stable key: history across scheduled runs) and a report link.
+
+    Returns the one-sentence verdict (best model, margin over naive, significance) for the caller to show.
+    """
+    create_markdown_artifact(
+        markdown=summary_markdown(report_input(result, evaluation, quality)),
+        key="backtest-summary",
+        description="Backtest verdict and leaderboard",
+    )
+    create_table_artifact(
+        table=leaderboard_records(evaluation.leaderboard), key="backtest-leaderboard", description="Leaderboard"
+    )
+    create_link_artifact(link=report.resolve().as_uri(), link_text="HTML report", key="backtest-report")
+    return verdict(evaluation.leaderboard, evaluation.dm)

@@ -1,0 +1,30 @@
+"""Stable fingerprints for cache keys: data values and code version, never pickled DataFrames."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+_PURE_PACKAGES = ("features", "models", "backtest")
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """Hash of a frame's column names and values (row order matters), independent of pickle/pandas internals."""
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the source of the packages that compute results: editing a model invalidates its cache."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in _PURE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]

@@ -1,0 +1,106 @@
+"""Flow plumbing that is not a task: waiting on unit futures with a live progress artifact, run metadata."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import get_run_context
+from prefect.futures import as_completed
+
+from backtest.folds import Fold, FoldPlan
+from backtest.results import UnitResult
+from features.schema import DS, ID
+from ingest.spec import SourceSpec
+from pricecast.settings import runs_dir
+from tasks.backtest import failed_unit
+
+_VERSIONED = ("pricecast", "prefect", "pandas", "numpy", "statsmodels", "prophet", "tensorflow-cpu", "keras")
+
+
+def collect_units(
+    futures: list, units: list[tuple[str, str]], features: dict[str, pd.DataFrame], folds: dict[str, list[Fold]]
+) -> list[UnitResult]:
+    """Wait for every unit, updating a progress artifact; a crashed unit becomes recorded failures."""
+    log = get_run_logger()
+    progress = create_progress_artifact(progress=0.0, key="backtest-progress", description="Units finished")
+    index = {id(f): i for i, f in enumerate(futures)}
+    results: list[UnitResult | None] = [None] * len(futures)
+    for done, future in enumerate(as_completed(futures), start=1):
+        i = index[id(future)]
+        uid, model = units[i]
+        try:
+            results[i] = future.result()
+        except Exception as exc:  # the task failed after its retries: record it, carry on
+            log.error("unit %s on %s failed: %s", model, uid, exc)
+            results[i] = failed_unit(features[uid], model, folds[uid], exc)
+        update_progress_artifact(artifact_id=progress, progress=100.0 * done / len(futures))
+    return [r for r in results if r is not None]
+
+
+def run_out_dir(out_dir: str | None) -> Path:
+    """The run's output directory: the one given, or runs/<UTC time>-<flow run name> under PRICECAST_HOME."""
+    if out_dir:
+        return Path(out_dir).expanduser().resolve()
+    try:
+        name = get_run_context().flow_run.name
+    except Exception:  # outside a flow run
+        name = "local"
+    return runs_dir() / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{name}"
+
+
+def run_meta(
+    *,
+    spec: SourceSpec,
+    plan: FoldPlan,
+    refit_every: int,
+    models: dict[str, dict],
+    panel: pd.DataFrame,
+    started: datetime,
+) -> dict[str, Any]:
+    """What the report header shows: source, coverage, plan, refit policy, versions, git commit."""
+    coverage = panel.groupby(ID)[DS].agg(["min", "max", "size"])
+    try:
+        flow_run_id = str(get_run_context().flow_run.id)
+    except Exception:
+        flow_run_id = None
+    return {
+        "source": spec.source,
+        "path": str(spec.path) if spec.path else None,
+        "tickers": sorted(map(str, coverage.index)),
+        "sessions": {
+            str(uid): {"first": str(r["min"].date()), "last": str(r["max"].date()), "n": int(r["size"])}
+            for uid, r in coverage.iterrows()
+        },
+        "plan": plan.to_dict(),
+        "plan_fingerprint": plan.fingerprint(),
+        "refit_every": refit_every,
+        "models": models,
+        "versions": {name: _version(name) for name in _VERSIONED},
+        "git_commit": _git_commit(),
+        "flow_run_id": flow_run_id,
+        "created_at": started.isoformat(timespec="seconds"),
+        "elapsed_seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
+    }
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
