@@ -79,7 +79,7 @@ def _spec(name: str) -> ModelSpec:
         import difflib
 
         close = difflib.get_close_matches(name, REGISTRY, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(
-            f"unknown model {name!r}{hint} Registered models: {', '.join(REGISTRY)} (see `pricecast models`)"
+            f"unknown model {name!r}{hint}; registered models: {', '.join(REGISTRY)} (see `pricecast models`)"
         ) from None
