@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from features.calendar import sessions
-from features.schema import CUTOFF, DS, FORECAST_COLUMNS, H, ID, INTERVAL_COLUMNS, LO_80, LO_95, HI_80, HI_95, Y, YHAT
+from features.schema import CUTOFF, DS, FORECAST_COLUMNS, HI_80, HI_95, ID, INTERVAL_COLUMNS, LO_80, LO_95, YHAT, H, Y
 from models import REGISTRY, make_model, model_class
 from pricecast.errors import DataError, ModelFitError, NotFittedError
 
