@@ -1,0 +1,333 @@
+"""Prophet: piecewise-linear trend + weekly/yearly seasonality + the ticker's market holidays, MAP-fitted.
+
+Design choices (why, not what):
+- Holidays come from the exchange's own calendar (exchange-calendars): weekdays that are not sessions are
+  closures. A closure has no observation and is never forecast, so an effect ON the closed day is
+  unidentifiable and useless; what markets show is behaviour AROUND closures. We therefore turn each run of
+  consecutive closures into two Prophet "holidays" on trading days: `before <name>` on the last session
+  before it and `after <name>` on the first session after it. Names come from the `holidays` package
+  (NYSE / KRX financial calendars), normalised so e.g. "Christmas Day (observed)" and "Christmas Day" share
+  one coefficient; one-off closures (hurricanes, days of mourning) share one `special closure` name. The frame
+  spans the whole exchange calendar (1985 to its last session), so it is identical for every series and fold
+  of one exchange: warm starts keep the same parameter shapes and `cross_validation` copies match exactly.
+- 80 and 95 % intervals from ONE set of predictive samples (`Prophet.predictive_samples`) and its quantiles,
+  instead of two models with different `interval_width`s. The point forecast is Prophet's own `yhat`
+  (computed with sampling switched off, which is what `predict` returns for `yhat` anyway), so it equals
+  plain Prophet and `prophet.diagnostics.cross_validation` exactly. `uncertainty_samples=0` skips sampling.
+- Warm starts: a refit of an already fitted instance (or `warm_start_from=<fitted model>`) passes the previous
+  MAP parameters as Stan `init` (Prophet docs, "Updating fitted models"); Prophet falls back to its default
+  init for any parameter whose shape changed.
+- `update()`: Prophet has no filter state. New rows extend the recorded history (the base class does that),
+  so `predict` returns the forecast for the sessions after the LAST OBSERVED one, but from the curve fitted at
+  the last `fit`: new observations do not move the level until the next refit.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from features.calendar import sessions
+from features.schema import DS, LEVELS, Y
+from models.base import Forecaster, Intervals, is_calendar_column
+from pricecast.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Prophet's own column names: its API requires exactly these (they equal our DS/Y constants).
+_P_DS, _P_Y, _P_YHAT = DS, Y, "yhat"
+_QUIET_LOGGERS = ("cmdstanpy", "prophet", "prophet.plot", "prophet.models")
+_SPECIAL = "special closure"
+_MIN_OCCURRENCES = 3  # names seen fewer times across the calendar are one-offs
+
+
+def _quiet_stan_logs() -> None:
+    """cmdstanpy logs two INFO lines per fit and prophet.plot an ERROR about plotly on import: silence them."""
+    try:  # cmdstanpy installs its handler (and level DEBUG) on first use; do that now, then override the level
+        from cmdstanpy.utils import get_logger
+
+        get_logger()
+    except ImportError:  # pragma: no cover - prophet always ships cmdstanpy
+        pass
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def _quiet_prophet_calls():
+    """Prophet 1.5 calls pandas APIs deprecated in pandas 3; hide those warnings around our Prophet calls only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pandas' Pandas4Warning subclasses it
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def _normalise_holiday_name(name: str | None) -> str | None:
+    if not name:
+        return None
+    name = name.split(";")[0].strip()
+    name = re.sub(r"\s*\(observed\)$", "", name)
+    name = re.sub(r"^(Alternative holiday for|The day preceding|The second day of)\s+", "", name)
+    return name.strip() or None
+
+
+_HOLIDAY_LIBRARY = {"XNYS": ("NYSE", None), "XNAS": ("NYSE", None), "XKRX": ("XKRX", "en_US")}
+
+
+@lru_cache(maxsize=8)
+def _market_holidays_cached(exchange: str) -> pd.DataFrame | None:
+    if exchange not in _HOLIDAY_LIBRARY:  # 24/7 crypto, 24/5 FX: no closures worth modelling
+        return None
+    import holidays as holidays_lib
+
+    sess = sessions(exchange, "1900-01-01", "2200-01-01")  # clamped to the calendar's own bounds
+    if len(sess) < 2:
+        return None
+    closed = pd.bdate_range(sess[0], sess[-1]).difference(sess)
+    if closed.empty:
+        return None
+    market, language = _HOLIDAY_LIBRARY[exchange]
+    years = range(sess[0].year, sess[-1].year + 1)
+    named = holidays_lib.financial_holidays(market, years=years, language=language)
+    # Closures sharing the same previous session form one episode (e.g. Chuseok's three days).
+    pos = sess.searchsorted(closed)  # index of the first session after each closed day
+    episodes: dict[int, str | None] = {}
+    for day, after_idx in zip(closed, pos, strict=True):
+        name = _normalise_holiday_name(named.get(day))
+        if episodes.get(after_idx) is None:
+            episodes[after_idx] = name
+    after_idx = np.array(sorted(episodes))
+    after_idx = after_idx[(after_idx > 0) & (after_idx < len(sess))]
+    names = pd.Series([episodes[i] or _SPECIAL for i in after_idx])
+    counts = names.value_counts()
+    names = names.where(names.map(counts) >= _MIN_OCCURRENCES, _SPECIAL)
+    frame = pd.concat(
+        [
+            pd.DataFrame({"holiday": "before " + names, _P_DS: sess[after_idx - 1]}),
+            pd.DataFrame({"holiday": "after " + names, _P_DS: sess[after_idx]}),
+        ],
+        ignore_index=True,
+    )
+    frame["lower_window"] = 0
+    frame["upper_window"] = 0
+    return frame.sort_values([_P_DS, "holiday"], ignore_index=True)
+
+
+def market_holidays(exchange: str) -> pd.DataFrame | None:
+    """Prophet `holidays` frame (holiday, ds, lower_window, upper_window) for an exchange, or None (24/x)."""
+    frame = _market_holidays_cached(exchange)
+    return None if frame is None else frame.copy()
+
+
+def _trim_holidays(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Rows with start <= ds <= end, plus the first row of every other name (Prophet loops over all rows).
+
+    Prophet creates one feature column per name; a name without a row in the range gets an all-zero column
+    either way, so parameter shapes and fitted values equal those of the full-calendar frame (the
+    cross_validation test checks this), while fit and predict skip hundreds of irrelevant rows.
+    """
+    keep = frame[_P_DS].between(start, end)
+    placeholders = frame[~frame["holiday"].isin(frame.loc[keep, "holiday"])].drop_duplicates("holiday")
+    return pd.concat([placeholders, frame[keep]], ignore_index=True)
+
+
+def stan_init(model: Any) -> dict[str, Any]:
+    """A fitted Prophet's MAP parameters in the form Stan's `init` takes (Prophet docs, warm start)."""
+    res: dict[str, Any] = {}
+    for pname in ("k", "m", "sigma_obs"):
+        res[pname] = float(np.mean(model.params[pname]))
+    for pname in ("delta", "beta"):
+        res[pname] = np.mean(model.params[pname], axis=0)
+    return res
+
+
+class ProphetForecaster(Forecaster):
+    """Prophet with market holidays, optional known-ahead regressors, 80/95 intervals and warm-started refits.
+
+    Args:
+        regressors: exog column names; `cal_` calendar columns are used as-is (known ahead), all others lagged
+            by `exog_lag` sessions (so predict(h) needs h <= exog_lag when any such column is used).
+        uncertainty_samples: predictive samples for the intervals; 0 = point forecasts only (10x faster).
+        interval_width: passed to Prophet for parity with a plain Prophet; our 80/95 bands do not use it.
+        warm_start_from: a fitted ProphetForecaster (or Prophet, or a stan_init dict) whose parameters
+            initialise the first fit.
+        seed: seeds the predictive sampling (numpy global RNG, restored afterwards).
+    """
+
+    name: ClassVar[str] = "prophet"
+    description: ClassVar[str] = "Prophet: trend + weekly/yearly seasonality + market holidays"
+    supports_exog: ClassVar[bool] = True
+    supports_intervals: ClassVar[bool] = True
+    min_train_size: ClassVar[int] = 10
+
+    def __init__(
+        self,
+        *,
+        growth: Literal["linear", "flat"] = "linear",
+        weekly: bool = True,
+        yearly: bool = True,
+        holidays: bool = True,
+        changepoint_prior_scale: float = 0.05,
+        seasonality_mode: Literal["additive", "multiplicative"] = "additive",
+        uncertainty_samples: int = 200,
+        regressors: Sequence[str] = (),
+        exog_lag: int = 1,
+        warm_start: bool = True,
+        warm_start_from: Any = None,
+        interval_width: float = 0.8,
+        seed: int = 0,
+    ):
+        if growth not in ("linear", "flat"):
+            raise ConfigError(f"prophet: growth must be 'linear' or 'flat' (logistic needs a cap), got {growth!r}")
+        if seasonality_mode not in ("additive", "multiplicative"):
+            raise ConfigError(f"prophet: seasonality_mode must be additive or multiplicative, got {seasonality_mode!r}")
+        if int(uncertainty_samples) < 0:
+            raise ConfigError(f"prophet: uncertainty_samples must be >= 0, got {uncertainty_samples}")
+        if int(exog_lag) < 1:
+            raise ConfigError(f"prophet: exog_lag must be >= 1, got {exog_lag}")
+        self.growth = growth
+        self.weekly = weekly
+        self.yearly = yearly
+        self.holidays = holidays
+        self.changepoint_prior_scale = changepoint_prior_scale
+        self.seasonality_mode = seasonality_mode
+        self.uncertainty_samples = int(uncertainty_samples)
+        self.regressors = tuple(regressors)
+        self.exog_lag = int(exog_lag)
+        self.warm_start = warm_start
+        self.warm_start_from = warm_start_from
+        self.interval_width = interval_width
+        self.seed = seed
+
+    @property
+    def exog_columns(self) -> tuple[str, ...]:
+        return self.regressors
+
+    # ---- Prophet construction (public so tests and users can build the identical plain Prophet) ----------
+    def prophet_kwargs(self, exchange: str) -> dict[str, Any]:
+        """Constructor arguments of the plain `Prophet` this forecaster fits for a series on `exchange`."""
+        return {
+            "growth": self.growth,
+            "weekly_seasonality": bool(self.weekly),
+            "yearly_seasonality": bool(self.yearly),
+            "daily_seasonality": False,
+            "holidays": market_holidays(exchange) if self.holidays else None,
+            "changepoint_prior_scale": self.changepoint_prior_scale,
+            "seasonality_mode": self.seasonality_mode,
+            "uncertainty_samples": self.uncertainty_samples,
+            "interval_width": self.interval_width,
+        }
+
+    def _new_prophet(self):
+        from prophet import Prophet
+
+        _quiet_stan_logs()  # after the import: cmdstanpy sets its own logger level when first imported
+        kwargs = self.prophet_kwargs(self.exchange_)
+        if kwargs["holidays"] is not None:  # same fit as the full frame, 5-10x cheaper predict
+            kwargs["holidays"] = _trim_holidays(kwargs["holidays"], self.ds_[0], self.ds_[-1])
+        m = Prophet(**kwargs)
+        for col in self.regressors:
+            m.add_regressor(col)
+        return m
+
+    def _init_params(self) -> dict[str, Any] | None:
+        if self.warm_start and getattr(self, "model_", None) is not None:
+            return stan_init(self.model_)
+        src = self.warm_start_from
+        if src is None:
+            return None
+        if isinstance(src, dict):
+            return src
+        if isinstance(src, ProphetForecaster):
+            src = getattr(src, "model_", None)
+            if src is None:
+                raise ConfigError("prophet: warm_start_from must be a FITTED ProphetForecaster")
+        return stan_init(src)
+
+    # ---- hooks --------------------------------------------------------------------------------------------
+    def _fit(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
+        frame = pd.DataFrame({_P_DS: self.ds_, _P_Y: y})
+        if self.regressors:
+            design, _ = self.exog_design(self.exog_lag, 0)
+            frame = pd.concat([frame, design.reset_index(drop=True)], axis=1)
+            frame = frame.dropna().reset_index(drop=True)  # the first exog_lag rows have no lagged value
+        init = self._init_params()
+        m = self._new_prophet()
+        with _quiet_prophet_calls():
+            m.fit(frame, **({"init": init} if init is not None else {}))
+        self.model_ = m
+        self.warm_started_ = init is not None
+
+    def _future_frame(self, horizon: int) -> pd.DataFrame:
+        future = pd.DataFrame({_P_DS: self.future_ds(horizon)})
+        if self.regressors:
+            has_lagged = any(not is_calendar_column(c) for c in self.regressors)
+            _, fut = self.exog_design(self.exog_lag if has_lagged else horizon, horizon)
+            future = pd.concat([future, fut.reset_index(drop=True)], axis=1)
+        return future
+
+    def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        m = self.model_
+        future = self._future_frame(horizon)
+        n_samples, fit_holidays = m.uncertainty_samples, m.holidays
+        m.uncertainty_samples = 0  # yhat does not depend on sampling; skip Prophet's own interval pass
+        if fit_holidays is not None:  # only the forecast dates' rows; Prophet re-adds the other fitted names
+            full = _market_holidays_cached(self.exchange_)
+            m.holidays = full[full[_P_DS].between(future[_P_DS].iloc[0], future[_P_DS].iloc[-1])].reset_index(drop=True)
+        try:
+            with _quiet_prophet_calls():
+                mean = m.predict(future)[_P_YHAT].to_numpy(dtype=float)
+            m.uncertainty_samples = n_samples
+            if not n_samples:
+                return mean, None
+            state = np.random.get_state()
+            np.random.seed(self.seed)
+            try:
+                with _quiet_prophet_calls():
+                    draws = m.predictive_samples(future)[_P_YHAT]  # (horizon, n_samples)
+            finally:
+                np.random.set_state(state)
+        finally:
+            m.uncertainty_samples, m.holidays = n_samples, fit_holidays
+        intervals: Intervals = {}
+        for level in LEVELS:
+            alpha = (100 - level) / 200
+            lo, hi = np.quantile(draws, [alpha, 1 - alpha], axis=1)
+            intervals[level] = (np.minimum(lo, mean), np.maximum(hi, mean))
+        return mean, intervals
+
+    # ---- persistence: Prophet's own JSON serialisation, not a pickle of cmdstan handles -----------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if state.get("model_") is not None:
+            from prophet.serialize import model_to_json
+
+            with _quiet_prophet_calls():
+                state["model_"] = model_to_json(state["model_"])
+        src = state.get("warm_start_from")
+        if src is not None and not isinstance(src, dict):  # keep only the parameters, not a second model
+            state["warm_start_from"] = self._init_from(src)
+        return state
+
+    @staticmethod
+    def _init_from(src: Any) -> dict[str, Any] | None:
+        model = getattr(src, "model_", src)
+        return None if model is None else stan_init(model)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("model_"), str):
+            from prophet.serialize import model_from_json
+
+            _quiet_stan_logs()
+            with _quiet_prophet_calls():
+                state["model_"] = model_from_json(state["model_"])
+        self.__dict__.update(state)

@@ -1,0 +1,374 @@
+"""One Keras 3 recurrent forecaster (SimpleRNN, LSTM or GRU cell), direct multi-step, with conformal intervals.
+
+Design choices (why, not what):
+- Inputs are windows of `window` sessions ending at the forecast origin (inclusive), aligned as in
+  features.windows. With `target_transform="log_return"` (default) the target channel is
+  log(y_t) - log(y_origin), i.e. log returns relative to the window's last value, and the outputs are
+  log(y_{origin+k}) - log(y_origin) for k = 1..horizon. That makes the network scale-free (a model trained
+  at $30 works at $300) and the naive forecast is simply "output 0". `"level"` feeds and predicts the raw
+  (standardised) price, for series that can be <= 0.
+- Direct multi-step: one Dense output per horizon step; `horizon` is the most the model can forecast.
+- Extra inputs (`features`): calendar `cal_` columns and any exog column; inputs end at the origin, so
+  values at or before it are known and no extra lag is needed.
+- Scalers (features.scaling.TrainScaler) are fitted on the training samples only (not the validation tail).
+- Validation tail: the last `validation_fraction` of the samples in time order (never shuffled into training),
+  with the `horizon - 1` samples before it purged so no validation target was ever a training target. It
+  drives early stopping (best weights restored) and split-conformal intervals: per horizon step, the
+  ceil((n+1)(1-alpha))-th smallest absolute validation residual (in log space for log_return, so bands scale
+  with the price level). With too few validation samples for a level the largest residual is used (and the
+  band is below nominal coverage).
+- Determinism: `keras.utils.set_random_seed(seed)` + `tf.config.experimental.enable_op_determinism()`;
+  the Keras session is cleared before each fresh build (before seeding, since clearing resets Keras' seed).
+- `update()` appends rows only; the next predict runs the fixed network on the newest window.
+- Pickling stores the weights (numpy arrays) and config, never the live Keras model; it is rebuilt on use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from features.calendar import calendar_features, next_sessions
+from features.scaling import TrainScaler
+from features.schema import CUTOFF, DS, LEVELS
+from features.windows import sliding_windows, windows_ending_at
+from models.base import Forecaster, Intervals, forecast_frame, is_calendar_column
+from pricecast.errors import ConfigError, DataError, ModelFitError
+
+log = logging.getLogger(__name__)
+
+_CELLS = {"rnn": "SimpleRNN", "simplernn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+_MIN_TRAIN_SAMPLES = 8
+
+
+def _keras():
+    """Import Keras (TensorFlow backend) on demand, quietly and with deterministic ops."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    import tensorflow as tf
+
+    if not getattr(_keras, "_configured", False):
+        tf.config.experimental.enable_op_determinism()
+        tf.get_logger().setLevel(logging.ERROR)
+        _keras._configured = True  # type: ignore[attr-defined]
+    return keras
+
+
+def conformal_quantile(residuals: np.ndarray, level: int) -> np.ndarray:
+    """Split-conformal half-width per column: the ceil((n+1)*level/100)-th smallest |residual| (capped at n)."""
+    res = np.sort(np.abs(np.asarray(residuals, dtype=float)), axis=0)
+    n = res.shape[0]
+    k = int(np.ceil((n + 1) * level / 100.0))
+    return res[min(k, n) - 1]
+
+
+class RecurrentForecaster(Forecaster):
+    """Keras SimpleRNN/LSTM/GRU on sliding windows, direct multi-step output, split-conformal 80/95 bands."""
+
+    name: ClassVar[str] = "rnn"
+    description: ClassVar[str] = "Keras recurrent network (SimpleRNN/LSTM/GRU), direct multi-step"
+    supports_exog: ClassVar[bool] = True
+    supports_intervals: ClassVar[bool] = True
+    min_train_size: ClassVar[int] = 20
+
+    def __init__(
+        self,
+        *,
+        cell: Literal["rnn", "lstm", "gru"] = "lstm",
+        window: int = 30,
+        features: Sequence[str] = (),
+        units: int = 32,
+        layers: int = 1,
+        dropout: float = 0.0,
+        epochs: int = 30,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        clipnorm: float = 1.0,
+        patience: int = 5,
+        validation_fraction: float = 0.1,
+        horizon: int = 5,
+        target_transform: Literal["log_return", "level"] = "log_return",
+        seed: int = 0,
+        warm_start: bool = True,
+        warm_epochs: int = 5,
+    ):
+        if str(cell).lower() not in _CELLS:
+            raise ConfigError(f"rnn: cell must be one of {sorted(set(_CELLS) - {'simplernn'})}, got {cell!r}")
+        if target_transform not in ("log_return", "level"):
+            raise ConfigError(f"rnn: target_transform must be 'log_return' or 'level', got {target_transform!r}")
+        for label, value in (("window", window), ("units", units), ("layers", layers), ("horizon", horizon)):
+            if int(value) < 1:
+                raise ConfigError(f"rnn: {label} must be >= 1, got {value}")
+        if not 0.0 <= validation_fraction < 0.9:
+            raise ConfigError(f"rnn: validation_fraction must be in [0, 0.9), got {validation_fraction}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"rnn: dropout must be in [0, 1), got {dropout}")
+        self.cell = str(cell).lower()
+        self.window = int(window)
+        self.features = tuple(features)
+        self.units = int(units)
+        self.layers = int(layers)
+        self.dropout = float(dropout)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.learning_rate = float(learning_rate)
+        self.clipnorm = clipnorm
+        self.patience = int(patience)
+        self.validation_fraction = float(validation_fraction)
+        self.horizon = int(horizon)
+        self.target_transform = target_transform
+        self.seed = int(seed)
+        self.warm_start = warm_start
+        self.warm_epochs = int(warm_epochs)
+
+    @property
+    def exog_columns(self) -> tuple[str, ...]:
+        return self.features
+
+    # ---- design: raw per-row channels, windows, transforms ------------------------------------------------
+    def _raw(self) -> np.ndarray:
+        """(T, 1 + n_features) rows: the target channel (log y or y) then the feature columns."""
+        y = self.y_
+        if self.target_transform == "log_return":
+            if np.any(y <= 0):
+                bad = np.flatnonzero(y <= 0)
+                raise DataError(
+                    f"{self.name} on {self.unique_id_}: log_return needs positive prices, {bad.size} values <= 0 "
+                    f"(first {self.ds_[bad[0]].date()}); use target_transform='level'"
+                )
+            y = np.log(y)
+        cols = [y[:, None]]
+        cal = [c for c in self.features if is_calendar_column(c)]
+        if cal:
+            cols.append(calendar_features(self.ds_)[cal].to_numpy(dtype=float))
+        other = [c for c in self.features if not is_calendar_column(c)]
+        if other:
+            cols.append(self.X_[other].to_numpy(dtype=float))
+        raw = np.concatenate(cols, axis=1)
+        if not np.all(np.isfinite(raw)):
+            raise DataError(f"{self.name} on {self.unique_id_}: non-finite feature values; fill or drop them first")
+        # Keep the feature order fixed (target, calendar, others) regardless of how `features` lists them.
+        return raw
+
+    def _relative(self, X: np.ndarray) -> np.ndarray:
+        if self.target_transform == "log_return":
+            X = X.copy()
+            X[:, :, 0] -= X[:, -1:, 0]
+        return X
+
+    def _arch(self) -> tuple:
+        return (self.cell, self.window, 1 + len(self.features), self.units, self.layers, self.dropout, self.horizon)
+
+    def _build(self):
+        keras = _keras()
+        cell = getattr(keras.layers, _CELLS[self.cell])
+        inputs = keras.Input(shape=(self.window, 1 + len(self.features)))
+        x = inputs
+        for i in range(self.layers):
+            x = cell(self.units, dropout=self.dropout, return_sequences=i < self.layers - 1)(x)
+        outputs = keras.layers.Dense(self.horizon)(x)  # one linear output per horizon step
+        model = keras.Model(inputs, outputs)
+        self._compile(model)
+        return model
+
+    def _compile(self, model) -> None:
+        keras = _keras()
+        opt = keras.optimizers.Adam(learning_rate=self.learning_rate, clipnorm=self.clipnorm)
+        model.compile(optimizer=opt, loss="mse")
+
+    def _model(self):
+        """The live Keras model; rebuilt from stored weights after unpickling."""
+        if getattr(self, "model_", None) is None:
+            model = self._build()
+            model.set_weights(self.weights_)
+            self.model_ = model
+        return self.model_
+
+    def _serve(self):
+        """A graph-compiled forward pass traced ONCE for any batch size (input_signature with a None batch).
+
+        An eager model(x) steps the RNN loop in Python (~250 ms for window 30); predict_on_batch retraces for
+        each new batch size; model.predict() adds ~100 ms of dataset overhead per call.
+        """
+        model = self._model()
+        if getattr(self, "serve_", None) is None or self.serve_[0] is not model:
+            import tensorflow as tf
+
+            spec = tf.TensorSpec(shape=(None, self.window, 1 + len(self.features)), dtype=tf.float32)
+            fn = tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
+            self.serve_ = (model, fn)
+        return self.serve_[1]
+
+    # ---- hooks --------------------------------------------------------------------------------------------
+    def _fit(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
+        keras = _keras()
+        raw = self._raw()
+        H, W = self.horizon, self.window
+        n = len(raw) - W - H + 1
+        n_val = int(round(self.validation_fraction * n)) if self.validation_fraction > 0 else 0
+        n_train = n - n_val - (H - 1 if n_val else 0)  # purge so no validation target is a training target
+        if n_train < _MIN_TRAIN_SAMPLES or (self.validation_fraction > 0 and n_val < 1):
+            raise DataError(
+                f"{self.name} on {self.unique_id_}: {len(raw)} sessions give {max(n, 0)} windows for window={W}, "
+                f"horizon={H}, validation_fraction={self.validation_fraction}; need >= {_MIN_TRAIN_SAMPLES} "
+                "training windows: use a longer history, a shorter window or a smaller horizon"
+            )
+        target = raw[:, 0]
+        Xw, _ = sliding_windows(raw, window=W, horizon=H)
+        Yw = sliding_windows(target, window=W, horizon=H)[1]
+        if self.target_transform == "log_return":
+            Yw = Yw - Xw[:, -1:, 0]
+        Xw = self._relative(Xw)
+        tr, va = slice(0, n_train), slice(n - n_val, n)
+        self.in_scaler_ = TrainScaler().fit(Xw[tr].reshape(-1, Xw.shape[-1]))
+        self.out_scaler_ = TrainScaler().fit(Yw[tr])
+        Xs, Ys = self.in_scaler_.transform(Xw), self.out_scaler_.transform(Yw)
+
+        warm = bool(
+            self.warm_start
+            and getattr(self, "weights_", None) is not None
+            and getattr(self, "arch_", None) == self._arch()
+        )
+        if warm:
+            model = self._model()
+            keras.utils.set_random_seed(self.seed)
+            epochs = self.warm_epochs
+        else:
+            keras.backend.clear_session(free_memory=False)  # before seeding: clearing resets Keras' seed state
+            keras.utils.set_random_seed(self.seed)
+            model = self._build()
+            epochs = self.epochs
+        callbacks = []
+        val_data = None
+        if n_val:
+            val_data = (Xs[va], Ys[va])
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True, verbose=0
+                )
+            )
+        hist = model.fit(
+            Xs[tr],
+            Ys[tr],
+            validation_data=val_data,
+            epochs=max(int(epochs), 1),
+            batch_size=self.batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        self.model_ = model
+        self.weights_ = model.get_weights()
+        self.arch_ = self._arch()
+        self.warm_started_ = warm
+        self.epochs_run_ = len(hist.history.get("loss", []))
+        self.residuals_ = None
+        if n_val:
+            # Residuals in transformed units: log returns for log_return (bands scale with price), else levels.
+            self.residuals_ = Yw[va] - self._net(Xs[va])
+        log.debug("%s on %s: %d epochs, warm=%s", self.name, self.unique_id_, self.epochs_run_, warm)
+
+    def _net(self, Xs: np.ndarray) -> np.ndarray:
+        """One batched forward pass on scaled inputs -> outputs in transformed (unscaled) target units."""
+        out = self._serve()(np.asarray(Xs, dtype="float32")).numpy()
+        return self.out_scaler_.inverse_transform(out.astype(float))
+
+    def _forecast_ends(self, ends: np.ndarray) -> tuple[np.ndarray, Intervals | None]:
+        """Forecasts (n_origins, horizon) from windows ending at row indices `ends` of the history, in ONE call."""
+        ends = np.asarray(ends, dtype=np.int64)
+        raw = self._raw()
+        if ends.min() < self.window - 1:
+            raise DataError(
+                f"{self.name} on {self.unique_id_}: an origin has only {ends.min() + 1} sessions of history, "
+                f"the model needs window={self.window}"
+            )
+        Xw = self._relative(windows_ending_at(raw, ends, window=self.window))
+        out = self._net(self.in_scaler_.transform(Xw))
+        if self.target_transform == "log_return":
+            base = self.y_[ends][:, None]
+            mean = base * np.exp(out)
+        else:
+            mean = out
+        if self.residuals_ is None:
+            return mean, None
+        intervals: Intervals = {}
+        for level in LEVELS:
+            q = conformal_quantile(self.residuals_, level)[None, :]
+            if self.target_transform == "log_return":
+                lo, hi = base * np.exp(out - q), base * np.exp(out + q)
+            else:
+                lo, hi = mean - q, mean + q
+            intervals[level] = (lo, hi)
+        return mean, intervals
+
+    def _check_horizon(self, horizon: int) -> None:
+        if horizon > self.horizon:
+            raise DataError(
+                f"{self.name}: asked for {horizon} steps, the network outputs at most horizon={self.horizon}; "
+                f"construct it with horizon>={horizon} (direct multi-step models cannot extrapolate further)"
+            )
+
+    def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        self._check_horizon(horizon)
+        mean, intervals = self._forecast_ends(np.array([len(self.y_) - 1]))
+        if intervals is None:
+            return mean[0, :horizon], None
+        return mean[0, :horizon], {lv: (lo[0, :horizon], hi[0, :horizon]) for lv, (lo, hi) in intervals.items()}
+
+    # ---- batched backtest path ----------------------------------------------------------------------------
+    def forecast_origins(self, history: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], horizon: int) -> pd.DataFrame:
+        """Forecasts from every cutoff in ONE batched network call; equal to looping update()+predict().
+
+        Each origin's window uses only rows at or before its cutoff. The model ends conditioned on the last
+        cutoff (its history extended to it), as with the default loop.
+        """
+        self._check_fitted()
+        if int(horizon) != horizon or horizon <= 0:
+            raise DataError(f"{self.name}: horizon must be a positive integer, got {horizon!r}")
+        horizon = int(horizon)
+        self._check_horizon(horizon)
+        cutoffs = [pd.Timestamp(c) for c in cutoffs]
+        if not cutoffs:
+            return pd.DataFrame()
+        if any(b < a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
+            raise DataError(f"{self.name}: cutoffs must be ascending, got {[str(c.date()) for c in cutoffs]}")
+        if cutoffs[0] < self.ds_[-1]:
+            raise DataError(
+                f"{self.name} on {self.unique_id_}: cutoff {cutoffs[0].date()} is before the last seen session "
+                f"{self.ds_[-1].date()}; refit on data up to that cutoff instead"
+            )
+        hist_ds = pd.DatetimeIndex(history[DS])
+        mask = (hist_ds > self.ds_[-1]) & (hist_ds <= cutoffs[-1])
+        if mask.any():
+            self.update(history.loc[mask])
+        ends = self.ds_.searchsorted(pd.DatetimeIndex(cutoffs), side="right") - 1
+        mean, intervals = self._call(self._forecast_ends, ends)
+        if not np.all(np.isfinite(mean)):
+            raise ModelFitError(self.name, self.unique_id_, "batched forecast has non-finite values")
+        frames = []
+        for k, (cutoff, end) in enumerate(zip(cutoffs, ends, strict=True)):
+            future = next_sessions(self.exchange_, self.ds_[end], horizon)
+            iv = {lv: (lo[k, :horizon], hi[k, :horizon]) for lv, (lo, hi) in intervals.items()} if intervals else None
+            frame = forecast_frame(self.unique_id_, future, mean[k, :horizon], iv)
+            frame.insert(1, CUTOFF, cutoff)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    # ---- pickling: weights + config, never the live Keras model -------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if state.get("model_") is not None:
+            state["weights_"] = state["model_"].get_weights()
+        state.pop("model_", None)
+        state.pop("serve_", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.model_ = None
