@@ -48,3 +48,29 @@ def test_naive_backtest_equals_statsforecast_cross_validation(horizon, step, win
     np.testing.assert_allclose(joined[YHAT], joined["Naive"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(joined[Y], joined["y_sf"], rtol=0, atol=1e-12)
     assert pd.Series(joined["cutoff_pos"]).nunique() == windows
+
+
+@pytest.mark.slow
+def test_prophet_backtest_refit_every_fold_equals_prophet_cross_validation():
+    """With refit_every=1 the engine's prophet forecasts are prophet.diagnostics.cross_validation's yhat."""
+    from prophet import Prophet
+    from prophet.diagnostics import cross_validation
+
+    from models.prophet_model import ProphetForecaster
+
+    data = panel(1, 300, seed=4)
+    params = {"uncertainty_samples": 0, "warm_start": False, "yearly": False}
+    plan = FoldPlan(horizon=5, step=10, windows=2)
+    ours = run_backtest(data, models={"prophet": params}, plan=plan, refit_every=1).forecasts
+    cutoffs = sorted(ours[CUTOFF].unique())
+
+    series = data[[DS, Y]]
+    kwargs = ProphetForecaster(**params).prophet_kwargs("XNYS")
+    fitted = Prophet(**kwargs).fit(series)
+    for cutoff in cutoffs:
+        got = ours.loc[ours[CUTOFF] == cutoff].sort_values(H)
+        # Prophet's horizon is calendar time; each fold's 5 sessions span a different number of days.
+        horizon = got[DS].max() - cutoff
+        theirs = cross_validation(fitted, horizon=horizon, cutoffs=[cutoff], disable_tqdm=True)
+        want = theirs.loc[theirs["cutoff"] == cutoff].set_index("ds").loc[got[DS], "yhat"]
+        np.testing.assert_allclose(got[YHAT].to_numpy(), want.to_numpy(), rtol=1e-9)
