@@ -53,13 +53,14 @@ from backtest.results import (
     normalize,
 )
 from features.schema import BACKTEST_COLUMNS, CUTOFF, DS, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, YHAT, H, Y
-from models import REGISTRY, make_model
+from models import REGISTRY, make_model, model_class
 from pricecast.errors import ConfigError, DataError, ModelFitError
 
 log = logging.getLogger(__name__)
 
-# Provisional: benchmarks/ measures accuracy and cost per refit_every and decides the default.
-DEFAULT_REFIT_EVERY = 5
+# Used only for models that declare no policy of their own. Each model class sets `default_refit_every`, the
+# fastest policy that kept accuracy in benchmarks/bench_backtest.py --part refit (see README, "Refit policy").
+DEFAULT_REFIT_EVERY = 10
 
 ModelFactory = Callable[..., Any]  # (name, **params) -> unfitted Forecaster; make_model by default
 Progress = Callable[[int, int, str, str], None]  # (units done, units total, unique_id, model)
@@ -92,11 +93,15 @@ def backtest_unit(
     model: str,
     params: Mapping[str, Any] | None = None,
     folds: Sequence[Fold],
-    refit_every: int = DEFAULT_REFIT_EVERY,
+    refit_every: int | None = None,
     horizon: int,
     factory: ModelFactory = make_model,
 ) -> UnitResult:
-    """Backtest one model on one series over `folds`: the unit the Prefect flow maps over."""
+    """Backtest one model on one series over `folds`: the unit the Prefect flow maps over.
+
+    refit_every=None uses the model's own measured default (`default_refit_every`).
+    """
+    refit_every = resolve_refit_every(model, refit_every)
     _check_refit_every(refit_every)
     frame = _prepare_series(series)
     uid = str(frame[ID].iloc[0])
@@ -135,7 +140,7 @@ def run_backtest(
     *,
     models: Mapping[str, Mapping[str, Any]] | Sequence[str],
     plan: FoldPlan,
-    refit_every: int = DEFAULT_REFIT_EVERY,
+    refit_every: int | None = None,
     n_jobs: int = 1,
     progress: Progress | None = None,
     factory: ModelFactory = make_model,
@@ -147,7 +152,8 @@ def run_backtest(
     except the measured seconds. `progress(done, total, unique_id, model)` is called after each unit.
     """
     specs = _model_specs(models)
-    _check_refit_every(refit_every)
+    if refit_every is not None:
+        _check_refit_every(refit_every)
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ConfigError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
     _check_models(specs, factory)
@@ -161,7 +167,7 @@ def run_backtest(
     meta = {
         "plan": plan.to_dict(),
         "plan_fingerprint": plan.fingerprint(),
-        "refit_every": refit_every,
+        "refit_every": {name: resolve_refit_every(name, refit_every) for name in specs},
         "models": {name: dict(p) for name, p in specs.items()},
         "n_series": len(frames),
         "n_units": len(units),
@@ -413,6 +419,14 @@ def _check_models(specs: dict[str, dict[str, Any]], factory: ModelFactory) -> No
     for name in specs:
         if name not in REGISTRY:
             make_model(name)  # raises ConfigError with suggestions
+
+
+def resolve_refit_every(model: str, refit_every: int | None) -> int:
+    """The policy for `model`: the one asked for, else the model class's measured default."""
+    if refit_every is not None:
+        return refit_every
+    cls = model_class(model) if model in REGISTRY else None
+    return int(getattr(cls, "default_refit_every", DEFAULT_REFIT_EVERY))
 
 
 def _check_refit_every(refit_every: int) -> None:

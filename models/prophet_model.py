@@ -167,6 +167,10 @@ class ProphetForecaster(Forecaster):
     description: ClassVar[str] = "Prophet: trend + weekly/yearly seasonality + market holidays"
     supports_exog: ClassVar[bool] = True
     supports_intervals: ClassVar[bool] = True
+    # Prophet has no filter state: update() leaves the fitted curve as it was, so between refits forecasts come
+    # from a stale trend level. On W1 refit_every=5 lost 12% MASE against refitting at every fold; refits are
+    # warm-started, so refitting at every fold is the default.
+    default_refit_every: ClassVar[int] = 1
     min_train_size: ClassVar[int] = 10
 
     def __init__(
