@@ -1,1 +1,37 @@
-"""Prefect @flow definitions: typed parameters and composition only, no maths."""
+"""Prefect @flow definitions: typed parameters and composition only, no maths.
+
+Importing `flows`, and starting any flow, routes the pure packages' stdlib loggers into the Prefect run logs
+(CLI runs, deployments, `pricecast serve` and Dask workers alike), see `enable_package_logs`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
+PACKAGE_LOGGERS = ("ingest", "features", "models", "backtest", "reports", "store")
+
+
+def enable_package_logs() -> None:
+    """Send records of the pure packages' loggers to the Prefect API (the run's logs in the UI).
+
+    Sets PREFECT_LOGGING_EXTRA_LOGGERS, which prefect reads when it loads its settings: processes started
+    later (a worker's flow runs, `serve`'s runs, Dask workers) route the loggers themselves. In this process
+    prefect may have loaded its settings before the variable was set (a worker's `python -m prefect.engine`,
+    a test session), so the handlers prefect configured for extra loggers are attached here too - the same
+    handler objects, never twice. Flows call this again when they start, once prefect's logging is surely
+    configured. Levels are left alone: the loggers keep their effective level (WARNING unless configured).
+    """
+    current = [n for n in os.environ.get(EXTRA_LOGGERS_ENV, "").split(",") if n.strip()]
+    names = list(dict.fromkeys([*current, *PACKAGE_LOGGERS]))
+    os.environ[EXTRA_LOGGERS_ENV] = ",".join(names)
+    extra = logging.getLogger("prefect.extra")  # prefect's configured handlers for extra loggers
+    for name in names:
+        logger = logging.getLogger(name)
+        for handler in extra.handlers:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+
+
+enable_package_logs()

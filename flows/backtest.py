@@ -1,7 +1,14 @@
 """backtest_flow: every model on identical rolling-origin folds, scored against the naive random walk.
 
 Composition only: ingest -> features per ticker -> fold plan -> one cached task per (ticker, model) ->
-gather, score, report -> artifacts. The maths lives in backtest/, models/ and features/.
+gather, score, report -> results store -> artifacts. The maths lives in backtest/, models/ and features/.
+
+Caching: a unit's key (tasks.backtest.unit_cache_key) covers the model config, its folds, the refit policy,
+the data slice it reads and the code version; results persist under PRICECAST_HOME/results, so any run on
+this machine (CLI, deployment, serve) reuses them. What "only what changed" means with the statsforecast
+fold convention (the last fold ends at the last session): a ticker that gets one new session gets new
+cutoffs for every fold, so all of its units rerun; units of tickers whose data did not change stay cached,
+and so do finished units of a run that crashed or failed part-way.
 """
 
 from __future__ import annotations
@@ -13,12 +20,13 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.states import Completed, Failed
 from pydantic import Field
 
-from backtest.engine import DEFAULT_REFIT_EVERY
 from backtest.folds import FoldPlan
 from features.build import FeatureConfig
 from features.schema import ID, MODEL
+from flows import enable_package_logs
 from flows.runners import task_runner
 from ingest.spec import SourceSpec
+from models import REGISTRY, make_model
 from pricecast.settings import store_path
 from tasks.backtest import (
     build_ticker_features,
@@ -29,6 +37,7 @@ from tasks.backtest import (
     write_outputs,
 )
 from tasks.ingest import ingest_prices, publish_quality
+from tasks.store import results_dir, store_backtest
 from tasks.units import collect_units, run_meta, run_out_dir
 
 DEFAULT_MODELS = ["naive", "drift", "moving_average", "ses", "holt", "ets", "arima", "prophet", "lstm", "ensemble"]
@@ -41,7 +50,7 @@ def backtest_flow(
     horizon: Annotated[int, Field(gt=0)] = 5,
     windows: Annotated[int, Field(gt=0)] = 20,
     step: Annotated[int, Field(gt=0)] = 5,
-    refit_every: Annotated[int, Field(ge=0)] = DEFAULT_REFIT_EVERY,
+    refit_every: Annotated[int, Field(ge=0)] | None = None,  # None: each model's measured default policy
     window_type: Literal["expanding", "sliding"] = "expanding",
     train_size: Annotated[int, Field(gt=0)] | None = None,
     source: Literal["sample", "csv", "parquet", "yfinance", "fdr"] = "sample",
@@ -51,10 +60,18 @@ def backtest_flow(
     target: Literal["auto", "adj_close", "close"] = "auto",
     model_params: dict[str, dict[str, Any]] | None = None,
     out_dir: str | None = None,
+    refresh_cache: bool = False,
 ) -> dict[str, Any]:
-    """Backtest `models` on `tickers` and write forecasts, metrics, leaderboard and report.html to out_dir."""
+    """Backtest `models` on `tickers` and write forecasts, metrics, leaderboard and report.html to out_dir.
+
+    Units already computed with the same data, folds, parameters and code are reused unless `refresh_cache`.
+    """
+    enable_package_logs()
     log = get_run_logger()
     started = datetime.now(UTC)
+    for name in models:
+        if name not in REGISTRY:
+            make_model(name)  # raises ConfigError naming the registered models, before any work
     spec = SourceSpec(
         source=source, path=path, tickers=tuple(tickers) if tickers else None, start=start, end=end, target=target
     )
@@ -66,7 +83,8 @@ def backtest_flow(
     folds = plan_folds(panel, plan)
     params = {name: dict((model_params or {}).get(name, {})) for name in models}
     units = [(uid, name) for uid in sorted(features) for name in models]
-    futures = run_unit.map(
+    unit = run_unit.with_options(result_storage=results_dir(), refresh_cache=refresh_cache or None)
+    futures = unit.map(
         series=[features[uid] for uid, _ in units],
         uid=[uid for uid, _ in units],
         model=[name for _, name in units],
@@ -79,8 +97,15 @@ def backtest_flow(
     meta = run_meta(spec=spec, plan=plan, refit_every=refit_every, models=params, panel=panel, started=started)
     result, evaluation = gather_and_score(results, meta)
     report = write_outputs(result, evaluation, quality, str(out))
+    store_backtest(result, evaluation, str(store_path()), str(meta["flow_run_id"]))
     verdict = publish_artifacts(result, evaluation, report, quality.to_frame())
-    summary = {"out_dir": str(out), "report": str(report), "verdict": verdict, "failures": len(result.failures)}
+    summary = {
+        "out_dir": str(out),
+        "report": str(report),
+        "verdict": verdict,
+        "failures": len(result.failures),
+        "flow_run_id": meta["flow_run_id"],
+    }
     log.info("report: %s", report)
     if len(result.failures):
         failed = result.failures.groupby([ID, MODEL]).size()

@@ -1,4 +1,8 @@
-"""ingest_flow: incremental, validated ingest of daily bars into the local DuckDB store."""
+"""ingest_flow: incremental, validated ingest of daily bars into the local DuckDB store.
+
+Network failures are retried with exponential backoff (tasks.ingest.ingest_prices); bad data is not. After the
+ingest, earlier live forecasts whose sessions now have prices are scored (the forecast track record).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from typing import Literal
 from prefect import flow, get_run_logger
 
 from features.schema import ID
+from flows import enable_package_logs
 from ingest.spec import SourceSpec
 from pricecast.settings import store_path
 from tasks.ingest import ingest_prices, publish_quality
+from tasks.store import score_live
 
 
 @flow(name="ingest", log_prints=False)
@@ -23,11 +29,14 @@ def ingest_flow(
     target: Literal["auto", "adj_close", "close"] = "auto",
 ) -> dict[str, int]:
     """Ingest `tickers` from `source` into the store; returns sessions per ticker."""
+    enable_package_logs()
     spec = SourceSpec(
         source=source, path=path, tickers=tuple(tickers) if tickers else None, start=start, end=end, target=target
     )
-    panel, quality = ingest_prices(spec, str(store_path()))
+    store_file = str(store_path())
+    panel, quality = ingest_prices(spec, store_file)
     publish_quality(quality)
+    scored = score_live(store_file)
     counts = panel.groupby(ID).size().to_dict()
-    get_run_logger().info("ingested %d tickers: %s", len(counts), counts)
+    get_run_logger().info("ingested %d tickers: %s; scored %d live forecast rows", len(counts), counts, scored)
     return {str(k): int(v) for k, v in counts.items()}

@@ -185,14 +185,14 @@ def backtest_cmd(
     windows: Annotated[int, typer.Option(help="Number of rolling origins (folds) per series")] = 20,
     step: Annotated[int, typer.Option(help="Sessions between consecutive origins")] = 5,
     refit_every: Annotated[
-        int | None, typer.Option(help="Refit every k-th fold (1 = always, 0 = once); default: measured best")
+        int | None,
+        typer.Option(help="Refit every k-th fold (1 = every fold, 0 = once); default: per model"),
     ] = None,
     window_type: Annotated[str, typer.Option(help="expanding | sliding")] = "expanding",
     train_size: Annotated[int | None, typer.Option(help="Sliding window length in sessions")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: PRICECAST_HOME/runs/<run>)")] = None,
 ) -> None:
     """Backtest models on identical rolling-origin folds; writes parquet/CSV tables and report.html."""
-    from backtest.engine import DEFAULT_REFIT_EVERY
     from backtest.folds import FoldPlan
     from flows.backtest import DEFAULT_MODELS, backtest_flow
     from models import REGISTRY, make_model
@@ -200,9 +200,8 @@ def backtest_cmd(
     names = _model_list(models, default=DEFAULT_MODELS, registered=list(REGISTRY))
     for name in names:
         make_model(name)  # unknown names fail here, before any work starts
-    refit = DEFAULT_REFIT_EVERY if refit_every is None else refit_every
-    if refit < 0:
-        raise PricecastError(f"--refit-every must be >= 0, got {refit}")
+    if refit_every is not None and refit_every < 0:
+        raise PricecastError(f"--refit-every must be >= 0 (0 = fit once, 1 = every fold), got {refit_every}")
     FoldPlan(horizon=horizon, step=step, windows=windows, window_type=window_type, train_size=train_size)
     spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
     state = backtest_flow(
@@ -211,7 +210,7 @@ def backtest_cmd(
         horizon=horizon,
         windows=windows,
         step=step,
-        refit_every=refit,
+        refit_every=refit_every,
         window_type=window_type,
         train_size=train_size,
         source=source,
@@ -272,6 +271,96 @@ def _print_panel_summary(panel, quality) -> None:
         out.print("[bold]Data quality[/]")
         for line in lines:
             out.print(f"  {line}", highlight=False)
+
+
+@app.command("forecast")
+@guarded
+def forecast_cmd(
+    source: SourceOpt = "sample",
+    path: PathOpt = None,
+    tickers: TickersOpt = None,
+    start: StartOpt = "2005-03-01",
+    end: EndOpt = None,
+    target: TargetOpt = "auto",
+    models: Annotated[str, typer.Option(help="Comma list of registered models or 'default'")] = "default",
+    horizon: Annotated[int, typer.Option(help="Trading sessions to forecast")] = 5,
+) -> None:
+    """Forecast the next sessions with every model plus the ensemble; stored for the live track record."""
+    from flows.forecast import FORECAST_MODELS, forecast_flow
+    from models import REGISTRY, make_model
+    from pricecast.settings import store_path
+    from store.results import ResultStore
+
+    names = _model_list(models, default=FORECAST_MODELS, registered=list(REGISTRY))
+    for name in names:
+        make_model(name)  # unknown names fail here, before any work starts
+    if horizon <= 0:
+        raise PricecastError(f"--horizon must be >= 1, got {horizon}")
+    spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
+    state = forecast_flow(
+        tickers=list(spec.tickers) if spec.tickers else None,
+        models=names,
+        horizon=horizon,
+        source=source,
+        path=str(path) if path else None,
+        start=spec.start,
+        end=spec.end,
+        target=target,
+        return_state=True,
+    )
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    table = ResultStore(store_path()).live_forecasts(outcome["flow_run_id"])
+    if len(table):
+        table = table.assign(as_of=table["as_of"].dt.date.astype(str), ds=table["ds"].dt.date.astype(str))
+        cols = ["unique_id", "model", "as_of", "ds", "h", "yhat", "yhat_lo_95", "yhat_hi_95"]
+        print_frame(table[cols], title="Live forecast", floatfmt="{:.6g}")
+    out.print(f"stored in {store_path()} (run {outcome['flow_run_id']})", highlight=False)
+    if not state.is_completed():
+        err.print(f"[bold yellow]partial:[/] {state.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command("history")
+@guarded
+def history_cmd(
+    last: Annotated[int, typer.Option(help="How many past backtest leaderboards to show")] = 3,
+) -> None:
+    """Past backtest leaderboards and each model's live-forecast record (MAE, MASE, hit rate of scored forecasts)."""
+    from pricecast.settings import store_path
+    from store.results import ResultStore
+
+    store = ResultStore(store_path())
+    store.score_live()  # prices ingested since the last flow may score more forecasts
+    boards = store.leaderboards(last=last)
+    if boards.empty:
+        out.print("no backtest runs stored yet; run `pricecast backtest`")
+    for run_id, board in boards.groupby("flow_run_id", sort=False):
+        wide = board.pivot(index=["position", "model"], columns="metric", values="value")
+        wide = wide.reset_index().drop(columns="position")
+        cols = ["model", "mase", "rmsse", "smape", "directional_accuracy", "coverage_95", "mean_rank"]
+        created = str(board["created_at"].iloc[0])[:16]
+        print_frame(wide[[c for c in cols if c in wide.columns]], title=f"Backtest {created} (run {run_id})")
+    record = store.live_record()
+    if record.empty:
+        out.print("no live forecasts stored yet; run `pricecast forecast`")
+        return
+    record = record.assign(last_as_of=record["last_as_of"].dt.date.astype(str))
+    print_frame(record, title="Live forecast record (scored against prices ingested since)")
+
+
+@app.command("serve")
+@guarded
+def serve_cmd() -> None:
+    """Serve the daily-forecast and weekly-backtest deployments from this process until Ctrl-C.
+
+    The one-process alternative to `prefect deploy` + a worker; point PREFECT_API_URL at a running server
+    (`prefect server start`) to see the runs in the UI.
+    """
+    from flows.serve import serve_all
+
+    serve_all()
 
 
 if __name__ == "__main__":  # pragma: no cover

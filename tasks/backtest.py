@@ -23,6 +23,7 @@ from reports.html import render_html
 from reports.markdown import leaderboard_records, summary_markdown
 from reports.verdict import verdict
 from tasks.fingerprint import code_version, frame_fingerprint
+from tasks.retry import retry_crashes
 
 
 @task(name="build-features")
@@ -64,6 +65,7 @@ def unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     cache_key_fn=unit_cache_key,
     persist_result=True,
     retries=1,  # model failures are already recorded per fold; a retry covers crashes of the worker itself
+    retry_condition_fn=retry_crashes,  # never retry pricecast's own errors (leakage, bad config): deterministic
 )
 def run_unit(
     series: pd.DataFrame,
@@ -72,7 +74,7 @@ def run_unit(
     model: str,
     params: dict[str, Any],
     folds: list[Fold],
-    refit_every: int,
+    refit_every: int | None,
     horizon: int,
 ) -> UnitResult:
     """Backtest one model on one ticker over its folds (failures on a fold are recorded, not raised)."""

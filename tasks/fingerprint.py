@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
 _PURE_PACKAGES = ("features", "models", "backtest")
+# Libraries whose upgrade can change a model's numbers: part of the code version too.
+_NUMERIC_LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "prophet", "keras", "tensorflow-cpu")
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:
@@ -20,11 +23,23 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """Hash of the source of the packages that compute results: editing a model invalidates its cache."""
+    """Hash of the source of the packages that compute results and the numeric libraries' versions.
+
+    Editing a model or upgrading statsmodels invalidates the cached backtest units.
+    """
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
+    for dist in _NUMERIC_LIBRARIES:
+        digest.update(f"{dist}=={_version(dist)};".encode())
     for package in _PURE_PACKAGES:
         for path in sorted((root / package).rglob("*.py")):
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "absent"

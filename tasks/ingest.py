@@ -11,15 +11,16 @@ from ingest.load import load_panel
 from ingest.quality import QualityReport
 from ingest.spec import SourceSpec
 from ingest.store import PriceStore
-from pricecast.errors import DataError, SourceError
+from pricecast.errors import SourceError
+from tasks.retry import retry_network_errors
 
 
 @task(
     name="ingest-prices",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    # Bad data will not improve on retry; only network/source failures are worth another attempt.
-    retry_condition_fn=lambda task, run, state: not isinstance(_exception(state), DataError),
+    # Bad data, bad options and missing files will not improve on retry; network errors and store locks may.
+    retry_condition_fn=retry_network_errors,
 )
 def ingest_prices(spec: SourceSpec, store_file: str) -> tuple[pd.DataFrame, QualityReport]:
     """Fetch new bars into the store (incremental for live sources) and return the validated panel."""
@@ -35,14 +36,6 @@ def publish_quality(quality: QualityReport, *, key: str = "data-quality") -> Non
         key=key,
         description="Ingest data-quality summary: every cleaning step, counted",
     )
-
-
-def _exception(state) -> BaseException | None:
-    try:
-        state.result(raise_on_failure=True)
-    except BaseException as exc:  # noqa: BLE001 - we only classify it
-        return exc
-    return None
 
 
 __all__ = ["ingest_prices", "publish_quality", "SourceError"]

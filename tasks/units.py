@@ -14,6 +14,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import get_run_context
 from prefect.futures import as_completed
 
+from backtest.engine import resolve_refit_every
 from backtest.folds import Fold, FoldPlan
 from backtest.results import UnitResult
 from features.schema import DS, ID
@@ -59,7 +60,7 @@ def run_meta(
     *,
     spec: SourceSpec,
     plan: FoldPlan,
-    refit_every: int,
+    refit_every: int | None,
     models: dict[str, dict],
     panel: pd.DataFrame,
     started: datetime,
@@ -80,7 +81,7 @@ def run_meta(
         },
         "plan": plan.to_dict(),
         "plan_fingerprint": plan.fingerprint(),
-        "refit_every": refit_every,
+        "refit_every": {name: resolve_refit_every(name, refit_every) for name in models},
         "models": models,
         "versions": {name: _version(name) for name in _VERSIONED},
         "git_commit": _git_commit(),

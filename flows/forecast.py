@@ -1,0 +1,82 @@
+"""forecast_flow: fit every model on each ticker's full history and forecast the next trading sessions.
+
+Composition only: ingest -> features per ticker -> one task per (ticker, model) -> results store -> table
+artifact `live-forecast` -> score earlier live forecasts against the prices just ingested. A failing unit
+is recorded (logged, listed in the artifact and the final message) and the others carry on; the run ends
+Failed naming the failed units, Completed when every unit forecast.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed
+from pydantic import Field
+
+from features.build import FeatureConfig
+from features.schema import ID, MODEL
+from flows import enable_package_logs
+from flows.runners import task_runner
+from ingest.spec import SourceSpec
+from models import REGISTRY, make_model
+from pricecast.settings import store_path
+from tasks.backtest import build_ticker_features
+from tasks.forecast import collect_forecasts, forecast_unit, publish_forecast
+from tasks.ingest import ingest_prices, publish_quality
+from tasks.store import score_live, store_live_forecast
+
+# Statistical families plus their combination: minutes on a laptop for the sample. The ensemble always runs.
+FORECAST_MODELS = ["naive", "drift", "ses", "holt", "ets", "arima", "ensemble"]
+
+
+@flow(name="forecast", task_runner=task_runner(), validate_parameters=True)
+def forecast_flow(
+    tickers: list[str] | None = None,
+    models: list[str] = FORECAST_MODELS,  # noqa: B006 - Prefect parameters are copied per run
+    horizon: Annotated[int, Field(gt=0, le=260)] = 5,
+    source: Literal["sample", "csv", "parquet", "yfinance", "fdr"] = "sample",
+    path: str | None = None,
+    start: date | None = date(2005, 3, 1),
+    end: date | None = None,
+    target: Literal["auto", "adj_close", "close"] = "auto",
+    model_params: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Forecast the next `horizon` sessions of `tickers` with every model (plus `ensemble`); store and show them."""
+    enable_package_logs()
+    log = get_run_logger()
+    models = list(dict.fromkeys([*models, "ensemble"]))
+    for name in models:
+        if name not in REGISTRY:
+            make_model(name)  # raises ConfigError naming the registered models, before any work
+    spec = SourceSpec(
+        source=source, path=path, tickers=tuple(tickers) if tickers else None, start=start, end=end, target=target
+    )
+    store_file = str(store_path())
+    panel, quality = ingest_prices(spec, store_file)
+    publish_quality(quality)
+    features = build_ticker_features(panel, FeatureConfig())
+    targets = {t: q.target or "close" for t, q in quality.tickers.items()}
+    units = [(uid, name) for uid in sorted(features) for name in models]
+    futures = forecast_unit.map(
+        series=[features[uid] for uid, _ in units],
+        uid=[uid for uid, _ in units],
+        model=[name for _, name in units],
+        params=[dict((model_params or {}).get(name, {})) for _, name in units],
+        horizon=unmapped(horizon),
+        source=unmapped(source),
+        target=[targets.get(uid, "close") for uid, _ in units],
+    )
+    table, failures = collect_forecasts(futures, units)
+    run_id = str(flow_run.id)
+    stored = store_live_forecast(table, store_file, run_id) if len(table) else 0
+    publish_forecast(table, failures)
+    scored = score_live(store_file)
+    summary = {"flow_run_id": run_id, "rows": int(stored), "failures": len(failures), "scored": int(scored)}
+    log.info("stored %d forecast rows; scored %d earlier forecast rows", stored, scored)
+    if len(failures):
+        what = ", ".join(f"{r[MODEL]} on {r[ID]} ({r['error_type']})" for r in failures.to_dict("records"))
+        return Failed(message=f"{len(failures)} of {len(units)} forecast units failed: {what}", data=summary)
+    return Completed(message=f"{len(units)} forecasts of {horizon} sessions stored", data=summary)

@@ -1,0 +1,360 @@
+"""ResultStore: DuckDB tables of live forecasts, their scores, and backtest runs, beside the price table.
+
+Everything is keyed by the Prefect flow-run id that produced it, and every write replaces that run's rows in
+one transaction, so re-running a write (a retried task) is idempotent. Tables are long and tidy like the
+backtest output; `leaderboards()` and `live_record()` are the read side for `pricecast history`.
+
+Live forecasts are scored lazily: `score_live_forecasts` joins every stored forecast with the stored price of
+its session (the `prices` table written by ingest.store.PriceStore, same file) once that price exists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from features.schema import DS, ID, INTERVAL_COLUMNS, METRICS_COLUMNS, MODEL, YHAT, H, Y
+from pricecast.errors import DataError, SourceError
+
+log = logging.getLogger(__name__)
+
+PRICES = (
+    "prices"  # ingest.store.TABLE: store/ sits beside ingest in the layers, so the name is repeated (pinned by a test)
+)
+LIVE = "live_forecasts"
+SCORES = "live_scores"
+RUNS = "backtest_runs"
+BT_FORECASTS = "backtest_forecasts"
+BT_METRICS = "backtest_metrics"
+LEADERBOARD = "backtest_leaderboard"
+
+RUN_ID, AS_OF, SOURCE, TARGET = "flow_run_id", "as_of", "source", "target"
+LAST_Y, SCALE_MAE = "last_y", "scale_mae"
+LIVE_COLUMNS = (RUN_ID, AS_OF, SOURCE, TARGET, ID, MODEL, DS, H, YHAT, *INTERVAL_COLUMNS, LAST_Y, SCALE_MAE)
+BACKTEST_TABLE_COLUMNS = (ID, MODEL, "fold", "cutoff", DS, H, Y, YHAT, *INTERVAL_COLUMNS)
+_DATES = (AS_OF, DS, "cutoff")
+_intervals_ddl = ", ".join(f"{c} DOUBLE" for c in INTERVAL_COLUMNS)
+
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS {LIVE} (
+    {RUN_ID} VARCHAR NOT NULL, {AS_OF} DATE NOT NULL, {SOURCE} VARCHAR NOT NULL, {TARGET} VARCHAR NOT NULL,
+    {ID} VARCHAR NOT NULL, {MODEL} VARCHAR NOT NULL, {DS} DATE NOT NULL, {H} INTEGER NOT NULL,
+    {YHAT} DOUBLE, {_intervals_ddl}, {LAST_Y} DOUBLE, {SCALE_MAE} DOUBLE, created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY ({RUN_ID}, {ID}, {MODEL}, {H})
+);
+CREATE TABLE IF NOT EXISTS {SCORES} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR NOT NULL, {MODEL} VARCHAR NOT NULL, {H} INTEGER NOT NULL,
+    {DS} DATE NOT NULL, {Y} DOUBLE, abs_error DOUBLE, scaled_error DOUBLE, direction_hit DOUBLE,
+    covered_80 BOOLEAN, covered_95 BOOLEAN, scored_at TIMESTAMP NOT NULL,
+    PRIMARY KEY ({RUN_ID}, {ID}, {MODEL}, {H})
+);
+CREATE TABLE IF NOT EXISTS {RUNS} (
+    {RUN_ID} VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, tickers VARCHAR, models VARCHAR,
+    n_forecast_rows INTEGER, n_failures INTEGER, meta VARCHAR
+);
+CREATE TABLE IF NOT EXISTS {BT_FORECASTS} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, cutoff DATE, {DS} DATE, {H} INTEGER,
+    {Y} DOUBLE, {YHAT} DOUBLE, {_intervals_ddl}
+);
+CREATE TABLE IF NOT EXISTS {BT_METRICS} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, {H} INTEGER, metric VARCHAR, value DOUBLE
+);
+CREATE TABLE IF NOT EXISTS {LEADERBOARD} (
+    {RUN_ID} VARCHAR NOT NULL, position INTEGER, {MODEL} VARCHAR, metric VARCHAR, value DOUBLE
+);
+"""
+
+# Scores every live forecast whose session now has a stored price; the price column is the forecast's target.
+# direction_hit follows backtest.metrics.direction_hit: 1 same sign, 0 opposite, 0.5 when either move is zero.
+_SCORE = f"""
+INSERT OR REPLACE INTO {SCORES}
+SELECT {RUN_ID}, {ID}, {MODEL}, {H}, {DS}, actual, abs(actual - {YHAT}), abs(actual - {YHAT}) / nullif({SCALE_MAE}, 0),
+       CASE WHEN sign({YHAT} - {LAST_Y}) = 0 OR sign(actual - {LAST_Y}) = 0 THEN 0.5
+            ELSE CAST(sign({YHAT} - {LAST_Y}) = sign(actual - {LAST_Y}) AS DOUBLE) END,
+       CASE WHEN yhat_lo_80 IS NULL THEN NULL ELSE actual BETWEEN yhat_lo_80 AND yhat_hi_80 END,
+       CASE WHEN yhat_lo_95 IS NULL THEN NULL ELSE actual BETWEEN yhat_lo_95 AND yhat_hi_95 END,
+       CAST(now() AS TIMESTAMP)
+FROM (
+    SELECT f.*, CASE WHEN f.{TARGET} = 'adj_close' THEN p.adj_close ELSE p.close END AS actual
+    FROM {LIVE} f JOIN {PRICES} p ON p.source = f.{SOURCE} AND p.{ID} = f.{ID} AND p.{DS} = f.{DS}
+) joined
+WHERE actual IS NOT NULL
+"""
+
+
+class ResultStore:
+    """Forecast and backtest results in one DuckDB file (by default the price store's file, separate tables).
+
+    Like PriceStore, every operation opens a short-lived connection (DuckDB allows one writing process) and
+    waits out another process's lock with exponential backoff.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        lock_attempts: int = 8,
+        lock_delay: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_attempts = lock_attempts
+        self.lock_delay = lock_delay
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.path)!r})"
+
+    # ---- writes: one transaction each, replacing the run's rows ------------------------------------------
+    def write_live(self, forecasts: pd.DataFrame, *, flow_run_id: str) -> int:
+        """Store one run's live forecasts (LIVE_COLUMNS minus the run id); re-writing the same run replaces it."""
+        frame = _live_frame(forecasts, flow_run_id)
+        with self._transaction() as con:
+            con.execute(f"DELETE FROM {SCORES} WHERE {RUN_ID} = ?", [flow_run_id])
+            con.execute(f"DELETE FROM {LIVE} WHERE {RUN_ID} = ?", [flow_run_id])
+            _insert(con, LIVE, frame, extra="CAST(now() AS TIMESTAMP) AS created_at")
+        log.info("stored %d live forecast rows of run %s", len(frame), flow_run_id)
+        return len(frame)
+
+    def write_backtest(
+        self,
+        *,
+        flow_run_id: str,
+        forecasts: pd.DataFrame,
+        metrics: pd.DataFrame,
+        leaderboard: pd.DataFrame,
+        meta: Mapping[str, Any],
+        n_failures: int = 0,
+    ) -> None:
+        """Store one backtest run (forecasts, metrics, leaderboard, run row); re-writing the run replaces it."""
+        run = pd.DataFrame(
+            {
+                RUN_ID: [flow_run_id],
+                "created_at": [pd.Timestamp(meta.get("created_at") or pd.Timestamp.now(tz="UTC")).tz_localize(None)],
+                "tickers": [",".join(sorted(map(str, forecasts[ID].unique())))],
+                "models": [",".join(sorted(map(str, forecasts[MODEL].unique())))],
+                "n_forecast_rows": [len(forecasts)],
+                "n_failures": [int(n_failures)],
+                "meta": [json.dumps(dict(meta), sort_keys=True, default=str)],
+            }
+        )
+        tables = {
+            RUNS: run,
+            BT_FORECASTS: _with_run(forecasts[list(BACKTEST_TABLE_COLUMNS)], flow_run_id),
+            BT_METRICS: _with_run(metrics[list(METRICS_COLUMNS)], flow_run_id),
+            LEADERBOARD: _with_run(leaderboard_long(leaderboard), flow_run_id),
+        }
+        with self._transaction() as con:
+            for name, frame in tables.items():
+                con.execute(f"DELETE FROM {name} WHERE {RUN_ID} = ?", [flow_run_id])
+                _insert(con, name, frame)
+        log.info("stored backtest run %s: %d forecast rows, %d metric rows", flow_run_id, len(forecasts), len(metrics))
+
+    def score_live(self) -> int:
+        """Score every live forecast whose session has a stored price (idempotent); returns rows newly scored."""
+        if not self.path.exists():
+            return 0
+        with self._transaction() as con:
+            if not _has_table(con, PRICES):
+                return 0
+            before = con.execute(f"SELECT count(*) FROM {SCORES}").fetchone()[0]
+            con.execute(_SCORE)
+            after = con.execute(f"SELECT count(*) FROM {SCORES}").fetchone()[0]
+        if after > before:
+            log.info("scored %d live forecast rows against stored prices (%d in total)", after - before, after)
+        return int(after - before)
+
+    # ---- reads ----------------------------------------------------------------------------------------------
+    def live_forecasts(self, flow_run_id: str | None = None) -> pd.DataFrame:
+        """Stored live forecasts (all runs, or one), oldest run first."""
+        where, params = (f"WHERE {RUN_ID} = ?", [flow_run_id]) if flow_run_id else ("", [])
+        sql = f"SELECT * FROM {LIVE} {where} ORDER BY created_at, {RUN_ID}, {ID}, {MODEL}, {H}"
+        return _dated(self._query(sql, params))
+
+    def live_scores(self) -> pd.DataFrame:
+        """Scored live forecast rows joined with their forecast (as_of, yhat, intervals)."""
+        sql = (
+            f"SELECT f.{AS_OF}, s.*, f.{YHAT} FROM {SCORES} s JOIN {LIVE} f "
+            f"USING ({RUN_ID}, {ID}, {MODEL}, {H}) ORDER BY f.{AS_OF}, s.{ID}, s.{MODEL}, s.{H}"
+        )
+        return _dated(self._query(sql, []))
+
+    def live_record(self, *, by: tuple[str, ...] = (MODEL,)) -> pd.DataFrame:
+        """Each model's live track record: forecasts made and scored, MAE, MASE, hit rate, interval coverage."""
+        keys = ", ".join(by)
+        sql = f"""
+            SELECT {", ".join(f"f.{k}" for k in by)}, count(*) AS n_forecasts, count(s.{Y}) AS n_scored,
+                   avg(s.abs_error) AS mae, avg(s.scaled_error) AS mase,
+                   avg(s.direction_hit) AS hit_rate,
+                   avg(CAST(s.covered_80 AS DOUBLE)) AS coverage_80, avg(CAST(s.covered_95 AS DOUBLE)) AS coverage_95,
+                   max(f.{AS_OF}) AS last_as_of
+            FROM {LIVE} f LEFT JOIN {SCORES} s USING ({RUN_ID}, {ID}, {MODEL}, {H})
+            GROUP BY {", ".join(f"f.{k}" for k in by)} ORDER BY mase NULLS LAST, {keys}
+        """
+        return _dated(self._query(sql, []))
+
+    def backtest_runs(self) -> pd.DataFrame:
+        """One row per stored backtest run, newest first."""
+        return self._query(f"SELECT * FROM {RUNS} ORDER BY created_at DESC, {RUN_ID}", [])
+
+    def leaderboards(self, *, last: int | None = None) -> pd.DataFrame:
+        """Past leaderboards, long (flow_run_id, created_at, position, model, metric, value), newest run first."""
+        limit = f"LIMIT {int(last)}" if last else ""
+        sql = f"""
+            WITH runs AS (SELECT {RUN_ID}, created_at FROM {RUNS} ORDER BY created_at DESC {limit})
+            SELECT r.{RUN_ID}, r.created_at, l.position, l.{MODEL}, l.metric, l.value
+            FROM {LEADERBOARD} l JOIN runs r USING ({RUN_ID})
+            ORDER BY r.created_at DESC, r.{RUN_ID}, l.position, l.metric
+        """
+        return self._query(sql, [])
+
+    def backtest_table(self, name: str, flow_run_id: str) -> pd.DataFrame:
+        """One stored backtest table (backtest_forecasts | backtest_metrics | backtest_leaderboard) of a run."""
+        if name not in (BT_FORECASTS, BT_METRICS, LEADERBOARD):
+            raise DataError(f"no backtest table {name!r}; use {BT_FORECASTS}, {BT_METRICS} or {LEADERBOARD}")
+        return _dated(self._query(f"SELECT * FROM {name} WHERE {RUN_ID} = ?", [flow_run_id]))
+
+    # ---- connections ----------------------------------------------------------------------------------------
+    def _query(self, sql: str, params: list[Any]) -> pd.DataFrame:
+        with self._connect() as con:
+            return con.execute(sql, params).df()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh connection with the tables in place, closed afterwards; waits out another writer's lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._open()
+        try:
+            con.execute(_DDL)
+            yield con
+        finally:
+            con.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        delay = self.lock_delay
+        for attempt in range(1, self.lock_attempts + 1):
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if attempt == self.lock_attempts:
+                    raise SourceError(
+                        f"results store {self.path} is locked by another process ({exc}); wait for the other run "
+                        "to finish or set PRICECAST_STORE to another file"
+                    ) from exc
+                log.warning(
+                    "results store %s is locked; retry %d/%d in %.1fs",
+                    self.path,
+                    attempt,
+                    self.lock_attempts - 1,
+                    delay,
+                )
+                self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def score_live_forecasts(store: ResultStore) -> int:
+    """Score earlier live forecasts against prices ingested since (called at the end of ingest and forecast flows)."""
+    return store.score_live()
+
+
+def live_forecast_frame(
+    forecast: pd.DataFrame, history: pd.DataFrame, *, model: str, source: str, target: str
+) -> pd.DataFrame:
+    """A model's forecast (unique_id, ds, h, yhat, intervals) as live-store rows: adds as_of, last_y and scale_mae.
+
+    `history` is the series the model was fitted on: as_of is its last session, last_y its last value (direction
+    hits compare against it) and scale_mae its mean absolute one-step change (the MASE scale).
+    """
+    y = history[Y].to_numpy(dtype=float)
+    out = forecast.copy()
+    for col in INTERVAL_COLUMNS:
+        if col not in out.columns:
+            out[col] = np.nan
+    diffs = np.abs(np.diff(y))
+    out[AS_OF] = pd.Timestamp(history[DS].max())
+    out[SOURCE], out[TARGET], out[MODEL] = source, target, model
+    out[LAST_Y] = float(y[-1]) if y.size else np.nan
+    out[SCALE_MAE] = float(diffs.mean()) if diffs.size else np.nan
+    return out[[c for c in LIVE_COLUMNS if c != RUN_ID]]
+
+
+def leaderboard_long(leaderboard: pd.DataFrame) -> pd.DataFrame:
+    """A leaderboard (one row per model, best first) as position, model, metric, value (booleans as 0/1)."""
+    if leaderboard is None or leaderboard.empty:
+        return pd.DataFrame({"position": pd.Series(dtype="int64"), MODEL: [], "metric": [], "value": []})
+    board = leaderboard.reset_index(drop=True)
+    board.insert(0, "position", np.arange(1, len(board) + 1))
+    long = board.melt(id_vars=["position", MODEL], var_name="metric", value_name="value")
+    long["value"] = pd.to_numeric(long["value"].astype("object").where(long["value"].notna(), None), errors="coerce")
+    long["value"] = long["value"].astype("float64")
+    long[MODEL] = long[MODEL].astype(str)
+    return long.sort_values(["position", "metric"], kind="stable").reset_index(drop=True)
+
+
+def _live_frame(forecasts: pd.DataFrame, flow_run_id: str) -> pd.DataFrame:
+    missing = [c for c in LIVE_COLUMNS if c != RUN_ID and c not in forecasts.columns]
+    if missing:
+        raise DataError(f"cannot store live forecasts: missing columns {missing}; build them with live_forecast_frame")
+    frame = _with_run(forecasts[[c for c in LIVE_COLUMNS if c != RUN_ID]], flow_run_id)
+    dup = frame.duplicated([ID, MODEL, H])
+    if dup.any():
+        first = frame.loc[dup].iloc[0]
+        raise DataError(f"live forecasts repeat (ticker, model, h) {first[ID]}, {first[MODEL]}, {first[H]}; dedupe")
+    return frame
+
+
+def _with_run(frame: pd.DataFrame, flow_run_id: str) -> pd.DataFrame:
+    out = frame.copy()
+    out.insert(0, RUN_ID, str(flow_run_id))
+    for col in _DATES:
+        if col in out.columns:
+            out[col] = pd.to_datetime(out[col]).astype("datetime64[ns]")
+    return out.reset_index(drop=True)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, *, extra: str = "") -> None:
+    if frame.empty:
+        return
+    cols = list(frame.columns)
+    select = ", ".join(f"CAST({c} AS DATE)" if c in _DATES else c for c in cols)
+    names = ", ".join(cols + (["created_at"] if extra else []))
+    con.register("incoming", frame)
+    try:
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {select}{', ' + extra if extra else ''} FROM incoming")
+    finally:
+        con.unregister("incoming")
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    return bool(con.execute(sql, [name]).fetchone()[0])
+
+
+def _dated(frame: pd.DataFrame) -> pd.DataFrame:
+    for col in (*_DATES, "last_as_of"):
+        if col in frame.columns:
+            frame[col] = pd.to_datetime(frame[col])
+    return frame

@@ -1,0 +1,56 @@
+"""Live forecast tasks: fit one model on one ticker's full history and forecast the next sessions; artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.futures import as_completed
+
+from features.schema import DS, ID, INTERVAL_COLUMNS, MODEL, YHAT, H
+from models import make_model
+from reports.format import sig_round
+from store.results import AS_OF, live_forecast_frame
+from tasks.retry import retry_crashes
+
+FAILURE_COLUMNS = (ID, MODEL, "error_type", "message")
+
+
+@task(name="forecast-unit", task_run_name="{model} on {uid}", retries=1, retry_condition_fn=retry_crashes)
+def forecast_unit(
+    series: pd.DataFrame, *, uid: str, model: str, params: dict[str, Any], horizon: int, source: str, target: str
+) -> pd.DataFrame:
+    """Fit `model` on every session of `series` and forecast the next `horizon` exchange sessions, with intervals."""
+    forecast = make_model(model, **params).fit(series).predict(horizon)
+    return live_forecast_frame(forecast, series, model=model, source=source, target=target)
+
+
+def collect_forecasts(futures: list, units: list[tuple[str, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wait for every forecast unit; a failed one becomes a row of the failures table, the others are concatenated."""
+    log = get_run_logger()
+    index = {id(f): i for i, f in enumerate(futures)}
+    frames, failures = [], []
+    for future in as_completed(futures):
+        uid, model = units[index[id(future)]]
+        try:
+            frames.append(future.result())
+        except Exception as exc:  # recorded, the other units carry on
+            log.error("forecast %s on %s failed: %s", model, uid, exc)
+            failures.append({ID: uid, MODEL: model, "error_type": type(exc).__name__, "message": str(exc)[:500]})
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(table):
+        table = table.sort_values([ID, MODEL, H], kind="stable").reset_index(drop=True)
+    return table, pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
+
+
+@task(name="publish-forecast")
+def publish_forecast(table: pd.DataFrame, failures: pd.DataFrame, *, key: str = "live-forecast") -> None:
+    """The live forecast as a table artifact under a stable key (its history is the forecast log in the UI)."""
+    cols = [ID, MODEL, AS_OF, DS, H, YHAT, *INTERVAL_COLUMNS]
+    rows = [] if table.empty else table[cols].to_dict(orient="records")
+    rows = [{k: sig_round(v, 6) for k, v in row.items()} for row in rows]
+    rows += [{ID: r[ID], MODEL: r[MODEL], YHAT: None, "error": r["message"]} for r in failures.to_dict("records")]
+    description = f"Next-session forecasts as of {table[AS_OF].max().date()}" if len(table) else "No forecasts"
+    create_table_artifact(table=rows, key=key, description=description)

@@ -1,0 +1,45 @@
+"""Retry conditions: retry what a second attempt can fix (network, locks, crashes), never bad data or config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pricecast.errors import ConfigError, DataError, PricecastError
+
+# OSErrors that another attempt will not fix.
+_PERMANENT_OS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def failure_of(state: Any) -> BaseException | None:
+    """The exception a failed Prefect state holds, if any."""
+    try:
+        state.result(raise_on_failure=True)
+    except BaseException as exc:  # noqa: BLE001 - we only classify it
+        return exc
+    return None
+
+
+def is_network_error(exc: BaseException | None) -> bool:
+    """A connection/timeout/HTTP failure or a store lock, directly or as the cause of a SourceError.
+
+    The live sources wrap the network error they gave up on (`raise SourceError(...) from exc`), so the cause
+    says what happened; a SourceError without a cause (a missing file) is permanent.
+    """
+    for err in (exc, getattr(exc, "__cause__", None)):
+        if err is None or isinstance(err, (DataError, ConfigError, *_PERMANENT_OS)):
+            continue
+        if isinstance(err, OSError):  # ConnectionError, TimeoutError, requests/urllib3/curl errors
+            return True
+        if type(err).__module__.startswith("duckdb") and "lock" in str(err).lower():
+            return True
+    return False
+
+
+def retry_network_errors(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry_condition_fn: only network errors are worth another attempt."""
+    return is_network_error(failure_of(state))
+
+
+def retry_crashes(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry_condition_fn: retry unexpected crashes, not pricecast's own (deterministic) errors."""
+    return not isinstance(failure_of(state), PricecastError)

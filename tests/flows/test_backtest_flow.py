@@ -1,0 +1,107 @@
+"""backtest_flow on the test API server: caching and resume, failure isolation, store, artifacts, run logs.
+
+"Only what changed" with the statsforecast fold convention: the last fold ends at a ticker's last session, so
+one new session moves every cutoff of that ticker and all its units rerun; other tickers' units stay cached.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.flows.helpers import flow_run_id, latest_artifacts, register_boom, run_logs, sample_csv, unit_states
+
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("prefect")]
+
+TINY = {"models": ["naive", "drift"], "windows": 2, "step": 3, "horizon": 3, "start": "2012-01-01"}
+
+
+def _run(**params):
+    from flows.backtest import backtest_flow
+
+    return backtest_flow(**{**TINY, **params}, return_state=True)
+
+
+def test_rerun_of_an_unchanged_backtest_is_all_cached_and_both_runs_are_stored(prefect_server, tmp_path):
+    from pricecast.settings import store_path
+    from store.results import ResultStore
+
+    first = _run(tickers=["AAPL"], out_dir=str(tmp_path / "a"))
+    assert first.is_completed(), first.message
+    assert set(unit_states(first, expected=2).values()) == {"Completed"}
+    second = _run(tickers=["AAPL"], out_dir=str(tmp_path / "b"))
+    assert second.is_completed(), second.message
+    assert unit_states(second, expected=2) == {"naive on AAPL": "Cached", "drift on AAPL": "Cached"}
+    a, b = (pd.read_parquet(tmp_path / d / "forecasts.parquet") for d in "ab")
+    pd.testing.assert_frame_equal(a, b)
+
+    store = ResultStore(store_path())
+    runs = store.backtest_runs()
+    assert set(runs["flow_run_id"]) == {flow_run_id(first), flow_run_id(second)}
+    assert len(store.backtest_table("backtest_forecasts", flow_run_id(second))) == len(b)
+    assert set(store.leaderboards()["model"]) == {"naive", "drift"}
+
+    artifacts = latest_artifacts()
+    for key in ("backtest-summary", "backtest-leaderboard", "backtest-report", "backtest-progress", "data-quality"):
+        assert key in artifacts, key
+    assert "(file://" in artifacts["backtest-report"].data  # a link to the local report.html
+
+
+def test_a_new_session_for_one_ticker_reruns_only_that_tickers_units(prefect_server, tmp_path):
+    short = sample_csv(
+        tmp_path / "short.csv", ("AAPL", "IBM"), start="2012-01-01", end="2012-12-31", drop_last={"AAPL": 1}
+    )
+    full = sample_csv(tmp_path / "full.csv", ("AAPL", "IBM"), start="2012-01-01", end="2012-12-31")
+    first = _run(source="csv", path=str(short), out_dir=str(tmp_path / "a"))
+    assert first.is_completed(), first.message
+    second = _run(source="csv", path=str(full), out_dir=str(tmp_path / "b"))
+    assert unit_states(second, expected=4) == {
+        "naive on AAPL": "Completed",
+        "drift on AAPL": "Completed",
+        "naive on IBM": "Cached",
+        "drift on IBM": "Cached",
+    }
+
+
+def test_a_run_that_dies_part_way_is_resumed_from_its_finished_units(prefect_server, tmp_path, monkeypatch):
+    import tasks.backtest
+    from backtest.engine import backtest_unit
+
+    def dies_on_drift(series, **kwargs):
+        if kwargs["model"] == "drift":
+            raise RuntimeError("worker killed mid-unit")
+        return backtest_unit(series, **kwargs)
+
+    monkeypatch.setattr(tasks.backtest, "backtest_unit", dies_on_drift)
+    crashed = _run(tickers=["AAPL"], out_dir=str(tmp_path / "a"))
+    assert crashed.is_failed() and "drift on AAPL" in crashed.message
+    assert unit_states(crashed, expected=2) == {"naive on AAPL": "Completed", "drift on AAPL": "Failed"}
+    failures = pd.read_csv(tmp_path / "a" / "failures.csv")
+    assert set(failures["model"]) == {"drift"} and failures["message"].str.contains("worker killed").all()
+
+    monkeypatch.setattr(tasks.backtest, "backtest_unit", backtest_unit)  # the "restarted" process
+    resumed = _run(tickers=["AAPL"], out_dir=str(tmp_path / "b"))
+    assert resumed.is_completed(), resumed.message
+    assert unit_states(resumed, expected=2) == {"naive on AAPL": "Cached", "drift on AAPL": "Completed"}
+
+
+def test_a_failing_model_is_recorded_reported_and_fails_the_run_with_a_message(prefect_server, tmp_path, monkeypatch):
+    register_boom(monkeypatch)
+    state = _run(tickers=["AAPL"], models=["naive", "boom"], out_dir=str(tmp_path / "out"))
+    assert state.is_failed()
+    assert "1 of 2 units had failures: boom on AAPL (2 folds)" in state.message
+    summary = state.result(raise_on_failure=False)
+    assert summary["failures"] == 2
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert failures["model"].tolist() == ["boom", "boom"] and failures["message"].str.contains("always fails").all()
+    board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert "naive" in set(board["model"])  # the other unit carried on
+    assert "Failures:** 2 (boom 2)" in latest_artifacts()["backtest-summary"].data
+    # The engine's stdlib logger (backtest.engine) reaches the flow run's logs in the API.
+    logs = run_logs(state, contains="folds failed")
+    assert any("boom on AAPL: 2 of 2 folds failed" in m for m in logs), logs
+
+
+def test_unknown_model_fails_before_any_work(prefect_server):
+    state = _run(tickers=["AAPL"], models=["naive", "arimaa"])
+    assert state.is_failed() and "unknown model 'arimaa'" in state.message

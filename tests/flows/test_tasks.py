@@ -1,0 +1,130 @@
+"""Tasks through .fn() (no server): unit cache keys, the forecast unit, retry conditions, deployment config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from backtest.engine import backtest_unit
+from backtest.folds import FoldPlan, panel_folds
+from features.build import FeatureConfig
+from ingest.load import load_panel
+from ingest.spec import SourceSpec
+from pricecast.errors import ConfigError, DataError, ModelFitError, SourceError
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAN = FoldPlan(horizon=3, step=3, windows=2, window_type="expanding", train_size=None)
+
+
+@pytest.fixture(scope="module")
+def aapl():
+    panel, _ = load_panel(SourceSpec(tickers=("AAPL",), start="2012-01-01", end="2012-12-31"))
+    return panel
+
+
+def _key(series, folds, **overrides):
+    from tasks.backtest import unit_cache_key
+
+    params = {"series": series, "model": "naive", "params": {}, "folds": folds, "refit_every": 5, "horizon": 3}
+    return unit_cache_key(None, {**params, **overrides})
+
+
+def test_unit_cache_key_covers_model_params_folds_and_the_data_slice(aapl):
+    folds = panel_folds(aapl, PLAN)["AAPL"]
+    key = _key(aapl, folds)
+    assert key == _key(aapl.copy(), folds) and key.startswith("unit-AAPL-naive-")
+    assert key != _key(aapl, folds, params={"window": 3})
+    assert key != _key(aapl, folds, refit_every=1)
+    assert key != _key(aapl, folds[:1])
+    edited = aapl.copy()
+    edited.loc[edited.index[-10], "y"] += 1.0  # a value inside a test window
+    assert key != _key(edited, folds)
+    later = pd.concat([aapl, aapl.tail(1).assign(ds=aapl["ds"].max() + pd.Timedelta(days=1))], ignore_index=True)
+    assert key == _key(later, folds)  # rows after the last test session are not read by this unit
+
+
+def test_run_unit_fn_is_the_engine_unit(aapl):
+    from tasks.backtest import run_unit
+
+    folds = panel_folds(aapl, PLAN)["AAPL"]
+    got = run_unit.fn(aapl, uid="AAPL", model="naive", params={}, folds=folds, refit_every=5, horizon=3)
+    want = backtest_unit(aapl, model="naive", params={}, folds=folds, refit_every=5, horizon=3)
+    pd.testing.assert_frame_equal(got.forecasts, want.forecasts)
+
+
+def test_forecast_unit_fits_all_history_and_dates_the_next_sessions(aapl):
+    from features.build import build_features_for
+    from tasks.forecast import forecast_unit
+
+    series = build_features_for(aapl, FeatureConfig())
+    out = forecast_unit.fn(series, uid="AAPL", model="naive", params={}, horizon=3, source="sample", target="adj_close")
+    assert out["ds"].dt.strftime("%Y-%m-%d").tolist() == ["2013-01-02", "2013-01-03", "2013-01-04"]  # NYSE calendar
+    assert (out["as_of"] == pd.Timestamp("2012-12-31")).all() and (out["yhat"] == aapl["y"].iloc[-1]).all()
+    assert out[["yhat_lo_95", "yhat_hi_95"]].notna().all().all() and (out["model"] == "naive").all()
+    with pytest.raises(ConfigError, match="unknown model"):
+        forecast_unit.fn(series, uid="AAPL", model="nope", params={}, horizon=3, source="sample", target="close")
+
+
+def test_retry_conditions_retry_only_what_can_pass():
+    from prefect.states import Completed, Failed
+
+    from tasks.retry import is_network_error, retry_crashes, retry_network_errors
+
+    def wrapped(cause: BaseException) -> SourceError:
+        try:
+            raise SourceError("yfinance: could not fetch AAPL after 4 attempts") from cause
+        except SourceError as exc:
+            return exc
+
+    assert is_network_error(ConnectionError("reset")) and is_network_error(TimeoutError())
+    assert is_network_error(wrapped(ConnectionResetError("reset by peer")))
+    assert not is_network_error(SourceError("/data/x.csv does not exist; pass an existing csv file"))
+    assert not is_network_error(wrapped(FileNotFoundError("x")))
+    assert not is_network_error(DataError("AAPL: 3 duplicate dates")) and not is_network_error(None)
+    assert retry_network_errors(None, None, Failed(data=TimeoutError("read timed out")))
+    assert not retry_network_errors(None, None, Failed(data=DataError("bad")))
+    assert not retry_network_errors(None, None, Completed(data=1))
+    assert retry_crashes(None, None, Failed(data=MemoryError()))
+    assert not retry_crashes(None, None, Failed(data=ModelFitError("arima", "AAPL", "did not converge")))
+
+
+def test_ingest_task_retries_with_exponential_backoff():
+    from tasks.ingest import ingest_prices
+    from tasks.retry import retry_network_errors
+
+    assert ingest_prices.retries == 3 and ingest_prices.retry_condition_fn is retry_network_errors
+    delays = ingest_prices.retry_delay_seconds
+    assert len(delays) == 3 and delays[0] < delays[1] < delays[2]
+
+
+def test_package_loggers_are_routed_to_prefect():
+    import flows
+
+    names = os.environ[flows.EXTRA_LOGGERS_ENV].split(",")
+    assert set(flows.PACKAGE_LOGGERS) <= set(names)
+
+
+def test_prefect_yaml_and_serve_define_the_same_schedules_on_a_process_pool():
+    from prefect.flows import Flow
+    from prefect.utilities.importtools import import_object
+
+    from flows import serve
+
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in config["deployments"]}
+    assert {"daily-forecast", "weekly-backtest"} <= set(deployments)
+    for name, cron in (("daily-forecast", serve.DAILY_FORECAST_CRON), ("weekly-backtest", serve.WEEKLY_BACKTEST_CRON)):
+        (schedule,) = deployments[name]["schedules"]
+        assert (schedule["cron"], schedule["timezone"]) == (cron, serve.TIMEZONE)
+    assert deployments["daily-forecast"]["schedules"][0]["cron"].endswith("1-5")  # weekdays
+    for d in deployments.values():
+        assert d["work_pool"]["name"] == "pricecast" and d["parameters"]
+        assert ".py:" not in d["entrypoint"]  # module paths: a file path would shadow the backtest package
+        assert isinstance(import_object(d["entrypoint"]), Flow)
+    served = serve.deployments()
+    assert {d.name for d in served} == {"daily-forecast", "weekly-backtest"}
+    assert all(d.entrypoint.startswith("flows.") and ".py" not in d.entrypoint for d in served)
