@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import duckdb
 import pandas as pd
 
 from features.schema import BAR_COLUMNS, DS, ID
-from ingest.retry import RetriesExhausted, retry_call
-from pricecast.errors import DataError, SourceError
+from pricecast.duckdb_io import locked_connection
+from pricecast.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -135,34 +134,16 @@ class PriceStore:
         with self._connect() as con:
             return [r[0] for r in con.execute(f"SELECT DISTINCT source FROM {TABLE} ORDER BY 1").fetchall()]
 
-    @contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self):
         """A fresh connection with the table in place, closed afterwards; waits out another writer's lock."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = retry_call(
-                lambda: duckdb.connect(str(self.path)),
-                is_transient=_is_lock_conflict,
-                attempts=self.lock_attempts,
-                base_delay=self.lock_delay,
-                sleep=self._sleep,
-                what=f"opening {self.path}",
-            )
-        except RetriesExhausted as exc:
-            raise SourceError(
-                f"price store {self.path} is locked by another process ({exc.last}); "
-                "wait for the other ingest to finish or set PRICECAST_STORE to another file"
-            ) from exc.last
-        try:
-            con.execute(_DDL)
-            yield con
-        finally:
-            con.close()
-
-
-def _is_lock_conflict(exc: BaseException) -> bool:
-    """DuckDB's error when another process holds the database file."""
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+        return locked_connection(
+            self.path,
+            ddl=_DDL,
+            label="price store",
+            attempts=self.lock_attempts,
+            delay=self.lock_delay,
+            sleep=self._sleep,
+        )
 
 
 def _prepare(frame: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from features.schema import DS, ID, INTERVAL_COLUMNS, METRICS_COLUMNS, MODEL, YHAT, H, Y
-from pricecast.errors import DataError, SourceError
+from pricecast.duckdb_io import locked_connection
+from pricecast.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -239,40 +240,16 @@ class ResultStore:
                 con.execute("ROLLBACK")
                 raise
 
-    @contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self):
         """A fresh connection with the tables in place, closed afterwards; waits out another writer's lock."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._open()
-        try:
-            con.execute(_DDL)
-            yield con
-        finally:
-            con.close()
-
-    def _open(self) -> duckdb.DuckDBPyConnection:
-        delay = self.lock_delay
-        for attempt in range(1, self.lock_attempts + 1):
-            try:
-                return duckdb.connect(str(self.path))
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                if attempt == self.lock_attempts:
-                    raise SourceError(
-                        f"results store {self.path} is locked by another process ({exc}); wait for the other run "
-                        "to finish or set PRICECAST_STORE to another file"
-                    ) from exc
-                log.warning(
-                    "results store %s is locked; retry %d/%d in %.1fs",
-                    self.path,
-                    attempt,
-                    self.lock_attempts - 1,
-                    delay,
-                )
-                self._sleep(delay)
-                delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return locked_connection(
+            self.path,
+            ddl=_DDL,
+            label="results store",
+            attempts=self.lock_attempts,
+            delay=self.lock_delay,
+            sleep=self._sleep,
+        )
 
 
 def score_live_forecasts(store: ResultStore) -> int:
