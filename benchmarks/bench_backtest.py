@@ -15,6 +15,10 @@ Parts (each side is a whole subprocess; wall seconds include interpreter start, 
            network from scratch at every origin (refit_every=1, warm_start=False). Goals: <= 0.1x, MASE <= +2 %.
   refit    mean MASE and wall seconds for refit_every = 1, 5, 10, 0 (statistical family; lstm with
            --refit-neural) and the recommended DEFAULT_REFIT_EVERY.
+  overhead (diagnostic, not in "all") the CLI vs the engine with naive only: orchestration cost.
+
+Neural runs on a subset (--neural-tickers, --neural-windows; default AAPL,IBM x 20 origins): refitting
+three networks from scratch at 200 origins would take well over 15 minutes on 2 cores.
 
 MASE is pricecast's definition for every side (benchmarks/peers/_common.py: each row scaled by its fold's
 training-window one-step naive MAE; mean over folds and h per series, mean over series), computed here from
@@ -434,16 +438,41 @@ def part_refit(cfg: argparse.Namespace, work: Path) -> None:
     )
 
 
+def part_overhead(cfg: argparse.Namespace, work: Path) -> None:
+    """Fixed cost of the CLI (Prefect server, tasks, caching, reports) vs the engine, with the cheapest model."""
+    tickers, windows = cfg.tickers, cfg.windows
+    sides = {f"cli_{r}": cli_cmd(["naive"], tickers=tickers, windows=windows, runner=r) for r in cfg.cli_runners}
+    sides["engine_n_jobs2"] = engine_cmd(["naive"], tickers=tickers, windows=windows, refit=None)
+    sides["engine_n_jobs1"] = lambda out: (
+        engine_cmd(["naive"], tickers=tickers, windows=windows, refit=None)(out)[0] + ["--n-jobs", "1"],
+        None,
+    )
+    runs = interleave(sides, cfg.repeats, work)
+    rows = [
+        {
+            "side": k,
+            "wall_s_median": median_wall(v),
+            "walls": [r["wall_s"] for r in v],
+            "engine_s": v[-1]["sidecar"].get("engine_s"),
+            "imports_s": v[-1]["sidecar"].get("imports_s"),
+        }
+        for k, v in runs.items()
+    ]
+    notes = ["naive only: the model costs nothing, so the wall time is the orchestration and per-fold overhead"]
+    save("overhead", cfg, {"config": vars_of(cfg), "sides": rows, "runs": runs}, {"Overhead (naive only)": rows}, notes)
+
+
 def vars_of(cfg: argparse.Namespace) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
 
 
 PARTS = {"stats": part_stats, "refit": part_refit, "prophet": part_prophet, "neural": part_neural}
+EXTRA = {"overhead": part_overhead}  # not in "all": a diagnostic
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=[*PARTS, "all"], default="all")
+    p.add_argument("--part", choices=[*PARTS, *EXTRA, "all"], default="all")
     p.add_argument("--quick", action="store_true", help="tiny smoke version (2 tickers, few origins)")
     p.add_argument("--out", type=Path, default=HERE / "results")
     p.add_argument("--repeats", type=int, default=1, help="runs per side, interleaved; tables quote medians")
@@ -469,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for name in PARTS if cfg.part == "all" else [cfg.part]:
             print(f"== {name}", flush=True)
-            PARTS[name](cfg, work)
+            (PARTS | EXTRA)[name](cfg, work)
     finally:
         if not cfg.keep:
             shutil.rmtree(work, ignore_errors=True)
