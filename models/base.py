@@ -73,7 +73,7 @@ class Forecaster:
     min_train_size: ClassVar[int] = 2
     # Backtest refit policy when none is asked for: refit every k-th fold, update() in between (0 = fit once).
     # Measured on W1 (benchmarks/bench_backtest.py --part refit): for models whose update() conditions on new
-    # data, refitting every 10th fold kept MASE within 0.1% of refitting at every fold at about 1/4 of the cost.
+    # data, refitting every 10th fold kept MASE within 0.1% of refitting at every fold at about a third of the cost.
     default_refit_every: ClassVar[int] = 10
 
     # ---- public contract -------------------------------------------------------------------------
