@@ -24,13 +24,13 @@ def main() -> None:
     p.add_argument("--horizon", type=int, default=5)
     p.add_argument("--windows", type=int, default=50)
     p.add_argument("--step", type=int, default=5)
-    p.add_argument("--refit-every", type=int, default=None, help="default: DEFAULT_REFIT_EVERY")
+    p.add_argument("--refit-every", type=int, default=None, help="default: each model's own default policy")
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--out", required=True)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from backtest.engine import DEFAULT_REFIT_EVERY, run_backtest
+    from backtest.engine import run_backtest
     from backtest.evaluate import evaluate
     from backtest.folds import FoldPlan
 
@@ -39,11 +39,10 @@ def main() -> None:
     loaded = clock()
     params = json.loads(args.params)
     names = args.models.split(",")
-    refit = DEFAULT_REFIT_EVERY if args.refit_every is None else args.refit_every
     plan = FoldPlan(horizon=args.horizon, step=args.step, windows=args.windows)
     started = clock()
     result = run_backtest(
-        panel, models={n: params.get(n, {}) for n in names}, plan=plan, refit_every=refit, n_jobs=args.n_jobs
+        panel, models={n: params.get(n, {}) for n in names}, plan=plan, refit_every=args.refit_every, n_jobs=args.n_jobs
     )
     engine_s = round(clock() - started, 3)
     result.forecasts.to_parquet(args.out)
@@ -55,7 +54,7 @@ def main() -> None:
             "imports_s": imported,
             "load_s": round(loaded - imported, 3),
             "engine_s": engine_s,
-            "refit_every": refit,
+            "refit_every": result.meta["refit_every"],  # per model when the default policy was used
             "n_jobs": args.n_jobs,
             "failures": int(len(result.failures)),
             "failure_examples": result.failures.head(3).to_dict("records"),
