@@ -195,11 +195,8 @@ def backtest_cmd(
     """Backtest models on identical rolling-origin folds; writes parquet/CSV tables and report.html."""
     from backtest.folds import FoldPlan
     from flows.backtest import DEFAULT_MODELS, backtest_flow
-    from models import REGISTRY, make_model
 
-    names = _model_list(models, default=DEFAULT_MODELS, registered=list(REGISTRY))
-    for name in names:
-        make_model(name)  # unknown names fail here, before any work starts
+    names = _model_list(models, default=DEFAULT_MODELS)
     if refit_every is not None and refit_every < 0:
         raise PricecastError(f"--refit-every must be >= 0 (0 = fit once, 1 = every fold), got {refit_every}")
     FoldPlan(horizon=horizon, step=step, windows=windows, window_type=window_type, train_size=train_size)
@@ -221,25 +218,40 @@ def backtest_cmd(
         out_dir=str(out) if out else None,
         return_state=True,
     )
-    outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, BaseException):
-        raise outcome
-    _print_backtest(outcome)
-    if not state.is_completed():
-        err.print(f"[bold yellow]partial:[/] {state.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_PARTIAL)
+    _print_backtest(_outcome(state))
+    _exit_if_partial(state)
 
 
-def _model_list(value: str, *, default: list[str], registered: list[str]) -> list[str]:
+def _model_list(value: str, *, default: list[str]) -> list[str]:
+    """--models as registry names ('default', 'all' or a comma list); unknown names fail before any work starts."""
+    from models import REGISTRY, model_class
+
     key = value.strip().lower()
     if key == "default":
         return list(default)
     if key == "all":
-        return list(registered)
+        return list(REGISTRY)
     names = list(dict.fromkeys(_split(value) or ()))
     if not names:
         raise PricecastError("--models is empty; pass a comma list, 'default' or 'all'")
+    for name in names:
+        model_class(name)  # ConfigError naming the close matches for a typo
     return names
+
+
+def _outcome(state) -> dict:
+    """The data of a finished flow run; an exception (bad input) is re-raised for `guarded` to print."""
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _exit_if_partial(state) -> None:
+    """Exit code 1 when the run finished but some units failed."""
+    if not state.is_completed():
+        err.print(f"[bold yellow]partial:[/] {state.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _print_backtest(outcome: dict) -> None:
@@ -287,13 +299,10 @@ def forecast_cmd(
 ) -> None:
     """Forecast the next sessions with every model plus the ensemble; stored for the live track record."""
     from flows.forecast import FORECAST_MODELS, forecast_flow
-    from models import REGISTRY, make_model
     from pricecast.settings import store_path
     from store.results import ResultStore
 
-    names = _model_list(models, default=FORECAST_MODELS, registered=list(REGISTRY))
-    for name in names:
-        make_model(name)  # unknown names fail here, before any work starts
+    names = _model_list(models, default=FORECAST_MODELS)
     if horizon <= 0:
         raise PricecastError(f"--horizon must be >= 1, got {horizon}")
     spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
@@ -308,18 +317,14 @@ def forecast_cmd(
         target=target,
         return_state=True,
     )
-    outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, BaseException):
-        raise outcome
+    outcome = _outcome(state)
     table = ResultStore(store_path()).live_forecasts(outcome["flow_run_id"])
     if len(table):
         table = table.assign(as_of=table["as_of"].dt.date.astype(str), ds=table["ds"].dt.date.astype(str))
         cols = ["unique_id", "model", "as_of", "ds", "h", "yhat", "yhat_lo_95", "yhat_hi_95"]
         print_frame(table[cols], title="Live forecast", floatfmt="{:.6g}")
     out.print(f"stored in {store_path()} (run {outcome['flow_run_id']})", highlight=False)
-    if not state.is_completed():
-        err.print(f"[bold yellow]partial:[/] {state.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_PARTIAL)
+    _exit_if_partial(state)
 
 
 @app.command("history")
