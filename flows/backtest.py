@@ -96,9 +96,10 @@ def backtest_flow(
     results = collect_units(futures, units, features, folds)
     meta = run_meta(spec=spec, plan=plan, refit_every=refit_every, models=params, panel=panel, started=started)
     result, evaluation = gather_and_score(results, meta)
-    report = write_outputs(result, evaluation, quality, str(out))
-    store_backtest(result, evaluation, str(store_path()), str(meta["flow_run_id"]))
-    verdict = publish_artifacts(result, evaluation, report, quality.to_frame())
+    quality_table = quality.to_frame()
+    report = write_outputs(result, evaluation, quality_table, str(out))
+    store_backtest(result, evaluation, quality_table, str(store_path()), str(meta["flow_run_id"]))
+    verdict = publish_artifacts(result, evaluation, report, quality_table)
     summary = {
         "out_dir": str(out),
         "report": str(report),

@@ -6,7 +6,8 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,10 +27,10 @@ app = typer.Typer(
 # Piped output (make run, CI logs) has no terminal width; 140 columns keep the leaderboard unwrapped.
 out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-_state = {"debug": False}
+_state = {"debug": False, "verbose": False}
 
-# Exit codes: 0 everything ran; 1 ran but some units failed; 2 bad input or configuration.
-EXIT_PARTIAL = 1
+# Exit codes: 0 everything ran; 1 ran but some units failed, or the run failed; 2 bad input or configuration.
+EXIT_PARTIAL = EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 SourceOpt = Annotated[str, typer.Option(help="sample | csv | parquet | yfinance | fdr")]
@@ -45,18 +46,24 @@ MaxFillOpt = Annotated[int, typer.Option(help="Longest NaN run to forward-fill, 
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs instead of bars")] = False,
 ) -> None:
     """Forecast daily market prices and backtest every model on identical rolling-origin folds."""
-    _state["debug"] = debug
+    _state["debug"], _state["verbose"] = debug, verbose or debug
     # Before prefect is imported: a busy 2-core machine needs longer than the default to start the
     # temporary API server, and this tool never phones home.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # The terminal shows warnings and errors (plus progress bars); Prefect's INFO run logs still reach the
+    # API (the UI) through prefect's own handler, and --verbose brings them to the terminal too.
+    console = logging.StreamHandler()
+    console.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    console.setFormatter(logging.Formatter(fmt) if debug else _NoTracebackFormatter(fmt))
+    # force: replace any handler set up before (prefect's console handler, when prefect was imported first);
+    # prefect keeps a user's root handlers when it configures its logging later.
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[console], force=True)
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -69,11 +76,30 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (PricecastError, ValueError, FileNotFoundError) as exc:
             if _state["debug"]:
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {_first_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except Exception as exc:  # a bug or an environment failure: still one line, the traceback on request
+            if _state["debug"]:
+                raise
+            message = f"{type(exc).__name__}: {_first_line(exc)} (run with --debug for the traceback)"
+            err.print(f"[bold red]failed:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _NoTracebackFormatter(logging.Formatter):
+    """Log lines without tracebacks: the terminal gets one line per record, the Prefect UI keeps the full text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None})
+        return super().format(record).split("\nTraceback (most recent call last)")[0]
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -115,6 +141,43 @@ def _date(value: str | None, option: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise PricecastError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+
+
+@contextmanager
+def progress_bars(starting: str) -> Iterator[None]:
+    """Rich progress bars on stderr for every stage the flow reports (pricecast.progress); logs with --verbose.
+
+    A spinner labelled `starting` covers the time before the first unit finishes (Prefect start-up, ingest,
+    features); one bar per stage follows, with the unit that just finished.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from pricecast import progress
+
+    if _state["verbose"]:
+        yield
+        return
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("[dim]{task.fields[label]}"),
+        console=err,
+    )
+    spinner = bars.add_task(starting, total=None, label="")
+    stages: dict[str, Any] = {}
+
+    def show(event: progress.ProgressEvent) -> None:
+        if event.stage not in stages:
+            if spinner in bars.task_ids:
+                bars.remove_task(spinner)
+            stages[event.stage] = bars.add_task(event.stage, total=event.total, label="")
+        bars.update(stages[event.stage], completed=event.done, total=event.total, label=event.label)
+
+    with bars, progress.listening(show):
+        yield
 
 
 def print_frame(frame, *, title: str | None = None, floatfmt: str = "{:.4g}") -> None:
@@ -201,23 +264,24 @@ def backtest_cmd(
         raise PricecastError(f"--refit-every must be >= 0 (0 = fit once, 1 = every fold), got {refit_every}")
     FoldPlan(horizon=horizon, step=step, windows=windows, window_type=window_type, train_size=train_size)
     spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
-    state = backtest_flow(
-        tickers=list(spec.tickers) if spec.tickers else None,
-        models=names,
-        horizon=horizon,
-        windows=windows,
-        step=step,
-        refit_every=refit_every,
-        window_type=window_type,
-        train_size=train_size,
-        source=source,
-        path=str(path) if path else None,
-        start=spec.start,
-        end=spec.end,
-        target=target,
-        out_dir=str(out) if out else None,
-        return_state=True,
-    )
+    with progress_bars("starting the backtest flow (Prefect, ingest, features)"):
+        state = backtest_flow(
+            tickers=list(spec.tickers) if spec.tickers else None,
+            models=names,
+            horizon=horizon,
+            windows=windows,
+            step=step,
+            refit_every=refit_every,
+            window_type=window_type,
+            train_size=train_size,
+            source=source,
+            path=str(path) if path else None,
+            start=spec.start,
+            end=spec.end,
+            target=target,
+            out_dir=str(out) if out else None,
+            return_state=True,
+        )
     _print_backtest(_outcome(state))
     _exit_if_partial(state)
 
@@ -306,17 +370,18 @@ def forecast_cmd(
     if horizon <= 0:
         raise PricecastError(f"--horizon must be >= 1, got {horizon}")
     spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
-    state = forecast_flow(
-        tickers=list(spec.tickers) if spec.tickers else None,
-        models=names,
-        horizon=horizon,
-        source=source,
-        path=str(path) if path else None,
-        start=spec.start,
-        end=spec.end,
-        target=target,
-        return_state=True,
-    )
+    with progress_bars("starting the forecast flow (Prefect, ingest, features)"):
+        state = forecast_flow(
+            tickers=list(spec.tickers) if spec.tickers else None,
+            models=names,
+            horizon=horizon,
+            source=source,
+            path=str(path) if path else None,
+            start=spec.start,
+            end=spec.end,
+            target=target,
+            return_state=True,
+        )
     outcome = _outcome(state)
     table = ResultStore(store_path()).live_forecasts(outcome["flow_run_id"])
     if len(table):
@@ -325,6 +390,86 @@ def forecast_cmd(
         print_frame(table[cols], title="Live forecast", floatfmt="{:.6g}")
     out.print(f"stored in {store_path()} (run {outcome['flow_run_id']})", highlight=False)
     _exit_if_partial(state)
+
+
+@app.command("report")
+@guarded
+def report_cmd(
+    run: Annotated[
+        str | None,
+        typer.Argument(help="A stored run's flow-run id (or a unique prefix), 'latest', or a run directory"),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where to write (default: the run directory, or runs/report-<run id>)")
+    ] = None,
+    list_runs: Annotated[bool, typer.Option("--list", help="List the stored backtest runs and exit")] = False,
+) -> None:
+    """Re-render a past backtest's report (HTML, tables, CSVs) from the results store or from a run directory."""
+    from backtest.evaluate import evaluate
+    from pricecast.settings import runs_dir, store_path
+    from reports.verdict import verdict
+    from store.results import ResultStore
+    from tasks.backtest import save_run
+
+    store = ResultStore(store_path())
+    if list_runs:
+        _print_runs(store)
+        return
+    if run and Path(run).is_dir():
+        result, quality = _run_from_directory(Path(run))
+        target = out_dir or Path(run)
+    else:
+        run_id = store.resolve_run(run)
+        result, quality = _run_from_store(store, run_id)
+        target = out_dir or runs_dir() / f"report-{run_id}"
+    evaluation = evaluate(result)
+    report = save_run(result, evaluation, quality, Path(target).expanduser().resolve())
+    out.print(verdict(evaluation.leaderboard, evaluation.dm), highlight=False)
+    out.print(f"report: {report}", highlight=False)
+
+
+def _run_from_directory(path: Path):
+    """A run written by `pricecast backtest --out DIR`: its parquet tables, meta.json and quality.csv."""
+    import pandas as pd
+
+    from backtest.results import BacktestResult
+
+    result = BacktestResult.load(path)
+    quality_file = path / "quality.csv"
+    quality = (
+        pd.read_csv(quality_file, dtype={"unique_id": str}, keep_default_na=False) if quality_file.exists() else None
+    )
+    return result, quality
+
+
+def _run_from_store(store, run_id: str):
+    """A run's tables from the results store, in the canonical dtypes `evaluate` expects."""
+    from backtest.results import FAILURE_COLUMNS, FOLD_INFO_COLUMNS, BacktestResult, normalize
+    from features.schema import BACKTEST_COLUMNS, TIMING_COLUMNS
+
+    tables, meta = store.backtest_run(run_id)
+    if tables["fold_info"].empty:
+        raise PricecastError(
+            f"run {run_id} was stored without its fold table (before pricecast 0.1 stored it); "
+            "re-run the backtest to render its report"
+        )
+    result = BacktestResult(
+        forecasts=normalize(tables["forecasts"], BACKTEST_COLUMNS),
+        timings=normalize(tables["timings"], TIMING_COLUMNS),
+        failures=normalize(tables["failures"], FAILURE_COLUMNS),
+        fold_info=normalize(tables["fold_info"], FOLD_INFO_COLUMNS),
+        meta=meta,
+    )
+    return result, tables["quality"]
+
+
+def _print_runs(store) -> None:
+    runs = store.backtest_runs() if store.path.exists() else None
+    if runs is None or runs.empty:
+        out.print("no backtest runs stored yet; run `pricecast backtest`")
+        return
+    runs = runs.assign(created_at=runs["created_at"].astype(str).str[:16])
+    print_frame(runs[["flow_run_id", "created_at", "tickers", "models", "n_forecast_rows", "n_failures"]], title="Runs")
 
 
 @app.command("history")

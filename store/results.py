@@ -37,12 +37,26 @@ RUNS = "backtest_runs"
 BT_FORECASTS = "backtest_forecasts"
 BT_METRICS = "backtest_metrics"
 LEADERBOARD = "backtest_leaderboard"
+BT_TIMINGS = "backtest_timings"
+BT_FAILURES = "backtest_failures"
+BT_FOLD_INFO = "backtest_fold_info"
+BT_QUALITY = "backtest_quality"
 
 RUN_ID, AS_OF, SOURCE, TARGET = "flow_run_id", "as_of", "source", "target"
 LAST_Y, SCALE_MAE = "last_y", "scale_mae"
 LIVE_COLUMNS = (RUN_ID, AS_OF, SOURCE, TARGET, ID, MODEL, DS, H, YHAT, *INTERVAL_COLUMNS, LAST_Y, SCALE_MAE)
 BACKTEST_TABLE_COLUMNS = (ID, MODEL, "fold", "cutoff", DS, H, Y, YHAT, *INTERVAL_COLUMNS)
-_DATES = (AS_OF, DS, "cutoff")
+_DATES = (AS_OF, DS, "cutoff", "train_start", "train_end")
+# The tables of one backtest run, in the order `backtest_run` returns them; every one is keyed by the run id.
+RUN_TABLES = {
+    "forecasts": BT_FORECASTS,
+    "metrics": BT_METRICS,
+    "leaderboard": LEADERBOARD,
+    "timings": BT_TIMINGS,
+    "failures": BT_FAILURES,
+    "fold_info": BT_FOLD_INFO,
+    "quality": BT_QUALITY,
+}
 _intervals_ddl = ", ".join(f"{c} DOUBLE" for c in INTERVAL_COLUMNS)
 
 _DDL = f"""
@@ -71,6 +85,20 @@ CREATE TABLE IF NOT EXISTS {BT_METRICS} (
 );
 CREATE TABLE IF NOT EXISTS {LEADERBOARD} (
     {RUN_ID} VARCHAR NOT NULL, position INTEGER, {MODEL} VARCHAR, metric VARCHAR, value DOUBLE
+);
+CREATE TABLE IF NOT EXISTS {BT_TIMINGS} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, fit_seconds DOUBLE,
+    predict_seconds DOUBLE, refit BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS {BT_FAILURES} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, error_type VARCHAR, message VARCHAR
+);
+CREATE TABLE IF NOT EXISTS {BT_FOLD_INFO} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, fold INTEGER, cutoff DATE, train_start DATE, train_end DATE,
+    last_y DOUBLE, scale_mae DOUBLE, scale_mse DOUBLE
+);
+CREATE TABLE IF NOT EXISTS {BT_QUALITY} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, "check" VARCHAR, count BIGINT, detail VARCHAR
 );
 """
 
@@ -135,8 +163,16 @@ class ResultStore:
         leaderboard: pd.DataFrame,
         meta: Mapping[str, Any],
         n_failures: int = 0,
+        timings: pd.DataFrame | None = None,
+        failures: pd.DataFrame | None = None,
+        fold_info: pd.DataFrame | None = None,
+        quality: pd.DataFrame | None = None,
     ) -> None:
-        """Store one backtest run (forecasts, metrics, leaderboard, run row); re-writing the run replaces it."""
+        """Store one backtest run (its tables and a run row); re-writing the run replaces it.
+
+        With timings, failures, fold_info and quality stored too, `backtest_run` gives back everything the
+        report needs, so `pricecast report RUN` re-renders a run whose output directory is gone.
+        """
         run = pd.DataFrame(
             {
                 RUN_ID: [flow_run_id],
@@ -154,6 +190,10 @@ class ResultStore:
             BT_METRICS: _with_run(metrics[list(METRICS_COLUMNS)], flow_run_id),
             LEADERBOARD: _with_run(leaderboard_long(leaderboard), flow_run_id),
         }
+        extra = {BT_TIMINGS: timings, BT_FAILURES: failures, BT_FOLD_INFO: fold_info, BT_QUALITY: quality}
+        for name, frame in extra.items():
+            if frame is not None:
+                tables[name] = _with_run(frame, flow_run_id)
         with self._transaction() as con:
             for name, frame in tables.items():
                 con.execute(f"DELETE FROM {name} WHERE {RUN_ID} = ?", [flow_run_id])
@@ -219,10 +259,35 @@ class ResultStore:
         return self._query(sql, [])
 
     def backtest_table(self, name: str, flow_run_id: str) -> pd.DataFrame:
-        """One stored backtest table (backtest_forecasts | backtest_metrics | backtest_leaderboard) of a run."""
-        if name not in (BT_FORECASTS, BT_METRICS, LEADERBOARD):
-            raise DataError(f"no backtest table {name!r}; use {BT_FORECASTS}, {BT_METRICS} or {LEADERBOARD}")
-        return _dated(self._query(f"SELECT * FROM {name} WHERE {RUN_ID} = ?", [flow_run_id]))
+        """One stored backtest table (one of RUN_TABLES' values, e.g. backtest_forecasts) of a run."""
+        if name not in RUN_TABLES.values():
+            raise DataError(f"no backtest table {name!r}; use one of {', '.join(RUN_TABLES.values())}")
+        frame = _dated(self._query(f"SELECT * FROM {name} WHERE {RUN_ID} = ?", [flow_run_id]))
+        return frame.drop(columns=[RUN_ID])
+
+    def resolve_run(self, run: str | None = None) -> str:
+        """The full flow-run id of `run` (an id or a unique prefix of one); None or 'latest' is the newest run."""
+        runs = self.backtest_runs() if self.path.exists() else pd.DataFrame({RUN_ID: []})
+        if runs.empty:
+            raise DataError(f"no backtest runs stored in {self.path}; run `pricecast backtest` first")
+        if run is None or run == "latest":
+            return str(runs[RUN_ID].iloc[0])
+        matches = [r for r in runs[RUN_ID].astype(str) if r.startswith(run)]
+        if len(matches) != 1:
+            listed = ", ".join(runs[RUN_ID].astype(str).head(5))
+            what = "matches no" if not matches else f"matches {len(matches)}"
+            raise DataError(
+                f"run {run!r} {what} stored backtest run; recent runs: {listed} (see `pricecast report --list`)"
+            )
+        return matches[0]
+
+    def backtest_run(self, flow_run_id: str) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+        """Every stored table of one run (keys of RUN_TABLES) and its meta dict, as written by write_backtest."""
+        run = self._query(f"SELECT meta FROM {RUNS} WHERE {RUN_ID} = ?", [flow_run_id])
+        if run.empty:
+            raise DataError(f"no backtest run {flow_run_id!r} in {self.path}; see `pricecast report --list`")
+        tables = {key: self.backtest_table(name, flow_run_id) for key, name in RUN_TABLES.items()}
+        return tables, json.loads(run["meta"].iloc[0] or "{}")
 
     # ---- connections ----------------------------------------------------------------------------------------
     def _query(self, sql: str, params: list[Any]) -> pd.DataFrame:
@@ -316,13 +381,13 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, *, 
     if frame.empty:
         return
     cols = list(frame.columns)
-    select = ", ".join(f"CAST({c} AS DATE)" if c in _DATES else c for c in cols)
-    names = ", ".join(cols + (["created_at"] if extra else []))
+    select = ", ".join(f'CAST("{c}" AS DATE)' if c in _DATES else f'"{c}"' for c in cols)
+    names = ", ".join(f'"{c}"' for c in cols + (["created_at"] if extra else []))
     con.register("incoming", frame)
-    try:
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {select}{', ' + extra if extra else ''} FROM incoming")
-    finally:
-        con.unregister("incoming")
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {select}{', ' + extra if extra else ''} FROM incoming")
+    # Not in a `finally`: after a failed INSERT the transaction is aborted and unregister would raise a
+    # TransactionException that hides the real error; the connection is closed (and the view gone) anyway.
+    con.unregister("incoming")
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -17,7 +17,7 @@ from backtest.folds import Fold, FoldPlan, panel_folds
 from backtest.results import BacktestResult, UnitResult, concat
 from features.build import FeatureConfig, build_features_for
 from features.schema import DS, ID
-from ingest.quality import QualityReport
+from pricecast.fileio import write_table
 from reports.data import ReportInput
 from reports.html import render_html
 from reports.markdown import leaderboard_records, summary_markdown
@@ -104,14 +104,20 @@ def gather_and_score(units: list[UnitResult], meta: dict[str, Any]) -> tuple[Bac
 
 
 @task(name="write-outputs", retries=2, retry_delay_seconds=2)
-def write_outputs(result: BacktestResult, evaluation: Evaluation, quality: QualityReport, out_dir: str) -> Path:
+def write_outputs(result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame, out_dir: str) -> Path:
     """forecasts/timings/metrics parquet + CSV, leaderboard.csv and report.html, each written atomically."""
-    out = Path(out_dir)
+    return save_run(result, evaluation, quality, Path(out_dir))
+
+
+def save_run(result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame, out: Path) -> Path:
+    """Write a run's tables, quality.csv and report.html into `out`; returns the report path.
+
+    Plain function (not a task) so `pricecast report` re-renders a stored run exactly as the flow wrote it.
+    """
     result.save(out)
     evaluation.save(out)
-    quality_frame = quality.to_frame()
-    quality_frame.to_csv(out / "quality.csv", index=False)
-    return render_html(report_input(result, evaluation, quality_frame), out / "report.html")
+    write_table(quality, out, "quality", parquet=False)
+    return render_html(report_input(result, evaluation, quality), out / "report.html")
 
 
 def report_input(result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame) -> ReportInput:

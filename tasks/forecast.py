@@ -11,6 +11,7 @@ from prefect.futures import as_completed
 
 from features.schema import DS, ID, INTERVAL_COLUMNS, MODEL, YHAT, H
 from models import make_model
+from pricecast import progress
 from reports.format import sig_round
 from store.results import AS_OF, live_forecast_frame
 from tasks.retry import retry_crashes
@@ -32,8 +33,9 @@ def collect_forecasts(futures: list, units: list[tuple[str, str]]) -> tuple[pd.D
     log = get_run_logger()
     index = {id(f): i for i, f in enumerate(futures)}
     frames, failures = [], []
-    for future in as_completed(futures):
+    for done, future in enumerate(as_completed(futures), start=1):
         uid, model = units[index[id(future)]]
+        progress.report("forecast", done, len(futures), f"{model} on {uid}")
         try:
             frames.append(future.result())
         except Exception as exc:  # recorded, the other units carry on

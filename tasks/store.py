@@ -30,8 +30,10 @@ def results_dir() -> Path:
 
 
 @task(name="store-backtest", **_LOCK_RETRIES)
-def store_backtest(result: BacktestResult, evaluation: Evaluation, store_file: str, flow_run_id: str) -> str:
-    """Forecasts, metrics and leaderboard of this run into the results store, keyed by the flow-run id."""
+def store_backtest(
+    result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame, store_file: str, flow_run_id: str
+) -> str:
+    """Every table of this run into the results store, keyed by the flow-run id (`pricecast report` reads it)."""
     ResultStore(store_file).write_backtest(
         flow_run_id=flow_run_id,
         forecasts=result.forecasts,
@@ -39,6 +41,10 @@ def store_backtest(result: BacktestResult, evaluation: Evaluation, store_file: s
         leaderboard=evaluation.leaderboard,
         meta=result.meta,
         n_failures=len(result.failures),
+        timings=result.timings,
+        failures=result.failures,
+        fold_info=result.fold_info,
+        quality=quality,
     )
     return flow_run_id
 

@@ -19,6 +19,7 @@ from backtest.folds import Fold, FoldPlan
 from backtest.results import UnitResult
 from features.schema import DS, ID
 from ingest.spec import SourceSpec
+from pricecast import progress
 from pricecast.settings import runs_dir
 from tasks.backtest import failed_unit
 
@@ -30,7 +31,7 @@ def collect_units(
 ) -> list[UnitResult]:
     """Wait for every unit, updating a progress artifact; a crashed unit becomes recorded failures."""
     log = get_run_logger()
-    progress = create_progress_artifact(progress=0.0, key="backtest-progress", description="Units finished")
+    artifact = create_progress_artifact(progress=0.0, key="backtest-progress", description="Units finished")
     index = {id(f): i for i, f in enumerate(futures)}
     results: list[UnitResult | None] = [None] * len(futures)
     for done, future in enumerate(as_completed(futures), start=1):
@@ -41,7 +42,8 @@ def collect_units(
         except Exception as exc:  # the task failed after its retries: record it, carry on
             log.error("unit %s on %s failed: %s", model, uid, exc)
             results[i] = failed_unit(features[uid], model, folds[uid], exc)
-        update_progress_artifact(artifact_id=progress, progress=100.0 * done / len(futures))
+        update_progress_artifact(artifact_id=artifact, progress=100.0 * done / len(futures))
+        progress.report("backtest", done, len(futures), f"{model} on {uid}")
     return [r for r in results if r is not None]
 
 

@@ -128,3 +128,36 @@ def test_lock_conflicts_are_retried_with_backoff_then_reported(tmp_path, monkeyp
     calls["n"] = -100  # always locked now
     with pytest.raises(SourceError, match="locked by another process"):
         ResultStore(tmp_path / "s.duckdb", lock_attempts=3, sleep=waits.append).live_forecasts()
+
+
+def test_a_stored_run_reads_back_whole_and_runs_resolve_by_prefix(tmp_path):
+    store = ResultStore(tmp_path / "s.duckdb")
+    forecasts = pd.DataFrame(
+        {"unique_id": "AAA", "model": "naive", "fold": 0, "cutoff": DS[5], "ds": DS[6], "h": 1, "y": 1.0,
+         "yhat": 1.0, "yhat_lo_80": np.nan, "yhat_hi_80": np.nan, "yhat_lo_95": np.nan, "yhat_hi_95": np.nan},
+        index=[0],
+    )  # fmt: skip
+    metrics = pd.DataFrame({"unique_id": "AAA", "model": ["naive"], "fold": 0, "h": 1, "metric": "mae", "value": 0.0})
+    fold_info = pd.DataFrame(
+        {"unique_id": "AAA", "fold": [0], "cutoff": DS[5], "train_start": DS[0], "train_end": DS[5], "last_y": 1.0,
+         "scale_mae": 0.5, "scale_mse": 0.25}
+    )  # fmt: skip
+    quality = pd.DataFrame({"unique_id": ["AAA"], "check": ["rows_in"], "count": [6], "detail": [""]})
+    failures = pd.DataFrame(
+        {"unique_id": ["AAA"], "model": ["drift"], "fold": [0], "error_type": ["E"], "message": ["x"]}
+    )
+    for run, created in (("abc-1", "2024-01-06T06:00:00"), ("abd-2", "2024-01-13T06:00:00")):
+        store.write_backtest(
+            flow_run_id=run, forecasts=forecasts, metrics=metrics, leaderboard=pd.DataFrame({"model": ["naive"]}),
+            meta={"created_at": created, "plan": {"step": 1}}, fold_info=fold_info, quality=quality, failures=failures,
+        )  # fmt: skip
+    assert store.resolve_run(None) == "abd-2" == store.resolve_run("latest") == store.resolve_run("abd")
+    with pytest.raises(DataError, match="matches 2"):
+        store.resolve_run("ab")
+    with pytest.raises(DataError, match="matches no"):
+        store.resolve_run("zzz")
+    tables, meta = store.backtest_run("abc-1")
+    assert meta["plan"] == {"step": 1}
+    pd.testing.assert_frame_equal(tables["quality"], quality, check_dtype=False)
+    assert tables["fold_info"]["scale_mae"].tolist() == [0.5] and tables["failures"]["model"].tolist() == ["drift"]
+    assert tables["timings"].empty and "flow_run_id" not in tables["forecasts"].columns
