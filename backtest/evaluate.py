@@ -18,6 +18,7 @@ from features.schema import MODEL
 from pricecast.fileio import write_table
 
 REFERENCE = "naive"
+TRADING_COST_BPS = 5.0  # per unit of turnover: a liquid large cap's spread plus commission, roughly
 
 
 @dataclass
@@ -44,9 +45,11 @@ class Evaluation:
         return out_dir
 
 
-def evaluate(result: BacktestResult, *, reference: str = REFERENCE, cost_bps: float = 5.0) -> Evaluation:
+def evaluate(result: BacktestResult, *, reference: str = REFERENCE, cost_bps: float | None = None) -> Evaluation:
     """Score every model; significance is tested against `reference` (the naive random walk) when it ran."""
     forecasts, fold_info = result.forecasts, result.fold_info
+    if cost_bps is None:
+        cost_bps = float(result.meta.get("trading_cost_bps", TRADING_COST_BPS))
     step = int(result.meta.get("plan", {}).get("step", 1) or 1)
     has_reference = reference in set(forecasts[MODEL])
     dm = dm_table(forecasts, reference, step=step) if has_reference else pd.DataFrame(columns=list(DM_COLUMNS))

@@ -452,7 +452,8 @@ def _split(frame: pd.DataFrame, ids: list[str]) -> dict[str, pd.DataFrame]:
 
 
 def _trading_section(data: ReportInput, order: list[str], series: list[str], max_series: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"summary": None, "table": None, "figures": [], "omitted": 0}
+    cost = (data.meta or {}).get("trading_cost_bps")
+    out: dict[str, Any] = {"summary": None, "table": None, "figures": [], "omitted": 0, "cost_bps": cost}
     tr = data.trading
     if tr is not None and not tr.empty:
         tr = tr.assign(**{ID: tr[ID].astype(str), MODEL: tr[MODEL].astype(str)})

@@ -15,6 +15,7 @@ from prefect.context import get_run_context
 from prefect.futures import as_completed
 
 from backtest.engine import resolve_refit_every
+from backtest.evaluate import TRADING_COST_BPS
 from backtest.folds import Fold, FoldPlan
 from backtest.results import UnitResult
 from features.schema import DS, ID
@@ -84,6 +85,7 @@ def run_meta(
         "plan": plan.to_dict(),
         "plan_fingerprint": plan.fingerprint(),
         "refit_every": {name: resolve_refit_every(name, refit_every) for name in models},
+        "trading_cost_bps": TRADING_COST_BPS,
         "models": models,
         "versions": {name: _version(name) for name in _VERSIONED},
         "git_commit": _git_commit(),
