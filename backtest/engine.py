@@ -312,6 +312,12 @@ def _score(
     if forecast[H].tolist() != list(range(1, steps + 1)):
         raise ModelFitError("?", str(frame[ID].iloc[0]), f"fold {fold.fold}: expected h = 1..{steps} from the model")
     scored = forecast.iloc[fold.gap :].reset_index(drop=True)
+    yhat = scored[YHAT].to_numpy(dtype=float)
+    if not np.all(np.isfinite(yhat)):  # models that override forecast_origins skip Forecaster.predict's check
+        bad = int(np.sum(~np.isfinite(yhat)))
+        raise ModelFitError(
+            "?", str(frame[ID].iloc[0]), f"fold {fold.fold}: {bad} of {len(yhat)} forecasts are not finite"
+        )
     test_ds = pd.DatetimeIndex(fold.test_ds)
     truth = frame.set_index(DS)[Y].reindex(test_ds).to_numpy(dtype=float)
     mismatches = int(np.sum(pd.DatetimeIndex(scored[DS]) != test_ds))
@@ -322,7 +328,7 @@ def _score(
             DS: test_ds,
             H: np.arange(1, len(test_ds) + 1),
             Y: truth,
-            YHAT: scored[YHAT].to_numpy(dtype=float),
+            YHAT: yhat,
         }
     )
     for col in INTERVAL_COLUMNS:

@@ -61,10 +61,12 @@ def backtest_flow(
     model_params: dict[str, dict[str, Any]] | None = None,
     out_dir: str | None = None,
     refresh_cache: bool = False,
+    unit_timeout_seconds: Annotated[float, Field(gt=0)] | None = 3600.0,
 ) -> dict[str, Any]:
     """Backtest `models` on `tickers` and write forecasts, metrics, leaderboard and report.html to out_dir.
 
     Units already computed with the same data, folds, parameters and code are reused unless `refresh_cache`.
+    A unit running longer than `unit_timeout_seconds` (a hung model) is stopped and recorded as failed.
     """
     enable_package_logs()
     log = get_run_logger()
@@ -83,7 +85,9 @@ def backtest_flow(
     folds = plan_folds(panel, plan)
     params = {name: dict((model_params or {}).get(name, {})) for name in models}
     units = [(uid, name) for uid in sorted(features) for name in models]
-    unit = run_unit.with_options(result_storage=results_dir(), refresh_cache=refresh_cache or None)
+    unit = run_unit.with_options(
+        result_storage=results_dir(), refresh_cache=refresh_cache or None, timeout_seconds=unit_timeout_seconds
+    )
     futures = unit.map(
         series=[features[uid] for uid, _ in units],
         uid=[uid for uid, _ in units],

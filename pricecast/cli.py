@@ -254,12 +254,17 @@ def backtest_cmd(
     window_type: Annotated[str, typer.Option(help="expanding | sliding")] = "expanding",
     train_size: Annotated[int | None, typer.Option(help="Sliding window length in sessions")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: PRICECAST_HOME/runs/<run>)")] = None,
+    unit_timeout: Annotated[
+        float, typer.Option(help="Seconds one (ticker, model) unit may run before it is stopped and recorded as failed")
+    ] = 3600.0,
 ) -> None:
     """Backtest models on identical rolling-origin folds; writes parquet/CSV tables and report.html."""
     from backtest.folds import FoldPlan
     from flows.backtest import DEFAULT_MODELS, backtest_flow
 
     names = _model_list(models, default=DEFAULT_MODELS)
+    if unit_timeout <= 0:
+        raise PricecastError(f"--unit-timeout must be > 0 seconds, got {unit_timeout}")
     if refit_every is not None and refit_every < 0:
         raise PricecastError(f"--refit-every must be >= 0 (0 = fit once, 1 = every fold), got {refit_every}")
     FoldPlan(horizon=horizon, step=step, windows=windows, window_type=window_type, train_size=train_size)
@@ -280,6 +285,7 @@ def backtest_cmd(
             end=spec.end,
             target=target,
             out_dir=str(out) if out else None,
+            unit_timeout_seconds=unit_timeout,
             return_state=True,
         )
     _print_backtest(_outcome(state))

@@ -40,6 +40,13 @@ def retry_network_errors(task: Any, task_run: Any, state: Any) -> bool:
     return is_network_error(failure_of(state))
 
 
+def is_task_timeout(exc: BaseException | None) -> bool:
+    """Prefect's TaskRunTimeoutError (a TimeoutError, hence an OSError: not to be mistaken for the network)."""
+    return exc is not None and type(exc).__name__ == "TaskRunTimeoutError"
+
+
 def retry_crashes(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect retry_condition_fn: retry unexpected crashes, not pricecast's own (deterministic) errors."""
-    return not isinstance(failure_of(state), PricecastError)
+    """Prefect retry_condition_fn: retry unexpected crashes; not pricecast's own (deterministic) errors, and
+    not timeouts - a model that hung once hangs again, and a retry would double the wait."""
+    exc = failure_of(state)
+    return not isinstance(exc, PricecastError) and not is_task_timeout(exc)

@@ -23,6 +23,7 @@ from ingest.spec import SourceSpec
 from pricecast import progress
 from pricecast.settings import runs_dir
 from tasks.backtest import failed_unit
+from tasks.retry import is_task_timeout
 
 _VERSIONED = ("pricecast", "prefect", "pandas", "numpy", "statsmodels", "prophet", "tensorflow-cpu", "keras")
 
@@ -41,6 +42,8 @@ def collect_units(
         try:
             results[i] = future.result()
         except Exception as exc:  # the task failed after its retries: record it, carry on
+            if is_task_timeout(exc):
+                exc = TimeoutError(f"unit timed out ({exc}); raise unit_timeout_seconds if the model is just slow")
             log.error("unit %s on %s failed: %s", model, uid, exc)
             results[i] = failed_unit(features[uid], model, folds[uid], exc)
         update_progress_artifact(artifact_id=artifact, progress=100.0 * done / len(futures))
