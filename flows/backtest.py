@@ -1,6 +1,6 @@
 """backtest_flow: every model on identical rolling-origin folds, scored against the naive random walk.
 
-Composition only: ingest -> features per ticker -> fold plan -> one cached task per (ticker, model) ->
+Composition only: ingest -> features per ticker -> fold plan -> leakage audit -> one cached task per (ticker, model) ->
 gather, score, report -> results store -> artifacts. The maths lives in backtest/, models/ and features/.
 
 Caching: a unit's key (tasks.backtest.unit_cache_key) covers the model config, its folds, the refit policy,
@@ -29,6 +29,7 @@ from ingest.spec import SourceSpec
 from models import REGISTRY, make_model
 from pricecast.settings import store_path
 from tasks.backtest import (
+    audit_fold_leakage,
     build_ticker_features,
     gather_and_score,
     plan_folds,
@@ -81,8 +82,10 @@ def backtest_flow(
     out = run_out_dir(out_dir)
     panel, quality = ingest_prices(spec, str(store_path()))
     publish_quality(quality)
-    features = build_ticker_features(panel, FeatureConfig())
+    config = FeatureConfig()
+    features = build_ticker_features(panel, config)
     folds = plan_folds(panel, plan)
+    audit = audit_fold_leakage(panel, features, folds, config)
     params = {name: dict((model_params or {}).get(name, {})) for name in models}
     units = [(uid, name) for uid in sorted(features) for name in models]
     unit = run_unit.with_options(
@@ -98,7 +101,9 @@ def backtest_flow(
         horizon=unmapped(horizon),
     )
     results = collect_units(futures, units, features, folds)
-    meta = run_meta(spec=spec, plan=plan, refit_every=refit_every, models=params, panel=panel, started=started)
+    meta = run_meta(
+        spec=spec, plan=plan, refit_every=refit_every, models=params, panel=panel, started=started, audit=audit
+    )
     result, evaluation = gather_and_score(results, meta)
     quality_table = quality.to_frame()
     report = write_outputs(result, evaluation, quality_table, str(out))

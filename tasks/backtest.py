@@ -11,7 +11,8 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from backtest.engine import backtest_unit, fold_info_table
+from backtest.audit import audit_leakage
+from backtest.engine import LeakageError, backtest_unit, fold_info_table
 from backtest.evaluate import Evaluation, evaluate
 from backtest.folds import Fold, FoldPlan, panel_folds
 from backtest.results import BacktestResult, UnitResult, concat
@@ -31,6 +32,17 @@ def build_ticker_features(panel: pd.DataFrame, config: FeatureConfig) -> dict[st
     """Features computed once per ticker (causal, so every fold can slice them without look-ahead)."""
     frame = build_features_for(panel, config)
     return {str(uid): g.reset_index(drop=True) for uid, g in frame.groupby(ID, sort=True)}
+
+
+@task(name="audit-leakage")
+def audit_fold_leakage(
+    panel: pd.DataFrame, features: dict[str, pd.DataFrame], folds: dict[str, list[Fold]], config: FeatureConfig
+) -> dict[str, Any]:
+    """Leakage audit of every fold (backtest/audit.py); a failed audit stops the run before any result is shown."""
+    audit = audit_leakage(panel, features, folds, config)
+    if not audit.passed:
+        raise LeakageError(f"leakage audit {audit.summary()}")
+    return audit.to_dict()
 
 
 @task(name="plan-folds")

@@ -70,6 +70,7 @@ def run_meta(
     models: dict[str, dict],
     panel: pd.DataFrame,
     started: datetime,
+    audit: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What the report header shows: source, coverage, plan, refit policy, versions, git commit."""
     coverage = panel.groupby(ID)[DS].agg(["min", "max", "size"])
@@ -89,6 +90,7 @@ def run_meta(
         "plan_fingerprint": plan.fingerprint(),
         "refit_every": {name: resolve_refit_every(name, refit_every) for name in models},
         "trading_cost_bps": TRADING_COST_BPS,
+        "leakage_audit": audit,
         "models": models,
         "versions": {name: _version(name) for name in _VERSIONED},
         "git_commit": _git_commit(),

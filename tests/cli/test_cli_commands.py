@@ -86,6 +86,7 @@ def test_backtest_then_report_re_renders_the_run_from_the_store_and_from_its_dir
     assert "naive random walk" in result.output  # the verdict sentence
     assert "backtest" in result.stderr and "2/2" in result.stderr  # the progress bar's final state
     assert "Traceback" not in result.stderr and "INFO" not in result.stderr  # run logs go to the UI, not here
+    assert "Leakage audit passed:</b> in all 2 folds of 1 series" in (out / "report.html").read_text()
 
     listed = invoke("report", "--list")
     assert listed.exit_code == 0 and "drift,naive" in listed.output
