@@ -158,6 +158,7 @@ def build_context(
         "sections": SECTIONS,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(data.leaderboard, data.dm, alpha=alpha),
+        "audit": meta.get("leakage_audit") or None,
         "run": _run_section(data, meta, series),
         "leaderboard": _leaderboard_section(data, order),
         "significance": _significance_section(data, order, alpha),

@@ -32,6 +32,7 @@ def summary_markdown(data: ReportInput, *, title: str = "Backtest summary", alph
         ("Total time", fmt_seconds(meta["elapsed_seconds"]) if meta.get("elapsed_seconds") is not None else None),
         ("Git commit", meta.get("git_commit")),
         ("Run id", meta.get("flow_run_id")),
+        ("Leakage audit", (meta.get("leakage_audit") or {}).get("summary")),
     ]
     lines += [f"- **{label}:** {_escape(str(value))}" for label, value in essentials if value not in (None, "")]
     lines.append("")
