@@ -3,9 +3,11 @@
 Two checks, on every (series, fold) of the run:
 - folds: the last training session is the cutoff (or before it, with a gap), and it comes before the first test
   session; the training window starts no later than it ends.
-- features: the series is cut at the fold's cutoff and its features are recomputed from the cut data alone. Every
-  feature value up to the cutoff must equal the run's value (NaN where the run has NaN). A feature that read a
+- features: the series is cut at the fold's cutoff and its indicators are recomputed from the cut data alone.
+  Every value up to the cutoff must equal the run's value (NaN where the run has NaN). A feature that read a
   later row (a centred moving average, a back-filled gap, a full-sample scaler) differs here and fails the audit.
+  Calendar columns depend on the session dates only (the exchange calendar is published in advance); they are
+  recomputed once per series from the dates and must equal the run's.
 The engine also refuses a training frame with rows after the cutoff (LeakageError); the audit states for the
 report what was checked, so a reader does not have to take "no look-ahead" on trust.
 """
@@ -20,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from backtest.folds import Fold
-from features.build import FeatureConfig, build_features_for
+from features.build import FeatureConfig, series_features
+from features.calendar import calendar_features
 from features.schema import DS, ID
 
 _MAX_LISTED = 5
@@ -109,24 +112,41 @@ def _feature_problems(
     *,
     rtol: float,
 ) -> list[str]:
-    out = []
-    ds = pd.DatetimeIndex(raw[DS])
-    present = [c for c in columns if c in seen.columns]
-    missing = sorted(set(columns) - set(present))
+    missing = sorted(set(columns) - set(seen.columns))
     if missing:
         return [f"{uid}: the run's features lack {missing}; cannot audit them"]
-    seen_values = seen[present].to_numpy(dtype=float)
+    out = []
+    ds = pd.DatetimeIndex(raw[DS])
+    indicators = config.indicator_columns()
+    seen_values = seen[indicators].to_numpy(dtype=float)
+    price = raw[config.price_col]
+    volume = raw[config.volume_col] if config.volume_window is not None else None
     for f in folds:
         n = int(np.searchsorted(ds.asi8, pd.Timestamp(f.cutoff).value, side="right"))
-        recomputed = build_features_for(raw.iloc[:n], config)[present].to_numpy(dtype=float)
-        a, b = recomputed, seen_values[:n]
-        same = np.isclose(a, b, rtol=rtol, atol=0.0) | (np.isnan(a) & np.isnan(b))
-        if not same.all():
-            rows, cols = np.nonzero(~same)
-            bad = sorted({present[c] for c in cols})
-            first = pd.Timestamp(ds[rows.min()])
+        cut_volume = None if volume is None else volume.iloc[:n].reset_index(drop=True)
+        recomputed = series_features(price.iloc[:n].reset_index(drop=True), volume=cut_volume, config=config)
+        bad = _differing(recomputed[indicators].to_numpy(dtype=float), seen_values[:n], indicators, rtol=rtol)
+        if bad:
+            names, row = bad
             out.append(
-                f"{uid} fold {f.fold}: {bad} change when data after the cutoff {f.cutoff:%Y-%m-%d} is removed "
-                f"(first at {first:%Y-%m-%d})"
+                f"{uid} fold {f.fold}: {names} change when data after the cutoff {f.cutoff:%Y-%m-%d} is removed "
+                f"(first at {ds[row]:%Y-%m-%d})"
+            )
+    calendar = [c for c in columns if c not in indicators]
+    if calendar:
+        again = calendar_features(raw[DS]).reset_index(drop=True)[calendar].to_numpy(dtype=float)
+        bad = _differing(again, seen[calendar].to_numpy(dtype=float), calendar, rtol=rtol)
+        if bad:
+            out.append(
+                f"{uid}: calendar columns {bad[0]} differ from the session dates' own (first at {ds[bad[1]]:%Y-%m-%d})"
             )
     return out
+
+
+def _differing(a: np.ndarray, b: np.ndarray, names: Sequence[str], *, rtol: float) -> tuple[list[str], int] | None:
+    """Column names and first row where a and b differ (NaN equals NaN), or None when they agree."""
+    same = np.isclose(a, b, rtol=rtol, atol=0.0) | (np.isnan(a) & np.isnan(b))
+    if same.all():
+        return None
+    rows, cols = np.nonzero(~same)
+    return sorted({names[c] for c in cols}), int(rows.min())

@@ -34,4 +34,24 @@ def enable_package_logs() -> None:
                 logger.addHandler(handler)
 
 
+class _ThreadTimeoutNotice(logging.Filter):
+    """Drop Prefect's per-task warning that a timeout cannot interrupt a blocking call in a worker thread.
+
+    Every backtest unit has a timeout (`unit_timeout_seconds`), so the warning would repeat once per unit on
+    every run; the limitation it describes (a hang inside C code or I/O is only stopped when the call returns)
+    is documented once in the README instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Timeout of") and "worker thread" in message)
+
+
+def quiet_thread_timeout_notice() -> None:
+    logger = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, _ThreadTimeoutNotice) for f in logger.filters):
+        logger.addFilter(_ThreadTimeoutNotice())
+
+
 enable_package_logs()
+quiet_thread_timeout_notice()

@@ -31,10 +31,11 @@ from pricecast.settings import store_path
 from tasks.backtest import (
     audit_fold_leakage,
     build_ticker_features,
-    gather_and_score,
+    gather,
     plan_folds,
     publish_artifacts,
     run_unit,
+    score,
     write_outputs,
 )
 from tasks.ingest import ingest_prices, publish_quality
@@ -85,7 +86,7 @@ def backtest_flow(
     config = FeatureConfig()
     features = build_ticker_features(panel, config)
     folds = plan_folds(panel, plan)
-    audit = audit_fold_leakage(panel, features, folds, config)
+    audit = audit_fold_leakage.with_options(result_storage=results_dir())(panel, features, folds, config)
     params = {name: dict((model_params or {}).get(name, {})) for name in models}
     units = [(uid, name) for uid in sorted(features) for name in models]
     unit = run_unit.with_options(
@@ -104,7 +105,8 @@ def backtest_flow(
     meta = run_meta(
         spec=spec, plan=plan, refit_every=refit_every, models=params, panel=panel, started=started, audit=audit
     )
-    result, evaluation = gather_and_score(results, meta)
+    result = gather(results, meta)
+    evaluation = score.with_options(result_storage=results_dir())(result)
     quality_table = quality.to_frame()
     report = write_outputs(result, evaluation, quality_table, str(out))
     store_backtest(result, evaluation, quality_table, str(store_path()), str(meta["flow_run_id"]))

@@ -34,7 +34,26 @@ def build_ticker_features(panel: pd.DataFrame, config: FeatureConfig) -> dict[st
     return {str(uid): g.reset_index(drop=True) for uid, g in frame.groupby(ID, sort=True)}
 
 
-@task(name="audit-leakage")
+def _digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def audit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """The audit depends on the prices, the folds, the feature config and the code: nothing else."""
+    folds = parameters["folds"]
+    return "audit-" + _digest(
+        {
+            "data": frame_fingerprint(parameters["panel"]),
+            "folds": {
+                u: [(f.fold, str(f.cutoff), str(f.train_start), len(f.test_ds)) for f in fs] for u, fs in folds.items()
+            },
+            "config": parameters["config"].fingerprint(),
+            "code": code_version(),
+        }
+    )
+
+
+@task(name="audit-leakage", cache_key_fn=audit_cache_key, persist_result=True)
 def audit_fold_leakage(
     panel: pd.DataFrame, features: dict[str, pd.DataFrame], folds: dict[str, list[Fold]], config: FeatureConfig
 ) -> dict[str, Any]:
@@ -67,8 +86,7 @@ def unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
         "data": frame_fingerprint(series.loc[series[DS] <= last]),
         "code": code_version(),
     }
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    return f"unit-{series[ID].iloc[0]}-{parameters['model']}-{digest}"
+    return f"unit-{series[ID].iloc[0]}-{parameters['model']}-{_digest(payload)}"
 
 
 @task(
@@ -108,11 +126,31 @@ def failed_unit(series: pd.DataFrame, model: str, folds: list[Fold], exc: BaseEx
     )
 
 
-@task(name="gather-and-score")
-def gather_and_score(units: list[UnitResult], meta: dict[str, Any]) -> tuple[BacktestResult, Evaluation]:
-    """Concatenate the unit tables and compute metrics, Diebold-Mariano tests and trading figures."""
-    result = concat(units, meta=meta)
-    return result, evaluate(result)
+@task(name="gather")
+def gather(units: list[UnitResult], meta: dict[str, Any]) -> BacktestResult:
+    """Concatenate the unit tables into the run's tidy tables."""
+    return concat(units, meta=meta)
+
+
+def score_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Same forecasts, folds, failures and scoring settings give the same scores (a cached rerun skips them)."""
+    result: BacktestResult = parameters["result"]
+    return "score-" + _digest(
+        {
+            "forecasts": frame_fingerprint(result.forecasts),
+            "fold_info": frame_fingerprint(result.fold_info),
+            "failures": frame_fingerprint(result.failures),
+            "step": (result.meta.get("plan") or {}).get("step"),
+            "cost_bps": result.meta.get("trading_cost_bps"),
+            "code": code_version(),
+        }
+    )
+
+
+@task(name="score", cache_key_fn=score_cache_key, persist_result=True)
+def score(result: BacktestResult) -> Evaluation:
+    """Metrics, Diebold-Mariano tests and trading figures of the run's forecasts."""
+    return evaluate(result)
 
 
 @task(name="write-outputs", retries=2, retry_delay_seconds=2)
