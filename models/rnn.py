@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -44,6 +45,12 @@ log = logging.getLogger(__name__)
 
 _CELLS = {"rnn": "SimpleRNN", "simplernn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 _MIN_TRAIN_SAMPLES = 8
+
+
+# Keras keeps its random seed and session in process-wide state. Two units training at once in threads (Prefect's
+# thread runner) would interleave each other's seeding and clear_session(), so results would depend on timing.
+# Training is serialised with this lock; TensorFlow already spreads one fit over every core, so little is lost.
+TRAINING_LOCK = threading.RLock()
 
 
 def _keras():
@@ -207,6 +214,10 @@ class RecurrentForecaster(Forecaster):
 
     # ---- hooks --------------------------------------------------------------------------------------------
     def _fit(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
+        with TRAINING_LOCK:
+            self._fit_seeded(y, X)
+
+    def _fit_seeded(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
         keras = _keras()
         raw = self._raw()
         H, W = self.horizon, self.window

@@ -54,3 +54,26 @@ def test_two_processes_give_identical_forecasts_for_every_model(tmp_path):
     first, second = (pd.read_parquet(p) for p in outs)
     assert set(first["model"]) == set(REGISTRY)
     pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+def test_keras_units_training_at_once_in_threads_match_a_sequential_run():
+    """Prefect's thread runner trains several Keras units at once; Keras' seed is process-wide (TRAINING_LOCK)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ingest.load import load_panel
+    from ingest.spec import SourceSpec
+    from models import make_model
+
+    panel, _ = load_panel(SourceSpec(tickers=("AAPL", "IBM"), start="2011-01-01", end="2012-12-31"))
+    series = [g.reset_index(drop=True) for _, g in panel.groupby("unique_id")]
+    jobs = [(name, s) for name in ("lstm", "gru") for s in series]
+
+    def forecast(job):
+        name, frame = job
+        return make_model(name, **KERAS_TINY, horizon=3).fit(frame).predict(3)["yhat"].to_numpy()
+
+    sequential = [forecast(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(forecast, jobs))
+    for a, b in zip(sequential, threaded, strict=True):
+        assert (a == b).all()
