@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pandas as pd
 
 from features.schema import ID
-from ingest.quality import COUNTS, QualityReport
+from ingest.quality import COUNTS, FLAGS, QualityReport
 from ingest.sources import read_source
+from ingest.sources.live import DEFAULT_ATTEMPTS, SourceUnavailable
 from ingest.spec import SourceSpec
 from ingest.store import PriceStore
 from ingest.validate import validate
-from pricecast.errors import DataError
+from pricecast.errors import DataError, PricecastError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -21,37 +24,60 @@ log = logging.getLogger(__name__)
 BACKFILL_SLACK = timedelta(days=7)
 
 
-def load_panel(spec: SourceSpec, *, store: PriceStore | None = None) -> tuple[pd.DataFrame, QualityReport]:
+def load_panel(
+    spec: SourceSpec,
+    *,
+    store: PriceStore | None = None,
+    attempts: int = DEFAULT_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[pd.DataFrame, QualityReport]:
     """The validated panel (features.schema.PANEL_COLUMNS) and its quality report.
 
-    Live sources with a store fetch only bars after each ticker's last stored session, validate and store them,
-    then return the full [start, end] range from the store. Other sources are read whole and stored when a store
-    is given.
+    Live sources with a store fetch only bars after each ticker's last stored session, validate and store them
+    ticker by ticker, then return the full [start, end] range from the store. Other sources are read whole,
+    validated whole and stored in one transaction when a store is given: a bad file stores nothing.
+    `attempts` and `sleep` drive the retries of live sources.
     """
     if spec.is_live and store is not None:
-        return _load_incremental(spec, store)
-    panel, report = validate(read_source(spec), spec)
+        return _load_incremental(spec, store, attempts=attempts, sleep=sleep)
+    panel, report = validate(read_source(spec, attempts=attempts, sleep=sleep), spec)
     if store is not None:
         store.upsert(panel, spec.source)
     return panel, report
 
 
-def _load_incremental(spec: SourceSpec, store: PriceStore) -> tuple[pd.DataFrame, QualityReport]:
-    """Fetch new bars per ticker, store them in one transaction, and read the requested range back."""
+def _load_incremental(
+    spec: SourceSpec, store: PriceStore, *, attempts: int, sleep: Callable[[float], None]
+) -> tuple[pd.DataFrame, QualityReport]:
+    """Fetch, validate and store each due ticker's new bars in its own transaction, then read the range back.
+
+    A ticker that cannot be fetched (after retries) or validated is skipped and the others carry on, so the store
+    holds every ticker either exactly as before or with all of its new bars - never part of them - and a rerun
+    (or Prefect's retry of the task) fetches only what is still missing. The error raised at the end names every
+    ticker that failed and the ones that were stored.
+    """
     tickers = spec.tickers or ()
     spans = {t: store.session_range(spec.source, t) for t in tickers}
     starts = {t: fetch_start(spec, spans[t]) for t in tickers}
     due = {t: s for t, s in starts.items() if s is None or spec.end is None or s <= spec.end}
     due = {t: s for t, s in due.items() if s is None or s <= date.today()}
     fetched = QualityReport(source=spec.source)
-    if due:
-        new_spec = spec.model_copy(update={"tickers": tuple(due), "min_sessions": 1})
-        known = {t for t in due if spans[t] is not None}  # nothing new for a stored ticker is fine (weekend)
-        raw = read_source(new_spec, starts=due, allow_empty=known)
-        got = tuple(t for t in due if t in set(raw[ID]))
-        if got:
-            new, fetched = validate(raw, new_spec.model_copy(update={"tickers": got}))
-            store.upsert(new, spec.source)
+    failed: dict[str, PricecastError] = {}
+    for t, start in due.items():
+        one = spec.model_copy(update={"tickers": (t,), "min_sessions": 1})
+        known = (t,) if spans[t] is not None else ()  # nothing new for a stored ticker is fine (weekend)
+        try:
+            raw = read_source(one, starts={t: start}, allow_empty=known, attempts=attempts, sleep=sleep)
+            new, quality = validate(raw, one) if len(raw) else (None, None)
+        except (SourceError, DataError) as exc:
+            log.warning("skipping %s: %s", t, exc)
+            failed[t] = exc
+            continue
+        if new is not None and quality is not None:
+            store.upsert(new, spec.source)  # one transaction per ticker: all of its new bars or none
+            fetched.tickers[t] = quality.tickers[t]
+    if failed:
+        raise _fetch_failure(spec, failed, stored=[t for t in due if t not in failed])
     log.info(
         "%s: fetched %d new rows for %d of %d tickers",
         spec.source,
@@ -91,8 +117,35 @@ def _combine(fetched: QualityReport, final: QualityReport, starts: dict[str, dat
         q.fetch_start = start.isoformat() if start else None
         q.rows_in = new.rows_in if new else 0
         for name in COUNTS:
-            if name not in ("rows_in", "rows_out") and new is not None:
+            if name not in ("rows_in", "rows_out", *FLAGS) and new is not None:
                 setattr(q, name, getattr(q, name) + getattr(new, name))
         if new is not None:
             q.warnings = new.warnings + [w for w in q.warnings if w not in new.warnings]
     return out
+
+
+def _fetch_failure(spec: SourceSpec, failed: dict[str, PricecastError], *, stored: list[str]) -> PricecastError:
+    """One error for the tickers an incremental ingest could not fetch, saying what was stored all the same.
+
+    A DataError when any ticker failed on its data (unknown ticker, bad bars: a retry will not help); a
+    SourceUnavailable (a ConnectionError too, so tasks.retry tries again) when every failure was transient.
+    """
+    kept = f"stored the other {len(stored)}: {', '.join(stored)}" if stored else "nothing was stored"
+    if len(failed) == 1:
+        message = f"{next(iter(failed.values()))}; {kept}; a rerun fetches only what is missing"
+    else:
+        shown = "; ".join(f"{t}: {e}" for t, e in list(failed.items())[:3])
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        message = (
+            f"{spec.source}: {len(failed)} tickers failed ({', '.join(failed)}); {kept}; a rerun fetches only "
+            f"what is missing. {shown}{more}"
+        )
+    errors = failed.values()
+    kind: type[PricecastError] = SourceError
+    if any(isinstance(e, DataError) for e in errors):
+        kind = DataError
+    elif all(isinstance(e, SourceUnavailable) for e in errors):
+        kind = SourceUnavailable
+    error = kind(message)
+    error.__cause__ = next((e.__cause__ for e in errors if isinstance(e, kind) and e.__cause__), None)
+    return error

@@ -18,8 +18,13 @@ COUNTS: tuple[str, ...] = (
     "times_normalised",
     "zero_volume_dropped",
     "ffilled",
+    "jumps_flagged",
+    "flat_target",
 )
-_LABELS = {
+# Counters that describe the validated series rather than rows that were changed: recomputed on the whole stored
+# history of an incremental ingest, so they are not added up across fetches.
+FLAGS: tuple[str, ...] = ("jumps_flagged", "flat_target")
+LABELS = {
     "outside_range_dropped": "outside start/end dropped",
     "exact_duplicates_dropped": "exact duplicates dropped",
     "rows_sorted": "rows moved by sorting",
@@ -27,6 +32,8 @@ _LABELS = {
     "times_normalised": "intraday times dropped to the date",
     "zero_volume_dropped": "zero-volume unchanged-price rows dropped (non-sessions)",
     "ffilled": "target gaps forward-filled",
+    "jumps_flagged": "suspicious jumps beyond x3 or /3 (left as is)",
+    "flat_target": "sessions of a target that never changes",
 }
 SOURCE_ROW = "*"  # unique_id of report rows about the source as a whole (ignored files)
 
@@ -44,6 +51,8 @@ class TickerQuality(BaseModel):
     times_normalised: int = 0
     zero_volume_dropped: int = 0
     ffilled: int = 0
+    jumps_flagged: int = 0  # sessions whose target moved beyond x3 or /3 (an unadjusted split?); warned, not altered
+    flat_target: int = 0  # all sessions, when the target never changes (a suspended ticker?); warned, not altered
     target: str | None = None
     first_session: str | None = None
     last_session: str | None = None
@@ -90,7 +99,7 @@ class QualityReport(BaseModel):
         """Short human lines: sessions and target per ticker, then only the checks that changed something."""
         lines = []
         for t, q in self.tickers.items():
-            changes = [f"{getattr(q, n)} {_LABELS[n]}" for n in _LABELS if getattr(q, n)]
+            changes = [f"{getattr(q, n)} {LABELS[n]}" for n in LABELS if getattr(q, n)]
             head = f"{t}: {q.rows_out} sessions {q.first_session} .. {q.last_session}, target {q.target}"
             lines.append(head + (f"; {'; '.join(changes)}" if changes else ""))
             lines.extend(f"{t}: warning: {w}" for w in q.warnings)

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from pricecast.redact import redact
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -17,7 +19,7 @@ class RetriesExhausted(Exception):
     def __init__(self, attempts: int, last: BaseException):
         self.attempts = attempts
         self.last = last
-        super().__init__(f"{attempts} attempts failed; last error: {type(last).__name__}: {last}")
+        super().__init__(f"{attempts} attempts failed; last error: {type(last).__name__}: {redact(last)}")
 
 
 def backoff_delays(*, attempts: int, base: float, factor: float = 2.0, cap: float = 30.0) -> list[float]:
@@ -51,7 +53,13 @@ def retry_call(
                 raise RetriesExhausted(attempts, exc) from exc
             wait = delays[attempt - 1]
             log.warning(
-                "%s failed (%s: %s); retry %d/%d in %.1fs", what, type(exc).__name__, exc, attempt, attempts - 1, wait
+                "%s failed (%s: %s); retry %d/%d in %.1fs",
+                what,
+                type(exc).__name__,
+                redact(exc),
+                attempt,
+                attempts - 1,
+                wait,
             )
             sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator, model_validator
 
 from pricecast.errors import ConfigError
+from pricecast.redact import redact
 
 SourceName = Literal["sample", "csv", "parquet", "yfinance", "fdr"]
 LIVE_SOURCES: frozenset[str] = frozenset({"yfinance", "fdr"})
@@ -38,7 +39,7 @@ class SourceSpec(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ConfigError(f"invalid SourceSpec: {_describe(exc)}") from None
+            raise ConfigError(redact(f"invalid SourceSpec: {_describe(exc)}")) from None
 
     @field_validator("tickers", mode="before")
     @classmethod

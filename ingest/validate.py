@@ -2,7 +2,8 @@
 
 Each refusal is a DataError naming the ticker, the column, the first offending rows (row number in the source file
 or response, and the date) and the fix. Each change (dropped duplicates, sorting, time-zone conversion, filled
-gaps, dropped holiday rows) is counted in the QualityReport; suspicious jumps are warned about, never altered.
+gaps, dropped holiday rows) is counted in the QualityReport; suspicious jumps and a target that never changes are
+warned about and counted, never altered.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype
+from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype, is_string_dtype
 from pandas.tseries.api import guess_datetime_format
 
 from features.calendar import exchange_for
@@ -23,6 +24,7 @@ from ingest.columns import OPTIONAL_COLUMNS
 from ingest.quality import QualityReport, TickerQuality
 from ingest.spec import SourceSpec
 from pricecast.errors import DataError
+from pricecast.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,14 @@ def validate(raw: pd.DataFrame, spec: SourceSpec) -> tuple[pd.DataFrame, Quality
     report = QualityReport(source=spec.source, ignored_files=list(raw.attrs.get("ignored_files", [])))
     where = _where(spec)
     _require_columns(raw, spec, where=where)
-    raw = _complete(raw)
+    raw = _fast_types(_complete(raw))
+    positions = raw.groupby(ID, sort=False).indices  # one pass over the ids, not one scan per ticker
+    body = raw.drop(columns=[ID])
     parts = []
     for ticker in _select_tickers(raw, spec, where=where):
-        rows = raw[raw[ID] == ticker]
+        rows = body.iloc[positions[ticker]].assign(**{ID: ticker})
         parts.append(_validate_ticker(rows, ticker, spec=spec, q=report.ticker(ticker)))
+    del raw, body
     panel = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PANEL_COLUMNS))
     return _panel_dtypes(panel), report
 
@@ -64,6 +69,7 @@ def _validate_ticker(g: pd.DataFrame, t: str, *, spec: SourceSpec, q: TickerQual
     g = g.assign(**{Y: g[target]})
     _warn_missing_bars(g, t, target, q)
     _warn_jumps(g, t, target, q)
+    _warn_flat(g, t, target, q)
     if len(g) < spec.min_sessions:
         raise DataError(
             f"{t}: {len(g)} sessions after validation ({_span(g)}), need at least min_sessions={spec.min_sessions}; "
@@ -78,7 +84,8 @@ def _validate_ticker(g: pd.DataFrame, t: str, *, spec: SourceSpec, q: TickerQual
 
 
 def _where(spec: SourceSpec) -> str:
-    return f"{spec.source} {spec.path}" if spec.path else spec.source
+    """The source as messages name it (credentials in a path or URL masked)."""
+    return redact(f"{spec.source} {spec.path}") if spec.path else spec.source
 
 
 def _require_columns(raw: pd.DataFrame, spec: SourceSpec, *, where: str) -> None:
@@ -108,6 +115,31 @@ def _complete(raw: pd.DataFrame) -> pd.DataFrame:
     return out.assign(**{ID: out[ID].astype(str).str.strip()})
 
 
+def _fast_types(raw: pd.DataFrame) -> pd.DataFrame:
+    """Convert whole text columns at once when every value is clean: prices and volume to float, plain ISO dates.
+
+    The common case of a big file, vectorised once instead of per ticker. A column with any bad value is left as
+    text: the per-ticker rules then name the ticker, the column and the rows, exactly as without this step.
+    """
+    out = {}
+    for col in (*PRICE_COLUMNS, VOLUME):
+        s = raw[col]
+        if is_numeric_dtype(s) and not is_bool_dtype(s):
+            continue
+        num = pd.to_numeric(s, errors="coerce").astype("float64")
+        blank = s.isna() | (s.astype(str).str.strip() == "")
+        if not (num.isna() & ~blank).any():
+            out[col] = num
+    if is_string_dtype(raw[DS]):
+        try:
+            days = pd.to_datetime(raw[DS], format="%Y-%m-%d", errors="coerce")  # exact: '2024-01-02 16:00' is not
+        except (ValueError, TypeError):
+            days = None
+        if days is not None and days.notna().all():
+            out[DS] = days.astype("datetime64[ns]")
+    return raw.assign(**out) if out else raw
+
+
 def _select_tickers(raw: pd.DataFrame, spec: SourceSpec, *, where: str) -> list[str]:
     """The requested tickers (all the frame has when none were asked for); an absent one lists what is available."""
     available = sorted(raw[ID].unique())
@@ -119,6 +151,12 @@ def _select_tickers(raw: pd.DataFrame, spec: SourceSpec, *, where: str) -> list[
     if unknown:
         hints = {t: a for t in unknown for a in available if a.upper() == t.upper()}
         hint = f" (did you mean {', '.join(repr(a) for a in hints.values())}?)" if hints else ""
+        zeros = {t: a for t in unknown for a in available if t.isdigit() and a.isdigit() and t.lstrip("0") == a}
+        if zeros:
+            hint = (
+                f" (did you mean {', '.join(repr(a) for a in zeros.values())}? its leading zeros were lost before "
+                "pricecast read it - a spreadsheet or a numeric column; store tickers as text)"
+            )
         shown = available[:30] + (["..."] if len(available) > 30 else [])
         raise DataError(
             f"unknown ticker(s) {unknown} in {where}{hint}; available: {shown}; "
@@ -246,6 +284,8 @@ def _to_numeric(g: pd.DataFrame, t: str) -> pd.DataFrame:
     out = {}
     for col in (*PRICE_COLUMNS, VOLUME):
         s = g[col]
+        if s.dtype == np.float64 and not np.isinf(s.to_numpy()).any():  # already clean (see _fast_types)
+            continue
         if is_numeric_dtype(s) and not is_bool_dtype(s):
             num = s.astype("float64")
             bad = pd.Series(np.isinf(num.to_numpy()), index=g.index)
@@ -259,7 +299,7 @@ def _to_numeric(g: pd.DataFrame, t: str) -> pd.DataFrame:
                 "fix the source (plain numbers with '.' as decimal point, no thousands separators) or delete the rows"
             )
         out[col] = num
-    return g.assign(**out)
+    return g.assign(**out) if out else g
 
 
 def _sort(g: pd.DataFrame, q: TickerQuality) -> pd.DataFrame:
@@ -272,6 +312,8 @@ def _sort(g: pd.DataFrame, q: TickerQuality) -> pd.DataFrame:
 
 def _drop_exact_duplicates(g: pd.DataFrame, t: str, q: TickerQuality) -> pd.DataFrame:
     """Drop repeated identical rows (counted); the same date with different values is refused."""
+    if (np.diff(g[DS].to_numpy()) > np.timedelta64(0)).all():  # sorted by now: strictly increasing means no repeats
+        return g
     exact = g.duplicated(subset=[DS, *BAR_COLUMNS], keep="first")
     g = g[~exact]
     conflict = g.duplicated(DS, keep=False)
@@ -305,8 +347,8 @@ def _choose_target(g: pd.DataFrame, t: str, spec: SourceSpec) -> str:
     has_adj = bool(g[ADJ_CLOSE].notna().any())
     if spec.target == "adj_close" and not has_adj:
         raise DataError(
-            f"{t}: target='adj_close' but column {ADJ_CLOSE!r} is empty for {t} ({_span(g)}); "
-            "use target='close' or 'auto', or add an Adj Close column to the source"
+            f"{t}: target='adj_close' but column {ADJ_CLOSE!r} is empty for {t} ({_span(g)}) or absent from the "
+            "source; use target='close' or 'auto', or add an Adj Close column to the source"
         )
     if spec.target == "close":
         return CLOSE
@@ -382,6 +424,7 @@ def _warn_jumps(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -> None:
         return
     lr = np.abs(np.diff(np.log(y)))
     idx = np.flatnonzero(lr > JUMP_LIMIT) + 1
+    q.jumps_flagged = len(idx)
     for i in idx[:SHOW_ROWS]:
         msg = (
             f"suspicious jump on {_day(g[DS].iloc[i])}: {target} {y[i - 1]:.6g} -> {y[i]:.6g} "
@@ -391,6 +434,20 @@ def _warn_jumps(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -> None:
         log.warning("%s: %s", t, msg)
     if len(idx) > SHOW_ROWS:
         q.warnings.append(f"{len(idx) - SHOW_ROWS} more jumps beyond x3 or /3")
+
+
+def _warn_flat(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -> None:
+    """Record (do not alter) a target that never changes: nothing to forecast, and scaled errors divide by zero."""
+    y = g[Y].to_numpy(dtype="float64")
+    if len(y) < 2 or not (y == y[0]).all():
+        return
+    q.flat_target = len(y)
+    msg = (
+        f"{target} is constant ({y[0]:.6g} in all {len(y)} sessions, {_span(g)}); left as is - a suspended or "
+        "delisted ticker? scaled errors (MASE, RMSSE) are undefined for it; check the source or drop the ticker"
+    )
+    q.warnings.append(msg)
+    log.warning("%s: %s", t, msg)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from features.schema import CUTOFF, FOLD, ID, MODEL, H
 from pricecast.fileio import atomic_write, atomic_write_text
+from pricecast.redact import redact
 from reports import charts
 from reports.data import (
     BEATS_NAIVE_DM,
@@ -194,10 +195,11 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
         ("Created", fmt_value(meta["created_at"]) if meta.get("created_at") is not None else None),
     ):
         if value not in (None, ""):
-            facts.append((label, str(value)))
+            facts.append((label, redact(value)))
     known = {"source", "tickers", "plan", "refit_every", "elapsed_seconds", "git_commit", "flow_run_id", "created_at"}
     known |= {"sessions", "versions"}
-    facts += [(str(k), _describe(v) or "") for k, v in meta.items() if k not in known and v is not None]
+    # Other facts (the source path, model parameters) may hold a URL with a password or a token: masked.
+    facts += [(str(k), redact(_describe(v) or "")) for k, v in meta.items() if k not in known and v is not None]
 
     versions = meta.get("versions") or {}
     return {
@@ -512,6 +514,8 @@ def _failures_section(failures: pd.DataFrame | None, *, max_rows: int = 200) -> 
     if failures is None or failures.empty:
         return {"count": 0, "summary": None, "table": None, "omitted": 0}
     f = failures.assign(**{MODEL: failures[MODEL].astype(str)})
+    if MESSAGE in f.columns:  # error messages can quote a URL or a header with credentials
+        f[MESSAGE] = f[MESSAGE].map(lambda m: m if pd.isna(m) else redact(m))
     group = [c for c in (MODEL, ERROR_TYPE) if c in f.columns]
     summary = f.groupby(group).size().rename("failures").reset_index().sort_values("failures", ascending=False)
     ordered = f.sort_values([c for c in (MODEL, ID, FOLD) if c in f.columns])
@@ -534,6 +538,8 @@ def _quality_section(quality: pd.DataFrame | None) -> dict[str, Any] | None:
     if quality is None or quality.empty:
         return None
     q = quality.assign(**{ID: quality[ID].astype(str), CHECK: quality[CHECK].astype(str)})
+    if DETAIL in q.columns:
+        q[DETAIL] = q[DETAIL].map(lambda d: d if pd.isna(d) else redact(d))
     counts = pd.to_numeric(q[COUNT], errors="coerce") if COUNT in q.columns else pd.Series(0, index=q.index)
     checks = list(dict.fromkeys(q[CHECK]))
     matrix = q.assign(_n=counts).pivot_table(index=ID, columns=CHECK, values="_n", aggfunc="sum", sort=False)

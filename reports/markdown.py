@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from features.schema import MODEL
+from pricecast.redact import redact
 from reports.data import LEADERBOARD_METRICS, MEAN_RANK, METRICS, ReportInput, model_order, series_ids
 from reports.format import fmt_num, fmt_seconds, fmt_value, sig_round
 from reports.verdict import verdict
@@ -34,7 +35,7 @@ def summary_markdown(data: ReportInput, *, title: str = "Backtest summary", alph
         ("Run id", meta.get("flow_run_id")),
         ("Leakage audit", (meta.get("leakage_audit") or {}).get("summary")),
     ]
-    lines += [f"- **{label}:** {_escape(str(value))}" for label, value in essentials if value not in (None, "")]
+    lines += [f"- **{label}:** {_escape(redact(value))}" for label, value in essentials if value not in (None, "")]
     lines.append("")
 
     lines.append("## Leaderboard")

@@ -21,6 +21,7 @@ from backtest.results import UnitResult
 from features.schema import DS, ID
 from ingest.spec import SourceSpec
 from pricecast import progress
+from pricecast.redact import redact
 from pricecast.settings import runs_dir
 from tasks.backtest import failed_unit
 from tasks.retry import is_task_timeout
@@ -80,7 +81,7 @@ def run_meta(
         flow_run_id = None
     return {
         "source": spec.source,
-        "path": str(spec.path) if spec.path else None,
+        "path": redact(str(spec.path)) if spec.path else None,  # a URL may carry a password
         "tickers": sorted(map(str, coverage.index)),
         "sessions": {
             str(uid): {"first": str(r["min"].date()), "last": str(r["max"].date()), "n": int(r["size"])}

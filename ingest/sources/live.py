@@ -15,10 +15,21 @@ import pandas as pd
 from ingest.columns import empty_raw, finish_raw, index_datetime, normalise_columns, one_based
 from ingest.retry import RetriesExhausted, retry_call
 from pricecast.errors import DataError, SourceError
+from pricecast.redact import redact
 
 log = logging.getLogger(__name__)
 
 Failure = Literal["transient", "unknown", "fatal"]
+
+
+class SourceUnavailable(SourceError, ConnectionError):
+    """A source kept failing transiently (network error, rate limit, outage) through every retry.
+
+    Also a ConnectionError, so whoever decides on retrying later (tasks.retry: Prefect's task retries) sees a
+    network failure, whatever the client raised: yfinance's YFRateLimitError, for one, is no OSError.
+    """
+
+
 DEFAULT_ATTEMPTS = 4
 HINTS = {
     "yfinance": "Yahoo spells KRX stocks '005930.KS', indices '^KS11', FX 'KRW=X'",
@@ -54,14 +65,14 @@ def fetch_live(
             what=f"{source} {ticker}",
         )
     except RetriesExhausted as exc:
-        raise SourceError(
+        raise SourceUnavailable(
             f"{source}: could not fetch {ticker} after {exc.attempts} attempts "
-            f"({type(exc.last).__name__}: {exc.last}); check the network or try again later"
+            f"({type(exc.last).__name__}: {_short(exc.last)}); check the network or try again later"
         ) from exc.last
     except Exception as exc:
         if classify(exc) != "unknown":
-            raise SourceError(f"{source}: fetching {ticker} failed ({type(exc).__name__}: {exc})") from exc
-        log.debug("%s %s: no data (%s)", source, ticker, exc)
+            raise SourceError(f"{source}: fetching {ticker} failed ({type(exc).__name__}: {_short(exc)})") from exc
+        log.debug("%s %s: no data (%s)", source, ticker, redact(exc))
         frame = None
     if frame is None or frame.empty:
         if allow_empty:
@@ -72,6 +83,12 @@ def fetch_live(
         )
     where = f"{source} {ticker}"
     return finish_raw(normalise_columns(one_based(index_datetime(frame)), where=where), ticker=ticker)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """An exception's text for one message line: credentials masked, one line, at most `limit` characters."""
+    text = " ".join(redact(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def http_status(exc: BaseException) -> int | None:

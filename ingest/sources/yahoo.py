@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,7 +69,7 @@ def _exceptions_raised() -> Iterator[None]:
 
 
 def classify_yahoo_error(exc: BaseException) -> Failure:
-    """Rate limits, outages and network errors are transient; 404 or missing prices/timezone: unknown ticker."""
+    """Rate limits, outages (5xx, an HTML page instead of JSON), network errors: transient; 404: unknown ticker."""
     from yfinance.exceptions import YFDataException, YFRateLimitError, YFTickerMissingError
 
     if isinstance(exc, YFRateLimitError | YFDataException):
@@ -81,5 +82,7 @@ def classify_yahoo_error(exc: BaseException) -> Failure:
             return "unknown"
         return "transient" if status == 429 or status >= 500 else "fatal"
     if isinstance(exc, OSError):  # requests, curl_cffi, socket and timeout errors all derive from it
+        return "transient"
+    if isinstance(exc, json.JSONDecodeError):  # an HTML error page (a 5xx from Yahoo or a proxy) instead of JSON
         return "transient"
     return "fatal"
