@@ -83,3 +83,51 @@ def _spec(name: str) -> ModelSpec:
         raise ConfigError(
             f"unknown model {name!r}{hint}; registered models: {', '.join(REGISTRY)} (see `pricecast models`)"
         ) from None
+
+
+# ---- event classifiers ("will the close rise >= x% within h sessions?") ---------------------------------------
+# A different contract (models/events.py: fit(features, labels) / predict_proba(features, rows)), hence its own
+# registry; REGISTRY above stays the Forecaster zoo. `pricecast backtest --task event` lists and picks from here.
+EVENT_REGISTRY: dict[str, ModelSpec] = {
+    "base_rate": ModelSpec("models.events:BaseRate", "climatology: the training event rate", family="event"),
+    "logistic": ModelSpec(
+        "models.events:LogisticEvent", "logistic regression on standardised features", family="event"
+    ),
+    "rnn_event": ModelSpec(
+        "models.event_rnn:RecurrentEventClassifier", "Keras SimpleRNN classifier", {"cell": "rnn"}, "event"
+    ),
+    "lstm_event": ModelSpec(
+        "models.event_rnn:RecurrentEventClassifier", "Keras LSTM classifier", {"cell": "lstm"}, "event"
+    ),
+    "gru_event": ModelSpec(
+        "models.event_rnn:RecurrentEventClassifier", "Keras GRU classifier", {"cell": "gru"}, "event"
+    ),
+}
+
+
+def event_model_class(name: str) -> type:
+    """The event classifier class registered under `name` (imports its module)."""
+    module, _, attr = _event_spec(name).target.partition(":")
+    return getattr(import_module(module), attr)
+
+
+def make_event_model(name: str, **params: Any):
+    """A new unfitted event classifier: registry defaults overridden by `params`."""
+    return event_model_class(name)(**{**_event_spec(name).defaults, **params})
+
+
+def event_model_names() -> list[str]:
+    return list(EVENT_REGISTRY)
+
+
+def _event_spec(name: str) -> ModelSpec:
+    try:
+        return EVENT_REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, EVENT_REGISTRY, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(
+            f"unknown event model {name!r}{hint}; registered event models: {', '.join(EVENT_REGISTRY)}"
+        ) from None

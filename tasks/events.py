@@ -1,0 +1,218 @@
+"""Event-backtest tasks: labels + features per ticker, a cached task per (ticker, model), scoring, outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.futures import as_completed
+
+from backtest.events import (
+    EventEvaluation,
+    EventResult,
+    EventUnitResult,
+    evaluate_events,
+    event_folds,
+    event_frame,
+    event_meta,
+    event_unit,
+    gather,
+)
+from backtest.folds import Fold, FoldPlan
+from backtest.results import FAILURE_COLUMNS
+from features.build import FeatureConfig
+from features.schema import DS, ID, TIMING_COLUMNS
+from ingest.spec import SourceSpec
+from reports.events import (
+    EventReportInput,
+    event_leaderboard_records,
+    event_summary_markdown,
+    event_verdict,
+    render_event_html,
+)
+from tasks.fingerprint import code_version, frame_fingerprint
+from tasks.retry import retry_crashes
+from tasks.units import run_meta
+
+LEADERBOARD_KEY = "event-leaderboard"
+SUMMARY_KEY = "event-summary"
+REPORT_KEY = "event-report"
+PROGRESS_KEY = "event-progress"
+
+
+@task(name="build-event-data")
+def build_event_data(
+    panel: pd.DataFrame, threshold: float, horizon: int, config: FeatureConfig | None = None
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Labels and scale-free causal features per ticker (computed once; every fold slices them)."""
+    frame, columns = event_frame(panel, threshold=threshold, horizon=horizon, config=config)
+    return {str(uid): g.reset_index(drop=True) for uid, g in frame.groupby(ID, sort=True)}, columns
+
+
+@task(name="plan-event-folds")
+def plan_event_folds(frames: dict[str, pd.DataFrame], plan: FoldPlan, horizon: int) -> dict[str, list[Fold]]:
+    """One fold plan per ticker on its labelled sessions, shared by every model."""
+    return event_folds(pd.concat(frames.values(), ignore_index=True), plan, horizon=horizon)
+
+
+def event_unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Model config, folds, refit policy, the unit's rows (features and labels up to its last origin), code."""
+    series: pd.DataFrame = parameters["series"]
+    last = max(f.test_ds[-1] for f in parameters["folds"])
+    payload = {
+        "model": parameters["model"],
+        "params": parameters["params"],
+        "folds": [(f.fold, str(f.cutoff), str(f.train_start), len(f.test_ds)) for f in parameters["folds"]],
+        "refit_every": parameters["refit_every"],
+        "horizon": parameters["horizon"],
+        "columns": list(parameters["columns"]),
+        "tail_fraction": parameters["tail_fraction"],
+        "data": frame_fingerprint(series.loc[series[DS] <= last]),  # the labels there encode the closes after
+        "code": code_version(),
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return f"event-unit-{series[ID].iloc[0]}-{parameters['model']}-{digest}"
+
+
+@task(
+    name="event-unit",
+    task_run_name="{model} on {uid}",
+    cache_key_fn=event_unit_cache_key,
+    persist_result=True,
+    retries=1,  # failures on a fold are recorded already; a retry covers crashes of the worker itself
+    retry_condition_fn=retry_crashes,
+)
+def run_event_unit(
+    series: pd.DataFrame,
+    *,
+    uid: str,
+    model: str,
+    params: dict[str, Any],
+    folds: list[Fold],
+    horizon: int,
+    columns: list[str],
+    refit_every: int | None,
+    tail_fraction: float,
+) -> EventUnitResult:
+    """Backtest one event model on one ticker over its folds."""
+    return event_unit(
+        series,
+        model=model,
+        params=params,
+        folds=folds,
+        horizon=horizon,
+        columns=columns,
+        refit_every=refit_every,
+        tail_fraction=tail_fraction,
+    )
+
+
+def collect_event_units(futures: list, units: list[tuple[str, str]], folds: dict[str, list[Fold]]) -> list:
+    """Wait for every unit with a progress artifact; a unit that crashed after its retry becomes recorded failures."""
+    log = get_run_logger()
+    progress = create_progress_artifact(progress=0.0, key=PROGRESS_KEY, description="Event units finished")
+    index = {id(f): i for i, f in enumerate(futures)}
+    results: list[EventUnitResult | None] = [None] * len(futures)
+    for done, future in enumerate(as_completed(futures), start=1):
+        i = index[id(future)]
+        uid, model = units[i]
+        try:
+            results[i] = future.result()
+        except Exception as exc:
+            log.error("event unit %s on %s failed: %s", model, uid, exc)
+            rows = [[uid, model, f.fold, type(exc).__name__, str(exc)[:500]] for f in folds[uid]]
+            results[i] = EventUnitResult(
+                predictions=pd.DataFrame(),
+                timings=pd.DataFrame(columns=list(TIMING_COLUMNS)),
+                failures=pd.DataFrame(rows, columns=list(FAILURE_COLUMNS)),
+            )
+        update_progress_artifact(artifact_id=progress, progress=100.0 * done / len(futures))
+    return [r for r in results if r is not None]
+
+
+def event_run_meta(
+    *,
+    spec: SourceSpec,
+    plan: FoldPlan,
+    panel: pd.DataFrame,
+    frames: dict[str, pd.DataFrame],
+    columns: list[str],
+    threshold: float,
+    horizon: int,
+    models: dict[str, dict],
+    refit_every: int | None,
+    tail_fraction: float,
+    started: datetime,
+) -> dict[str, Any]:
+    """Report-header metadata: source, coverage, versions, run id (tasks.units) + the event run's own."""
+    meta = run_meta(spec=spec, plan=plan, refit_every=refit_every, models={}, panel=panel, started=started)
+    frame = pd.concat(frames.values(), ignore_index=True)
+    own = event_meta(
+        threshold=threshold,
+        horizon=horizon,
+        plan=plan,
+        models=models,
+        refit_every=refit_every,
+        columns=columns,
+        frame=frame,
+        tail_fraction=tail_fraction,
+    )
+    return {**meta, **own, "created_at": meta["created_at"], "elapsed_seconds": meta["elapsed_seconds"]}
+
+
+@task(name="score-events")
+def score_events(units: list[EventUnitResult], meta: dict[str, Any]) -> tuple[EventResult, EventEvaluation]:
+    """Concatenate the unit tables; metrics, reliability bins, curves and the DM tests against the base rate."""
+    result = gather(units, meta=meta)
+    return result, evaluate_events(result)
+
+
+def report_input(result: EventResult, evaluation: EventEvaluation) -> EventReportInput:
+    return EventReportInput(
+        leaderboard=evaluation.leaderboard,
+        predictions=result.predictions,
+        per_series=evaluation.per_series,
+        metrics=evaluation.metrics,
+        significance=evaluation.significance,
+        calibration=evaluation.calibration,
+        curves=evaluation.curves,
+        failures=result.failures,
+        timings=result.timings,
+        meta=result.meta,
+    )
+
+
+@task(name="write-event-outputs", retries=2, retry_delay_seconds=2)
+def write_event_outputs(result: EventResult, evaluation: EventEvaluation, out_dir: str) -> Path:
+    """predictions/metrics parquet + CSV, leaderboard/calibration/significance CSV and report.html, atomically."""
+    out = Path(out_dir)
+    result.save(out)
+    evaluation.save(out)
+    return render_event_html(report_input(result, evaluation), out / "report.html")
+
+
+@task(name="publish-event-artifacts")
+def publish_event_artifacts(result: EventResult, evaluation: EventEvaluation, report: Path) -> str:
+    """Markdown summary, leaderboard table and report link under stable keys; returns the verdict sentence."""
+    create_markdown_artifact(
+        markdown=event_summary_markdown(report_input(result, evaluation)),
+        key=SUMMARY_KEY,
+        description="Event backtest verdict and leaderboard",
+    )
+    create_table_artifact(
+        table=event_leaderboard_records(evaluation.leaderboard), key=LEADERBOARD_KEY, description="Event leaderboard"
+    )
+    create_link_artifact(link=report.resolve().as_uri(), link_text="Event report", key=REPORT_KEY)
+    return event_verdict(evaluation.leaderboard, evaluation.significance)

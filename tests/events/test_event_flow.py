@@ -1,0 +1,57 @@
+"""event_backtest_flow on the test API server: outputs, artifacts under stable keys, cached rerun, bad input."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.flows.helpers import latest_artifacts, unit_states
+
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("prefect")]
+
+TINY = {
+    "tickers": ["AAPL"],
+    "models": ["base_rate", "logistic"],
+    "threshold": 0.03,
+    "horizon": 5,
+    "windows": 3,
+    "step": 5,
+    "start": "2011-06-01",
+}
+
+
+def _run(**params):
+    from flows.event_backtest import event_backtest_flow
+
+    return event_backtest_flow(**{**TINY, **params}, return_state=True)
+
+
+def test_event_flow_writes_outputs_publishes_artifacts_and_reruns_from_cache(prefect_server, tmp_path):
+    first = _run(out_dir=str(tmp_path / "a"))
+    assert first.is_completed(), first.message
+    summary = first.result()
+    assert set(summary) == {"out_dir", "report", "leaderboard", "verdict", "failures", "flow_run_id"}
+    assert summary["failures"] == 0 and summary["verdict"]
+    out = tmp_path / "a"
+    for name in ("predictions.parquet", "metrics.parquet", "leaderboard.csv", "calibration.csv", "significance.csv"):
+        assert (out / name).exists(), name
+    assert (out / "report.html").exists() and (out / "plotly.min.js").exists()
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert set(predictions["model"]) == {"base_rate", "logistic"} and len(predictions) == 2 * 3 * 5
+    board = pd.read_csv(summary["leaderboard"])
+    assert set(board["model"]) == {"base_rate", "logistic"}
+
+    artifacts = latest_artifacts()
+    for key in ("event-summary", "event-leaderboard", "event-report", "event-progress", "data-quality"):
+        assert key in artifacts, key
+    assert "(file://" in artifacts["event-report"].data
+
+    second = _run(out_dir=str(tmp_path / "b"))
+    assert second.is_completed(), second.message
+    assert unit_states(second, expected=2) == {"base_rate on AAPL": "Cached", "logistic on AAPL": "Cached"}
+    pd.testing.assert_frame_equal(predictions, pd.read_parquet(tmp_path / "b" / "predictions.parquet"))
+
+
+def test_unknown_event_model_fails_before_any_work(prefect_server):
+    state = _run(models=["base_rate", "lstm_evnt"])
+    assert state.is_failed() and "unknown event model 'lstm_evnt'" in state.message
