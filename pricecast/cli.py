@@ -200,7 +200,7 @@ def print_frame(frame, *, title: str | None = None, floatfmt: str = "{:.4g}") ->
 @guarded
 def models_cmd() -> None:
     """List the registered models, one line each on what the model is."""
-    from models import REGISTRY
+    from models import EVENT_REGISTRY, REGISTRY
 
     table = Table(header_style="bold")
     table.add_column("model")
@@ -208,6 +208,8 @@ def models_cmd() -> None:
     table.add_column("what it is")
     for name, spec in REGISTRY.items():
         table.add_row(name, spec.family, spec.summary)
+    for name, spec in EVENT_REGISTRY.items():
+        table.add_row(name, "event (--task event)", spec.summary)
     out.print(table)
 
 
@@ -257,11 +259,28 @@ def backtest_cmd(
     unit_timeout: Annotated[
         float, typer.Option(help="Seconds one (ticker, model) unit may run before it is stopped and recorded as failed")
     ] = 3600.0,
+    task: Annotated[
+        str, typer.Option(help="price: forecast the price path | event: will the close rise >= --threshold?")
+    ] = "price",
+    threshold: Annotated[float, typer.Option(help="Event task: the rise, as a fraction (0.05 = 5%)")] = 0.05,
 ) -> None:
-    """Backtest models on identical rolling-origin folds; writes parquet/CSV tables and report.html."""
+    """Backtest models on identical rolling-origin folds; writes parquet/CSV tables and report.html.
+
+    --task event backtests classifiers of "the close rises >= threshold within --horizon sessions" (event
+    models: see `pricecast models`); each fold scores --step origins.
+    """
     from backtest.folds import FoldPlan
     from flows.backtest import DEFAULT_MODELS, backtest_flow
 
+    if task not in ("price", "event"):
+        raise PricecastError(f"--task must be 'price' or 'event', got {task!r}")
+    if task == "event":
+        if unit_timeout <= 0:
+            raise PricecastError(f"--unit-timeout must be > 0 seconds, got {unit_timeout}")
+        FoldPlan(horizon=step, step=step, windows=windows, window_type=window_type, train_size=train_size)
+        spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
+        _event_backtest(spec, models, threshold, horizon, windows, step, refit_every, window_type, train_size, out)
+        return
     names = _model_list(models, default=DEFAULT_MODELS)
     if unit_timeout <= 0:
         raise PricecastError(f"--unit-timeout must be > 0 seconds, got {unit_timeout}")
@@ -292,20 +311,61 @@ def backtest_cmd(
     _exit_if_partial(state)
 
 
-def _model_list(value: str, *, default: list[str]) -> list[str]:
+def _event_backtest(spec, models, threshold, horizon, windows, step, refit_every, window_type, train_size, out_dir):
+    """`pricecast backtest --task event`: the event flow, its leaderboard, verdict and report path."""
+    import pandas as pd
+
+    from flows.event_backtest import EVENT_DEFAULT_MODELS, event_backtest_flow
+    from models import EVENT_REGISTRY, event_model_class
+
+    names = _model_list(models, default=EVENT_DEFAULT_MODELS, registry=EVENT_REGISTRY, check=event_model_class)
+    if refit_every is not None and refit_every < 0:
+        raise PricecastError(f"--refit-every must be >= 0 (0 = fit once, 1 = every fold), got {refit_every}")
+    with progress_bars("starting the event backtest flow (Prefect, ingest, features)"):
+        state = event_backtest_flow(
+            tickers=list(spec.tickers) if spec.tickers else None,
+            models=names,
+            threshold=threshold,
+            horizon=horizon,
+            windows=windows,
+            step=step,
+            refit_every=refit_every,
+            window_type=window_type,
+            train_size=train_size,
+            source=spec.source,
+            path=str(spec.path) if spec.path else None,
+            start=spec.start,
+            end=spec.end,
+            target=spec.target,
+            out_dir=str(out_dir) if out_dir else None,
+            return_state=True,
+        )
+    outcome = _outcome(state)
+    board = pd.read_csv(outcome["leaderboard"])
+    cols = ["model", "brier", "brier_skill", "roc_auc", "pr_auc", "log_loss", "f1", "mean_rank", "p_less"]
+    print_frame(board[[c for c in [*cols, "beats_base_rate"] if c in board.columns]], title="Event leaderboard")
+    if outcome.get("verdict"):
+        out.print(outcome["verdict"], highlight=False)
+    out.print(f"report: {outcome['report']}", highlight=False)
+    _exit_if_partial(state)
+
+
+def _model_list(value: str, *, default: list[str], registry=None, check=None) -> list[str]:
     """--models as registry names ('default', 'all' or a comma list); unknown names fail before any work starts."""
     from models import REGISTRY, model_class
 
+    registry = REGISTRY if registry is None else registry
+    check = model_class if check is None else check
     key = value.strip().lower()
     if key == "default":
         return list(default)
     if key == "all":
-        return list(REGISTRY)
+        return list(registry)
     names = list(dict.fromkeys(_split(value) or ()))
     if not names:
         raise PricecastError("--models is empty; pass a comma list, 'default' or 'all'")
     for name in names:
-        model_class(name)  # ConfigError naming the close matches for a typo
+        check(name)  # ConfigError naming the close matches for a typo
     return names
 
 

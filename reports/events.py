@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATE = "event_report.html.j2"
 BASE_RATE = "base_rate"
-DM_NAME = "Diebold–Mariano on per-origin Brier loss, HLN-corrected"
+DM_NAME = "Diebold–Mariano on Brier loss, per-origin losses averaged per fold, HLN-corrected"
 
 # Column names of the event tables (backtest/event_metrics.py writes the same names; reports never imports it).
 P, THRESHOLD = "p", "threshold"

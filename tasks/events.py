@@ -9,15 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
-    create_progress_artifact,
     create_table_artifact,
-    update_progress_artifact,
 )
-from prefect.futures import as_completed
 
 from backtest.events import (
     EventEvaluation,
@@ -44,7 +41,7 @@ from reports.events import (
 )
 from tasks.fingerprint import code_version, frame_fingerprint
 from tasks.retry import retry_crashes
-from tasks.units import run_meta
+from tasks.units import run_meta, wait_for_units
 
 LEADERBOARD_KEY = "event-leaderboard"
 SUMMARY_KEY = "event-summary"
@@ -121,25 +118,16 @@ def run_event_unit(
 
 def collect_event_units(futures: list, units: list[tuple[str, str]], folds: dict[str, list[Fold]]) -> list:
     """Wait for every unit with a progress artifact; a unit that crashed after its retry becomes recorded failures."""
-    log = get_run_logger()
-    progress = create_progress_artifact(progress=0.0, key=PROGRESS_KEY, description="Event units finished")
-    index = {id(f): i for i, f in enumerate(futures)}
-    results: list[EventUnitResult | None] = [None] * len(futures)
-    for done, future in enumerate(as_completed(futures), start=1):
-        i = index[id(future)]
-        uid, model = units[i]
-        try:
-            results[i] = future.result()
-        except Exception as exc:
-            log.error("event unit %s on %s failed: %s", model, uid, exc)
-            rows = [[uid, model, f.fold, type(exc).__name__, str(exc)[:500]] for f in folds[uid]]
-            results[i] = EventUnitResult(
-                predictions=pd.DataFrame(),
-                timings=pd.DataFrame(columns=list(TIMING_COLUMNS)),
-                failures=pd.DataFrame(rows, columns=list(FAILURE_COLUMNS)),
-            )
-        update_progress_artifact(artifact_id=progress, progress=100.0 * done / len(futures))
-    return [r for r in results if r is not None]
+
+    def failed(uid: str, model: str, exc: BaseException) -> EventUnitResult:
+        rows = [[uid, model, f.fold, type(exc).__name__, str(exc)[:500]] for f in folds[uid]]
+        return EventUnitResult(
+            predictions=pd.DataFrame(),
+            timings=pd.DataFrame(columns=list(TIMING_COLUMNS)),
+            failures=pd.DataFrame(rows, columns=list(FAILURE_COLUMNS)),
+        )
+
+    return wait_for_units(futures, units, failed, stage="event", key=PROGRESS_KEY)
 
 
 def event_run_meta(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -29,14 +30,23 @@ from tasks.retry import is_task_timeout
 _VERSIONED = ("pricecast", "prefect", "pandas", "numpy", "statsmodels", "prophet", "tensorflow-cpu", "keras")
 
 
-def collect_units(
-    futures: list, units: list[tuple[str, str]], features: dict[str, pd.DataFrame], folds: dict[str, list[Fold]]
-) -> list[UnitResult]:
-    """Wait for every unit, updating a progress artifact; a crashed unit becomes recorded failures."""
+def wait_for_units(
+    futures: list,
+    units: list[tuple[str, str]],
+    on_failure: Callable[[str, str, BaseException], Any],
+    *,
+    stage: str = "backtest",
+    key: str = "backtest-progress",
+) -> list:
+    """Wait for every (ticker, model) unit in completion order, moving a progress artifact (and the CLI's bar).
+
+    A unit whose task failed after its retries becomes `on_failure(uid, model, exc)` (its failures, recorded);
+    the others carry on. Results come back in the order of `futures`.
+    """
     log = get_run_logger()
-    artifact = create_progress_artifact(progress=0.0, key="backtest-progress", description="Units finished")
+    artifact = create_progress_artifact(progress=0.0, key=key, description="Units finished")
     index = {id(f): i for i, f in enumerate(futures)}
-    results: list[UnitResult | None] = [None] * len(futures)
+    results: list[Any] = [None] * len(futures)
     for done, future in enumerate(as_completed(futures), start=1):
         i = index[id(future)]
         uid, model = units[i]
@@ -46,10 +56,17 @@ def collect_units(
             if is_task_timeout(exc):
                 exc = TimeoutError(f"unit timed out ({exc}); raise unit_timeout_seconds if the model is just slow")
             log.error("unit %s on %s failed: %s", model, uid, exc)
-            results[i] = failed_unit(features[uid], model, folds[uid], exc)
+            results[i] = on_failure(uid, model, exc)
         update_progress_artifact(artifact_id=artifact, progress=100.0 * done / len(futures))
-        progress.report("backtest", done, len(futures), f"{model} on {uid}")
-    return [r for r in results if r is not None]
+        progress.report(stage, done, len(futures), f"{model} on {uid}")
+    return results
+
+
+def collect_units(
+    futures: list, units: list[tuple[str, str]], features: dict[str, pd.DataFrame], folds: dict[str, list[Fold]]
+) -> list[UnitResult]:
+    """Wait for every backtest unit; a crashed unit becomes recorded failures on every fold."""
+    return wait_for_units(futures, units, lambda uid, model, exc: failed_unit(features[uid], model, folds[uid], exc))
 
 
 def run_out_dir(out_dir: str | None) -> Path:

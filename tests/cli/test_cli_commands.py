@@ -122,3 +122,22 @@ def test_a_failing_model_gives_a_partial_exit_code_and_names_the_unit(prefect_se
     assert "partial:" in result.stderr and "boom on AAPL" in result.stderr
     assert "Traceback" not in result.stderr
     assert Path(tmp_path / "r" / "report.html").exists()
+
+
+def test_an_unknown_task_or_event_model_is_bad_input():
+    assert_one_line_error(invoke("backtest", "--task", "events"), EXIT_BAD_INPUT, "--task", "event")
+    assert_one_line_error(
+        invoke("backtest", "--task", "event", "--models", "logistc"), EXIT_BAD_INPUT, "logistc", "logistic"
+    )
+
+
+@pytest.mark.server
+@pytest.mark.xdist_group("prefect")
+def test_the_event_task_runs_the_event_flow_and_prints_its_leaderboard(prefect_server, tmp_path):
+    out = tmp_path / "event"
+    args = ["--tickers", "AAPL", "--models", "base_rate,logistic", "--windows", "4", "--start", "2010-01-01"]
+    result = invoke("backtest", "--task", "event", "--threshold", "0.03", "--horizon", "5", *args, "--out", str(out))
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "Event leaderboard" in result.output and "base rate" in result.output
+    assert (out / "report.html").exists() and (out / "predictions.parquet").exists()
+    assert "event" in result.stderr and "2/2" in result.stderr
