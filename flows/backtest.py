@@ -86,7 +86,8 @@ def backtest_flow(
     config = FeatureConfig()
     features = build_ticker_features(panel, config)
     folds = plan_folds(panel, plan)
-    audit = audit_fold_leakage.with_options(result_storage=results_dir())(panel, features, folds, config)
+    # Submitted, not called: the audit runs beside the units and is awaited before anything is scored or shown.
+    audit = audit_fold_leakage.with_options(result_storage=results_dir()).submit(panel, features, folds, config)
     params = {name: dict((model_params or {}).get(name, {})) for name in models}
     units = [(uid, name) for uid in sorted(features) for name in models]
     unit = run_unit.with_options(
@@ -102,6 +103,7 @@ def backtest_flow(
         horizon=unmapped(horizon),
     )
     results = collect_units(futures, units, features, folds)
+    audit = audit.result()  # a failed audit raises LeakageError here: nothing is scored, stored or reported
     meta = run_meta(
         spec=spec, plan=plan, refit_every=refit_every, models=params, panel=panel, started=started, audit=audit
     )
