@@ -151,7 +151,7 @@ def run_backtest(
     units run in a forkserver process pool (safe with TensorFlow threads); tables are identical to n_jobs=1
     except the measured seconds. `progress(done, total, unique_id, model)` is called after each unit.
     """
-    specs = _model_specs(models)
+    specs = model_specs(models)
     if refit_every is not None:
         _check_refit_every(refit_every)
     if not isinstance(n_jobs, int) or n_jobs < 1:
@@ -402,7 +402,10 @@ def _pool_context():
 
 
 # ---- validation ----------------------------------------------------------------------------------------------
-def _model_specs(models: Mapping[str, Mapping[str, Any]] | Sequence[str]) -> dict[str, dict[str, Any]]:
+def model_specs(
+    models: Mapping[str, Mapping[str, Any]] | Sequence[str], *, kind: str = "models", example: str = "['naive', 'ets']"
+) -> dict[str, dict[str, Any]]:
+    """{name: params} from a list of names or a {name: params} mapping; duplicates and an empty list fail."""
     if isinstance(models, str):
         models = [models]
     if isinstance(models, Mapping):
@@ -411,10 +414,10 @@ def _model_specs(models: Mapping[str, Mapping[str, Any]] | Sequence[str]) -> dic
         names = [str(m) for m in models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ConfigError(f"models listed more than once: {dupes}; list each model once")
+            raise ConfigError(f"{kind} listed more than once: {dupes}; list each model once")
         specs = {n: {} for n in names}
     if not specs:
-        raise ConfigError("no models to backtest; pass e.g. models=['naive', 'ets']")
+        raise ConfigError(f"no {kind} to backtest; pass e.g. models={example}")
     return specs
 
 

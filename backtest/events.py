@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.engine import LeakageError
+from backtest.engine import model_specs as parse_model_specs
 from backtest.event_metrics import (
     ALPHA,
     BASE_RATE,
@@ -420,18 +421,7 @@ def check_event_params(*, threshold: float, horizon: int, tail_fraction: float =
 
 def model_specs(models: Mapping[str, Mapping[str, Any]] | Sequence[str], *, reference: str = BASE_RATE) -> dict:
     """{name: params} with the reference (base_rate) first, added when absent; unknown names fail here."""
-    if isinstance(models, str):
-        models = [models]
-    if isinstance(models, Mapping):
-        specs = {str(k): dict(v or {}) for k, v in models.items()}
-    else:
-        names = [str(m) for m in models]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ConfigError(f"event models listed more than once: {dupes}; list each model once")
-        specs = {n: {} for n in names}
-    if not specs:
-        raise ConfigError("no event models to backtest; pass e.g. models=['base_rate', 'logistic']")
+    specs = parse_model_specs(models, kind="event models", example="['base_rate', 'logistic']")
     for name in specs:
         if name not in EVENT_REGISTRY:
             make_event_model(name)  # ConfigError naming the registered event models and close matches

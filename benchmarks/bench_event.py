@@ -50,7 +50,8 @@ def child(cfg: argparse.Namespace) -> None:
     from backtest.folds import FoldPlan
     from ingest.load import load_panel
     from ingest.spec import SourceSpec
-    from reports.events import EventReportInput, render_event_html
+    from reports.events import render_event_html
+    from tasks.events import report_input
 
     phases: dict[str, float] = {"imports": time.perf_counter() - started}
     tickers = QUICK_TICKERS if cfg.quick else TICKERS
@@ -79,18 +80,7 @@ def child(cfg: argparse.Namespace) -> None:
     result.save(out)
     evaluation.save(out)
     render_event_html(
-        EventReportInput(
-            leaderboard=evaluation.leaderboard,
-            predictions=result.predictions,
-            per_series=evaluation.per_series,
-            metrics=evaluation.metrics,
-            significance=evaluation.significance,
-            calibration=evaluation.calibration,
-            curves=evaluation.curves,
-            failures=result.failures,
-            timings=result.timings,
-            meta=result.meta,
-        ),
+        report_input(result, evaluation),
         out / "report.html",
     )
     phases["write+report"] = time.perf_counter() - t

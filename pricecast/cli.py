@@ -274,18 +274,16 @@ def backtest_cmd(
 
     if task not in ("price", "event"):
         raise PricecastError(f"--task must be 'price' or 'event', got {task!r}")
+    if unit_timeout <= 0:
+        raise PricecastError(f"--unit-timeout must be > 0 seconds, got {unit_timeout}")
+    if refit_every is not None and refit_every < 0:
+        raise PricecastError(f"--refit-every must be >= 0 (0 = fit once, 1 = every fold), got {refit_every}")
     if task == "event":
-        if unit_timeout <= 0:
-            raise PricecastError(f"--unit-timeout must be > 0 seconds, got {unit_timeout}")
         FoldPlan(horizon=step, step=step, windows=windows, window_type=window_type, train_size=train_size)
         spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
         _event_backtest(spec, models, threshold, horizon, windows, step, refit_every, window_type, train_size, out)
         return
     names = _model_list(models, default=DEFAULT_MODELS)
-    if unit_timeout <= 0:
-        raise PricecastError(f"--unit-timeout must be > 0 seconds, got {unit_timeout}")
-    if refit_every is not None and refit_every < 0:
-        raise PricecastError(f"--refit-every must be >= 0 (0 = fit once, 1 = every fold), got {refit_every}")
     FoldPlan(horizon=horizon, step=step, windows=windows, window_type=window_type, train_size=train_size)
     spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
     with progress_bars("starting the backtest flow (Prefect, ingest, features)"):
@@ -319,8 +317,6 @@ def _event_backtest(spec, models, threshold, horizon, windows, step, refit_every
     from models import EVENT_REGISTRY, event_model_class
 
     names = _model_list(models, default=EVENT_DEFAULT_MODELS, registry=EVENT_REGISTRY, check=event_model_class)
-    if refit_every is not None and refit_every < 0:
-        raise PricecastError(f"--refit-every must be >= 0 (0 = fit once, 1 = every fold), got {refit_every}")
     with progress_bars("starting the event backtest flow (Prefect, ingest, features)"):
         state = event_backtest_flow(
             tickers=list(spec.tickers) if spec.tickers else None,
