@@ -54,6 +54,16 @@ class AuditResult:
         more = f" (and {len(self.problems) - _MAX_LISTED} more)" if len(self.problems) > _MAX_LISTED else ""
         return f"FAILED: {len(self.problems)} problem(s): {listed}{more}."
 
+    @classmethod
+    def merge(cls, parts: Sequence[Mapping[str, Any]]) -> AuditResult:
+        """One result from per-ticker results (as `to_dict` gives them)."""
+        return cls(
+            series=sum(int(p["series"]) for p in parts),
+            folds=sum(int(p["folds"]) for p in parts),
+            feature_columns=max((int(p["feature_columns"]) for p in parts), default=0),
+            problems=[problem for p in parts for problem in p["problems"]],
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,

@@ -40,7 +40,7 @@ from tasks.backtest import (
 )
 from tasks.ingest import ingest_prices, publish_quality
 from tasks.store import results_dir, store_backtest
-from tasks.units import collect_units, run_meta, run_out_dir
+from tasks.units import collect_units, merged_audit, run_meta, run_out_dir
 
 DEFAULT_MODELS = ["naive", "drift", "moving_average", "ses", "holt", "ets", "arima", "prophet", "lstm", "ensemble"]
 
@@ -86,8 +86,15 @@ def backtest_flow(
     config = FeatureConfig()
     features = build_ticker_features(panel, config)
     folds = plan_folds(panel, plan)
-    # Submitted, not called: the audit runs beside the units and is awaited before anything is scored or shown.
-    audit = audit_fold_leakage.with_options(result_storage=results_dir()).submit(panel, features, folds, config)
+    # Submitted, not called: the audits (one per ticker) run beside the units and are awaited before anything
+    # is scored or shown.
+    tickers = sorted(features)
+    audits = audit_fold_leakage.with_options(result_storage=results_dir()).map(
+        series=[features[uid] for uid in tickers],
+        uid=tickers,
+        folds=[folds[uid] for uid in tickers],
+        config=unmapped(config),
+    )
     params = {name: dict((model_params or {}).get(name, {})) for name in models}
     units = [(uid, name) for uid in sorted(features) for name in models]
     unit = run_unit.with_options(
@@ -103,7 +110,7 @@ def backtest_flow(
         horizon=unmapped(horizon),
     )
     results = collect_units(futures, units, features, folds)
-    audit = audit.result()  # a failed audit raises LeakageError here: nothing is scored, stored or reported
+    audit = merged_audit(audits)  # a failed audit raises LeakageError here: nothing is scored, stored or reported
     meta = run_meta(
         spec=spec, plan=plan, refit_every=refit_every, models=params, panel=panel, started=started, audit=audit
     )

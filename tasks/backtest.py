@@ -39,26 +39,26 @@ def _digest(payload: dict[str, Any]) -> str:
 
 
 def audit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """The audit depends on the prices, the folds, the feature config and the code: nothing else."""
-    folds = parameters["folds"]
-    return "audit-" + _digest(
+    """A ticker's audit depends on its prices, its folds, the feature config and the code: nothing else."""
+    folds = [(f.fold, str(f.cutoff), str(f.train_start), len(f.test_ds)) for f in parameters["folds"]]
+    return f"audit-{parameters['uid']}-" + _digest(
         {
-            "data": frame_fingerprint(parameters["panel"]),
-            "folds": {
-                u: [(f.fold, str(f.cutoff), str(f.train_start), len(f.test_ds)) for f in fs] for u, fs in folds.items()
-            },
+            "data": frame_fingerprint(parameters["series"]),
+            "folds": folds,
             "config": parameters["config"].fingerprint(),
             "code": code_version(),
         }
     )
 
 
-@task(name="audit-leakage", cache_key_fn=audit_cache_key, persist_result=True)
-def audit_fold_leakage(
-    panel: pd.DataFrame, features: dict[str, pd.DataFrame], folds: dict[str, list[Fold]], config: FeatureConfig
-) -> dict[str, Any]:
-    """Leakage audit of every fold (backtest/audit.py); a failed audit stops the run before any result is shown."""
-    audit = audit_leakage(panel, features, folds, config)
+@task(name="audit-leakage", task_run_name="audit {uid}", cache_key_fn=audit_cache_key, persist_result=True)
+def audit_fold_leakage(series: pd.DataFrame, *, uid: str, folds: list[Fold], config: FeatureConfig) -> dict[str, Any]:
+    """Leakage audit of every fold of one ticker (backtest/audit.py); a failure stops the run before any result.
+
+    `series` is the ticker's feature frame: its price, volume and date columns are the raw data the audit
+    recomputes the indicators from, its feature columns what the models saw.
+    """
+    audit = audit_leakage(series, {uid: series}, {uid: folds}, config)
     if not audit.passed:
         raise LeakageError(f"leakage audit {audit.summary()}")
     return audit.to_dict()

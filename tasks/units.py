@@ -15,6 +15,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import get_run_context
 from prefect.futures import as_completed
 
+from backtest.audit import AuditResult
 from backtest.engine import resolve_refit_every
 from backtest.evaluate import TRADING_COST_BPS
 from backtest.folds import Fold, FoldPlan
@@ -67,6 +68,11 @@ def collect_units(
 ) -> list[UnitResult]:
     """Wait for every backtest unit; a crashed unit becomes recorded failures on every fold."""
     return wait_for_units(futures, units, lambda uid, model, exc: failed_unit(features[uid], model, folds[uid], exc))
+
+
+def merged_audit(futures: list) -> dict[str, Any]:
+    """Wait for the per-ticker leakage audits and merge them; a failed one re-raises its LeakageError."""
+    return AuditResult.merge([future.result() for future in futures]).to_dict()
 
 
 def run_out_dir(out_dir: str | None) -> Path:
