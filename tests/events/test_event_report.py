@@ -72,8 +72,8 @@ def test_a_model_that_cannot_beat_the_base_rate_gets_the_does_not_beat_verdict(c
         evaluation.significance[evaluation.significance[MODEL] == "coin"],
     )
     assert only_coin == (
-        "No model beats the base rate significantly at 5% (Diebold–Mariano on per-origin Brier loss, "
-        "HLN-corrected); the base rate itself has the lowest Brier score "
+        "No model beats the base rate significantly at 5% (Diebold–Mariano on Brier loss, per-origin losses "
+        "averaged per fold, HLN-corrected); the base rate itself has the lowest Brier score "
         f"({board.at['base_rate', 'brier']:.4f})."
     )
 
