@@ -212,6 +212,12 @@ def build_event_context(data: EventReportInput, *, title: str, alpha: float = 0.
     }
 
 
+def _fold_facts(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """The fold plan without its `horizon`: in an event run that is the origins per fold (shown as such), and
+    next to the event's own horizon it reads as a second, different horizon."""
+    return {k: v for k, v in plan.items() if k != "horizon"}
+
+
 def _run_section(data: EventReportInput, meta: Mapping[str, Any]) -> dict[str, Any]:
     plan = meta.get("plan") or {}
     facts: list[tuple[str, str]] = []
@@ -219,7 +225,7 @@ def _run_section(data: EventReportInput, meta: Mapping[str, Any]) -> dict[str, A
         ("Event", meta.get("event")),
         ("Source", meta.get("source")),
         ("Tickers", ", ".join(map(str, meta.get("tickers") or _series(data)))),
-        ("Folds", _describe(plan)),
+        ("Folds", _describe(_fold_facts(plan))),
         ("Refit policy", _describe(meta.get("refit_every"))),
         (
             "Decision threshold",
@@ -515,7 +521,7 @@ def event_summary_markdown(
     for label, value in (
         ("Event", meta.get("event")),
         ("Tickers", ", ".join(map(str, meta.get("tickers") or _series(data)))),
-        ("Folds", _describe(plan)),
+        ("Folds", _describe(_fold_facts(plan))),
         ("Total time", fmt_seconds(meta["elapsed_seconds"]) if meta.get("elapsed_seconds") is not None else None),
         ("Run id", meta.get("flow_run_id")),
     ):
