@@ -17,12 +17,10 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.states import Completed, Failed
 from pydantic import Field
 
 from backtest.folds import FoldPlan
 from features.build import FeatureConfig
-from features.schema import ID, MODEL
 from flows import enable_package_logs
 from flows.runners import task_runner
 from ingest.spec import SourceSpec
@@ -40,7 +38,7 @@ from tasks.backtest import (
 )
 from tasks.ingest import ingest_prices, publish_quality
 from tasks.store import results_dir, store_backtest
-from tasks.units import collect_units, merged_audit, run_meta, run_out_dir
+from tasks.units import collect_units, merged_audit, run_meta, run_out_dir, run_outcome
 
 DEFAULT_MODELS = ["naive", "drift", "moving_average", "ses", "holt", "ets", "arima", "prophet", "lstm", "ensemble"]
 
@@ -128,8 +126,4 @@ def backtest_flow(
         "flow_run_id": meta["flow_run_id"],
     }
     log.info("report: %s", report)
-    if len(result.failures):
-        failed = result.failures.groupby([ID, MODEL]).size()
-        what = ", ".join(f"{m} on {u} ({n} folds)" for (u, m), n in failed.items())
-        return Failed(message=f"{len(failed)} of {len(units)} units had failures: {what}; see {report}", data=summary)
-    return Completed(message=f"{len(units)} units backtested; report at {report}", data=summary)
+    return run_outcome(result.failures, len(units), report, summary, done="units backtested")

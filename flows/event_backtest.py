@@ -14,12 +14,10 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.states import Completed, Failed
 from pydantic import Field
 
 from backtest.events import check_event_params, model_specs
 from backtest.folds import FoldPlan
-from features.schema import ID, MODEL
 from flows import enable_package_logs
 from flows.runners import task_runner
 from ingest.spec import SourceSpec
@@ -36,7 +34,7 @@ from tasks.events import (
 )
 from tasks.ingest import ingest_prices, publish_quality
 from tasks.store import results_dir
-from tasks.units import run_out_dir
+from tasks.units import run_out_dir, run_outcome
 
 EVENT_DEFAULT_MODELS = ["base_rate", "logistic", "lstm_event"]
 
@@ -122,8 +120,4 @@ def event_backtest_flow(
         "flow_run_id": meta["flow_run_id"],
     }
     log.info("event report: %s", report)
-    if len(result.failures):
-        failed = result.failures.groupby([ID, MODEL]).size()
-        what = ", ".join(f"{m} on {u} ({n} folds)" for (u, m), n in failed.items())
-        return Failed(message=f"{len(failed)} of {len(units)} units had failures: {what}; see {report}", data=summary)
-    return Completed(message=f"{len(units)} event units backtested; report at {report}", data=summary)
+    return run_outcome(result.failures, len(units), report, summary, done="event units backtested")

@@ -17,14 +17,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
 
 from features.schema import DS, FOLD, ID, METRIC, MODEL, VALUE, Y
-from pricecast.fileio import atomic_write_text
 from reports import charts
 from reports.data import require_columns
 from reports.format import fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_value, sig_round
-from reports.html import PLOTLY_JS, _environment, _write_plotlyjs
+from reports.html import write_page
 from reports.tables import Cell, Column, Table, build_table
 
 log = logging.getLogger(__name__)
@@ -175,20 +173,9 @@ def render_event_html(
     alpha: float = 0.05,
 ) -> Path:
     """Write the event report to `out_path` atomically (plotly.min.js beside it, or inlined) and return it."""
-    out_path = Path(out_path)
     require_columns(data.leaderboard, [MODEL], table="leaderboard")
     context = build_event_context(data, title=title, alpha=alpha)
-    if plotlyjs == "inline":
-        from plotly.offline import get_plotlyjs
-
-        context["plotly_script"] = Markup("<script>") + Markup(get_plotlyjs()) + Markup("</script>")
-    else:
-        _write_plotlyjs(out_path.parent / PLOTLY_JS)
-        context["plotly_script"] = Markup(f'<script src="{PLOTLY_JS}" charset="utf-8"></script>')
-    html = _environment().get_template(TEMPLATE).render(**context)
-    atomic_write_text(out_path, html)
-    log.info("wrote event report %s (%.0f kB)", out_path, len(html) / 1024)
-    return out_path
+    return write_page(TEMPLATE, context, Path(out_path), plotlyjs=plotlyjs)
 
 
 def build_event_context(data: EventReportInput, *, title: str, alpha: float = 0.05) -> dict[str, Any]:

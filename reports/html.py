@@ -101,20 +101,26 @@ def render_html(
         plotlyjs: "directory" writes plotly.min.js beside the HTML once (shared by reports in that folder);
             "inline" embeds it (+4.8 MB) for a single self-contained file. Never a CDN: the report opens offline.
     """
-    out_path = Path(out_path)
     _check(data)
     context = build_context(data, title=title, last_folds=last_folds, max_series=max_series, alpha=alpha)
+    return write_page(TEMPLATE, context, Path(out_path), plotlyjs=plotlyjs)
+
+
+def write_page(
+    template: str, context: dict[str, Any], out_path: Path, *, plotlyjs: Literal["directory", "inline"]
+) -> Path:
+    """Render `template` with `context` plus the plotly.js script tag and write it atomically to `out_path`."""
     if plotlyjs == "inline":
         from plotly.offline import get_plotlyjs
 
         # plotly.min.js contains no "</script>" (plotly inlines it the same way in write_html).
-        context["plotly_script"] = Markup("<script>") + Markup(get_plotlyjs()) + Markup("</script>")
+        script = Markup("<script>") + Markup(get_plotlyjs()) + Markup("</script>")
     else:
         _write_plotlyjs(out_path.parent / PLOTLY_JS)
-        context["plotly_script"] = Markup(f'<script src="{PLOTLY_JS}" charset="utf-8"></script>')
-    html = _environment().get_template(TEMPLATE).render(**context)
+        script = Markup(f'<script src="{PLOTLY_JS}" charset="utf-8"></script>')
+    html = _environment().get_template(template).render(**context, plotly_script=script)
     atomic_write_text(out_path, html)
-    log.info("wrote report %s (%.0f kB)", out_path, len(html) / 1024)
+    log.info("wrote %s (%.0f kB)", out_path, len(html) / 1024)
     return out_path
 
 

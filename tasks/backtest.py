@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from reports.data import ReportInput
 from reports.html import render_html
 from reports.markdown import leaderboard_records, summary_markdown
 from reports.verdict import verdict
-from tasks.fingerprint import code_version, frame_fingerprint
+from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint
 from tasks.retry import retry_crashes
 
 
@@ -34,17 +32,12 @@ def build_ticker_features(panel: pd.DataFrame, config: FeatureConfig) -> dict[st
     return {str(uid): g.reset_index(drop=True) for uid, g in frame.groupby(ID, sort=True)}
 
 
-def _digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
 def audit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     """A ticker's audit depends on its prices, its folds, the feature config and the code: nothing else."""
-    folds = [(f.fold, str(f.cutoff), str(f.train_start), len(f.test_ds)) for f in parameters["folds"]]
-    return f"audit-{parameters['uid']}-" + _digest(
+    return f"audit-{parameters['uid']}-" + digest(
         {
             "data": frame_fingerprint(parameters["series"]),
-            "folds": folds,
+            "folds": folds_key(parameters["folds"]),
             "config": parameters["config"].fingerprint(),
             "code": code_version(),
         }
@@ -80,13 +73,13 @@ def unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     payload = {
         "model": parameters["model"],
         "params": parameters["params"],
-        "folds": [(f.fold, str(f.cutoff), str(f.train_start), len(f.test_ds)) for f in parameters["folds"]],
+        "folds": folds_key(parameters["folds"]),
         "refit_every": parameters["refit_every"],
         "horizon": parameters["horizon"],
         "data": frame_fingerprint(series.loc[series[DS] <= last]),
         "code": code_version(),
     }
-    return f"unit-{series[ID].iloc[0]}-{parameters['model']}-{_digest(payload)}"
+    return f"unit-{series[ID].iloc[0]}-{parameters['model']}-{digest(payload)}"
 
 
 @task(
@@ -135,7 +128,7 @@ def gather(units: list[UnitResult], meta: dict[str, Any]) -> BacktestResult:
 def score_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     """Same forecasts, folds, failures and scoring settings give the same scores (a cached rerun skips them)."""
     result: BacktestResult = parameters["result"]
-    return "score-" + _digest(
+    return "score-" + digest(
         {
             "forecasts": frame_fingerprint(result.forecasts),
             "fold_info": frame_fingerprint(result.fold_info),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ from reports.events import (
     event_verdict,
     render_event_html,
 )
-from tasks.fingerprint import code_version, frame_fingerprint
+from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint
 from tasks.retry import retry_crashes
 from tasks.units import run_meta, wait_for_units
 
@@ -71,7 +69,7 @@ def event_unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     payload = {
         "model": parameters["model"],
         "params": parameters["params"],
-        "folds": [(f.fold, str(f.cutoff), str(f.train_start), len(f.test_ds)) for f in parameters["folds"]],
+        "folds": folds_key(parameters["folds"]),
         "refit_every": parameters["refit_every"],
         "horizon": parameters["horizon"],
         "columns": list(parameters["columns"]),
@@ -79,8 +77,7 @@ def event_unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
         "data": frame_fingerprint(series.loc[series[DS] <= last]),  # the labels there encode the closes after
         "code": code_version(),
     }
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    return f"event-unit-{series[ID].iloc[0]}-{parameters['model']}-{digest}"
+    return f"event-unit-{series[ID].iloc[0]}-{parameters['model']}-{digest(payload)}"
 
 
 @task(

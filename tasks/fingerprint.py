@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +22,16 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def digest(payload: dict[str, Any]) -> str:
+    """24 hex digits of a JSON-serialisable payload (keys sorted): the variable part of a cache key."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def folds_key(folds: Sequence[Any]) -> list[tuple]:
+    """What identifies a unit's folds in a cache key: number, cutoff, training start and test length."""
+    return [(f.fold, str(f.cutoff), str(f.train_start), len(f.test_ds)) for f in folds]
 
 
 @lru_cache(maxsize=1)

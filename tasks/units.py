@@ -14,13 +14,14 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import get_run_context
 from prefect.futures import as_completed
+from prefect.states import Completed, Failed, State
 
 from backtest.audit import AuditResult
 from backtest.engine import resolve_refit_every
 from backtest.evaluate import TRADING_COST_BPS
 from backtest.folds import Fold, FoldPlan
 from backtest.results import UnitResult
-from features.schema import DS, ID
+from features.schema import DS, ID, MODEL
 from ingest.spec import SourceSpec
 from pricecast import progress
 from pricecast.redact import redact
@@ -68,6 +69,15 @@ def collect_units(
 ) -> list[UnitResult]:
     """Wait for every backtest unit; a crashed unit becomes recorded failures on every fold."""
     return wait_for_units(futures, units, lambda uid, model, exc: failed_unit(features[uid], model, folds[uid], exc))
+
+
+def run_outcome(failures: pd.DataFrame, n_units: int, report: Path, summary: dict[str, Any], *, done: str) -> State:
+    """The flow's final state: Completed only when no unit failed, else Failed naming every failed unit."""
+    if len(failures):
+        failed = failures.groupby([ID, MODEL]).size()
+        what = ", ".join(f"{m} on {u} ({n} folds)" for (u, m), n in failed.items())
+        return Failed(message=f"{len(failed)} of {n_units} units had failures: {what}; see {report}", data=summary)
+    return Completed(message=f"{n_units} {done}; report at {report}", data=summary)
 
 
 def merged_audit(futures: list) -> dict[str, Any]:
