@@ -9,8 +9,9 @@ Parts (each side is a whole subprocess; wall seconds include interpreter start, 
   stats    `pricecast backtest` (temporary Prefect server; default refit policy) and the pure engine
            `run_backtest` vs statsforecast's `cross_validation(refit=True)` on the same folds
            (naive, ses, holt, ets, arima). Goals: wall ours/theirs <= 0.5, mean MASE <= +1 %.
-  prophet  pricecast prophet (default refit policy and refit_every=1) vs prophet.diagnostics.cross_validation
-           on the same cutoffs. Goals: wall <= 0.3x, MASE within 1 %. Also prophet vs naive MASE.
+  prophet  pricecast prophet (default settings, and warm refits at Stan's default tolerance) vs
+           prophet.diagnostics.cross_validation on the same cutoffs. Goals: wall <= 0.3x, MASE within 1 %.
+           Also prophet vs naive MASE and how far our yhat is from Prophet's own.
   neural   lstm/gru/rnn with the default refit policy (warm-started, batched origins) vs refitting the same
            network from scratch at every origin (refit_every=1, warm_start=False). Goals: <= 0.1x, MASE <= +2 %.
   refit    mean MASE and wall seconds for refit_every = 1, 5, 10, 0 (statistical family; lstm with
@@ -50,6 +51,8 @@ PEERS = HERE / "peers"
 sys.path.insert(0, str(PEERS))
 
 from _common import load_w1, same_folds, score  # noqa: E402
+
+from features.schema import CUTOFF, DS, ID, YHAT, Y  # noqa: E402
 
 PY = sys.executable
 PRICECAST = str(Path(PY).parent / "pricecast")
@@ -264,7 +267,10 @@ def part_prophet(cfg: argparse.Namespace, work: Path) -> None:
     tickers, windows = cfg.prophet_tickers, cfg.prophet_windows
     sides = {
         "ours_default": engine_cmd(["prophet"], tickers=tickers, windows=windows, refit=None),
-        "ours_refit1": engine_cmd(["prophet"], tickers=tickers, windows=windows, refit=1),
+        # the same, but warm refits converge at Stan's default tolerance (the model's warm_tol_rel_grad=None)
+        "ours_stan_tol": engine_cmd(
+            ["prophet"], tickers=tickers, windows=windows, refit=None, params={"prophet": {"warm_tol_rel_grad": None}}
+        ),
         "prophet_cv": lambda out: (
             [PY, str(PEERS / "prophet_cv.py"), "--tickers", tickers, "--windows", str(windows), "--out", str(out)],
             None,
@@ -281,6 +287,12 @@ def part_prophet(cfg: argparse.Namespace, work: Path) -> None:
         fc = read_forecasts(side_runs[-1])
         mase = float(score(fc, panel)["mase"]["prophet"])
         wall = median_wall(side_runs)
+        # how far our yhat is from Prophet's own, as a share of Prophet's own forecast error
+        key = [ID, CUTOFF, DS]
+        both = fc[[*key, YHAT]].merge(theirs[[*key, YHAT]], on=key, suffixes=("", "_peer"))
+        both = both.merge(panel[[ID, DS, Y]], on=[ID, DS], validate="many_to_one")
+        peer_mae = (both[Y] - both[f"{YHAT}_peer"]).abs().mean()
+        yhat_gap = 100 * (both[YHAT] - both[f"{YHAT}_peer"]).abs().mean() / peer_mae
         rows.append(
             {
                 "side": name,
@@ -290,17 +302,20 @@ def part_prophet(cfg: argparse.Namespace, work: Path) -> None:
                 "mase": round(mase, 4),
                 "mase_vs_peer_pct": round(100 * (mase / sf_mase - 1), 2),
                 "mase_vs_naive_x": round(mase / naive_mase, 2),
+                "yhat_gap_pct_of_peer_mae": round(float(yhat_gap), 2),
             }
         )
         checks[name] = same_folds(fc, theirs) | {"sidecar": sidecar(side_runs[-1])}
-    d, one = rows[0], rows[1]
+    d, tight = rows[0], rows[1]
     notes = [
         f"naive MASE on the same folds: {naive_mase:.4f}",
-        f"goal wall <= 0.3x (default policy): {d['ratio_vs_peer']} -> {verdict(d['ratio_vs_peer'] <= 0.3)}; "
-        f"refit_every=1: {one['ratio_vs_peer']}",
-        f"goal MASE within 1 % (default policy): {d['mase_vs_peer_pct']} % -> "
-        f"{verdict(abs(d['mase_vs_peer_pct']) <= 1)}; refit_every=1: {one['mase_vs_peer_pct']} % -> "
-        f"{verdict(abs(one['mase_vs_peer_pct']) <= 1)}",
+        f"goal wall <= 0.3x (default settings): {d['ratio_vs_peer']} -> {verdict(d['ratio_vs_peer'] <= 0.3)}; "
+        f"warm refits at Stan's default tolerance: {tight['ratio_vs_peer']}",
+        f"goal MASE within 1 % (default settings): {d['mase_vs_peer_pct']} % -> "
+        f"{verdict(abs(d['mase_vs_peer_pct']) <= 1)}; at Stan's default tolerance: {tight['mase_vs_peer_pct']} % -> "
+        f"{verdict(abs(tight['mase_vs_peer_pct']) <= 1)}",
+        "yhat_gap_pct_of_peer_mae: mean |our yhat - Prophet CV's yhat| as a % of Prophet CV's own MAE",
+        "both of ours refit at every fold (prophet's default policy), warm-started from the previous fold",
         "issue: prophet MASE 12.5, 4.8x naive",
     ]
     save(

@@ -12,7 +12,7 @@ import pytest
 from features.calendar import sessions
 from features.schema import CUTOFF, DS, FORECAST_COLUMNS, HI_80, HI_95, ID, INTERVAL_COLUMNS, LO_80, LO_95, YHAT, Y
 from models.prophet_model import ProphetForecaster, market_holidays
-from pricecast.errors import DataError
+from pricecast.errors import ConfigError, DataError
 
 N_TRAIN = 400
 H = 5
@@ -77,6 +77,34 @@ def test_equals_plain_prophet_across_market_holidays(fitted):
     np.testing.assert_allclose(ours[YHAT], want["yhat"], rtol=1e-12)
 
 
+def test_refits_reuse_feature_rows_and_equal_fresh_models():
+    """Refitting one instance reuses Prophet's feature rows (one feature build per fold instead of three),
+    and every fold's forecast and intervals equal a fresh instance's, around Thanksgiving and Christmas."""
+    from prophet import Prophet
+
+    long = _series(520)
+    cutoffs = long[DS][(long[DS] >= "2015-11-20") & (long[DS] <= "2015-12-31")].iloc[::5]
+    reused = ProphetForecaster(uncertainty_samples=50, warm_start=False)
+    builds = []
+    original = Prophet.make_all_seasonality_features
+
+    def counting(self, df):
+        builds.append(len(df))
+        return original(self, df)
+
+    for fold, cutoff in enumerate(cutoffs):
+        train = long[long[DS] <= cutoff]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(Prophet, "make_all_seasonality_features", counting)
+            builds.clear()
+            got = reused.fit(train).predict(H)
+        assert builds == ([len(train), H] if fold == 0 else [H])  # later: only the new forecast dates
+        want = ProphetForecaster(uncertainty_samples=50, warm_start=False).fit(train).predict(H)
+        pd.testing.assert_frame_equal(got, want, rtol=1e-12)
+        plain = Prophet(**reused.prophet_kwargs("XNYS")).fit(train[[DS, Y]]).predict(pd.DataFrame({DS: got[DS]}))
+        np.testing.assert_allclose(got[YHAT], plain["yhat"], rtol=1e-12)
+
+
 @pytest.mark.slow
 def test_reproduces_prophet_cross_validation(series):
     """Refit at each cutoff with the same settings -> the same yhat as prophet.diagnostics.cross_validation."""
@@ -107,8 +135,20 @@ def test_warm_start_refit_uses_previous_parameters(series):
         "delta",
         "beta",
     }
-    cold = ProphetForecaster(uncertainty_samples=0, warm_start=False).fit(series.iloc[:N_TRAIN]).predict(H)
-    np.testing.assert_allclose(warm[YHAT], cold[YHAT], rtol=5e-3)  # same optimum up to optimiser tolerance
+    assert model.model_.fit_kwargs["tol_rel_grad"] == 1e9  # warm refits stop at a looser tolerance
+    cold = ProphetForecaster(uncertainty_samples=0, warm_start=False).fit(series.iloc[:N_TRAIN])
+    assert "tol_rel_grad" not in cold.model_.fit_kwargs  # cold fits keep Stan's defaults
+    np.testing.assert_allclose(warm[YHAT], cold.predict(H)[YHAT], rtol=5e-3)  # same optimum up to tolerance
+
+
+def test_optimize_args_reach_stan_and_cannot_override_prophet(series):
+    model = ProphetForecaster(uncertainty_samples=0, optimize_args={"history_size": 7}, warm_tol_rel_grad=None)
+    model.fit(series.iloc[: N_TRAIN - 20]).fit(series.iloc[:N_TRAIN])
+    assert model.model_.fit_kwargs["history_size"] == 7 and "tol_rel_grad" not in model.model_.fit_kwargs
+    with pytest.raises(ConfigError, match="algorithm"):
+        ProphetForecaster(optimize_args={"algorithm": "Newton"})
+    with pytest.raises(ConfigError, match="warm_tol_rel_grad"):
+        ProphetForecaster(warm_tol_rel_grad=0)
 
 
 def test_warm_start_from_another_model(series, fitted):
