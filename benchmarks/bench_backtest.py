@@ -50,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
 sys.path.insert(0, str(PEERS))
 
-from _common import load_w1, same_folds, score  # noqa: E402
+from _common import bytecode_env, load_w1, same_folds, score, warm_bytecode  # noqa: E402
 
 from features.schema import CUTOFF, DS, ID, YHAT, Y  # noqa: E402
 
@@ -58,16 +58,14 @@ PY = sys.executable
 PRICECAST = str(Path(PY).parent / "pricecast")
 STATS_MODELS = ("naive", "ses", "holt", "ets", "arima")
 NEURAL_MODELS = ("lstm", "gru", "rnn")
-PYCACHE = Path(tempfile.gettempdir()) / "pricecast-bench-pycache"
 ISSUE_SF = {"wall_s": 95.0, "mean_mase": 2.5955}  # statsforecast on W1 as reported in the issue
 
 
 # ---- running sides ----------------------------------------------------------------------------------------
 def bench_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """A clean environment per run: fresh PRICECAST_HOME/PREFECT_HOME, no analytics, warm bytecode cache."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = bytecode_env()
     env.update(
-        PYTHONPYCACHEPREFIX=str(PYCACHE),
         PRICECAST_HOME=str(tmp / "home"),
         PREFECT_HOME=str(tmp / "prefect"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -91,12 +89,6 @@ def run_side(name: str, cmd: list[str], work: Path, extra_env: dict[str, str] | 
     if proc.returncode not in (0, 1):  # the CLI exits 1 when some folds failed: still scored
         print(tail, file=sys.stderr)
     return {"name": name, "wall_s": wall, "rc": proc.returncode, "dir": str(tmp), "load1": load_before, "tail": tail}
-
-
-def warm_bytecode() -> None:
-    """Compile every heavy import once into the private bytecode cache (not timed)."""
-    code = "import pandas, statsmodels.api, statsforecast.models, prophet, prefect, backtest.engine, flows.backtest"
-    subprocess.run([PY, "-c", code], env=bench_env(Path(tempfile.mkdtemp())), capture_output=True, cwd=HERE.parent)
 
 
 def interleave(sides: dict[str, callable], repeats: int, work: Path) -> dict[str, list[dict]]:

@@ -35,6 +35,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE / "peers"))
 STATS = ["naive", "ses", "holt", "ets", "arima"]
 W1 = {"tickers": ["AAPL", "GOOG", "IBM", "MSFT"], "windows": 50, "step": 5, "horizon": 5, "start": "2005-03-01"}
 QUICK = {"tickers": ["AAPL", "IBM"], "windows": 10, "step": 5, "horizon": 5, "start": "2010-01-01"}
@@ -119,6 +120,54 @@ def bench_overhead_and_cache(cfg: dict, models: list[str], tmp: Path, repeats: i
     }
 
 
+class CpuSampler:
+    """CPU seconds of this process and of every process it started, by kind (Prefect server, Dask workers).
+
+    Child processes are sampled every half second while they live (a worker's last half second may be missed).
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self._me = psutil.Process()
+        self._error = psutil.Error
+        self._seen: dict[int, tuple[str, float]] = {}
+        self._start = self._snapshot()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _snapshot(self) -> dict[int, tuple[str, float]]:
+        out = {}
+        for proc in [self._me, *self._me.children(recursive=True)]:
+            try:
+                kind = "flow" if proc.pid == self._me.pid else self._kind(" ".join(proc.cmdline()))
+                times = proc.cpu_times()
+                out[proc.pid] = (kind, times.user + times.system)
+            except self._error:
+                continue
+        return out
+
+    @staticmethod
+    def _kind(cmdline: str) -> str:
+        return "prefect_server" if "uvicorn" in cmdline or "prefect" in cmdline.split(" -c ")[0] else "dask_workers"
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._seen.update(self._snapshot())
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self._seen.update(self._snapshot())
+        totals: dict[str, float] = {}
+        for pid, (kind, cpu) in self._seen.items():
+            totals[kind] = totals.get(kind, 0.0) + cpu - self._start.get(pid, (kind, 0.0))[1]
+        return {k: round(v, 1) for k, v in sorted(totals.items())}
+
+
 def bench_dask(n_series: int, windows: int, models: list[str], tmp: Path) -> dict:
     import pandas as pd
     from prefect_dask import DaskTaskRunner
@@ -138,10 +187,12 @@ def bench_dask(n_series: int, windows: int, models: list[str], tmp: Path) -> dic
     for workers in (1, 2):
         _fresh_home(tmp, f"dask{workers}")
         runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "processes": True, "threads_per_worker": 1})
+        sampler = CpuSampler()
         seconds, _ = _timed(
             lambda r=runner, w=workers: backtest_flow.with_options(task_runner=r)(**params, out_dir=str(tmp / f"d{w}"))
         )
         out[f"workers_{workers}_s"] = round(seconds, 2)
+        out[f"workers_{workers}_cpu_s"] = sampler.stop()
     out["speedup"] = round(out["workers_1_s"] / out["workers_2_s"], 3)
     out["n_series"] = n_series
     return out
@@ -153,6 +204,9 @@ def main() -> None:
     parser.add_argument("--part", default="all", choices=["overhead", "cache", "dask", "all"])
     parser.add_argument("--repeats", type=int, default=3, help="runs per side for the overhead/cache medians")
     args = parser.parse_args()
+    from _common import use_bytecode_cache
+
+    use_bytecode_cache()  # as an installed package runs: compiled bytecode, here and in the Dask workers
     from prefect.testing.utilities import prefect_test_harness
 
     cfg, models = (QUICK, ["naive", "ses", "arima"]) if args.quick else (W1, STATS)
@@ -196,6 +250,10 @@ def _markdown(r: dict) -> str:
         lines.append(f"| Dask 1 worker, {d['n_series']} series (s) | {d['workers_1_s']} | |")
         lines.append(f"| Dask 2 workers (s) | {d['workers_2_s']} | |")
         lines.append(f"| speed-up 2 vs 1 | {d['speedup']} | >= 1.7 |")
+        for w in (1, 2):
+            if f"workers_{w}_cpu_s" in d:
+                cpu = ", ".join(f"{k} {v}" for k, v in d[f"workers_{w}_cpu_s"].items())
+                lines.append(f"| CPU seconds with {w} worker{'s' * (w > 1)}: {cpu} | | |")
     return "\n".join(lines) + "\n"
 
 
