@@ -205,7 +205,11 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
     known = {"source", "tickers", "plan", "refit_every", "elapsed_seconds", "git_commit", "flow_run_id", "created_at"}
     known |= {"sessions", "versions"}
     # Other facts (the source path, model parameters) may hold a URL with a password or a token: masked.
-    facts += [(str(k), redact(_describe(v) or "")) for k, v in meta.items() if k not in known and v is not None]
+    facts += [
+        (_META_LABELS.get(str(k), str(k).replace("_", " ").capitalize()), redact(_describe_meta(str(k), v) or ""))
+        for k, v in meta.items()
+        if k not in known and v is not None
+    ]
 
     versions = meta.get("versions") or {}
     return {
@@ -214,6 +218,28 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
         "versions": [(str(k), str(v)) for k, v in versions.items()] if isinstance(versions, Mapping) else [],
         "timings": _timings_table(data.timings, model_order(data.leaderboard)),
     }
+
+
+_META_LABELS = {
+    "path": "Path",
+    "models": "Model parameters",
+    "leakage_audit": "Leakage audit",
+    "plan_fingerprint": "Fold plan fingerprint",
+    "trading_cost_bps": "Trading cost",
+    "date_mismatches": "Calendar vs data date mismatches",
+}
+
+
+def _describe_meta(key: str, value: Any) -> str | None:
+    """A run-meta value as a reader wants it: the audit's sentence, only the parameters that were set, units."""
+    if key == "leakage_audit" and isinstance(value, Mapping):
+        return str(value.get("summary") or _describe(value))
+    if key == "models" and isinstance(value, Mapping):
+        set_params = [f"{name}: {_describe(params)}" for name, params in value.items() if params]
+        return "; ".join(set_params) or "defaults for every model"
+    if key == "trading_cost_bps":
+        return f"{float(value):g} bps per unit of turnover" if isinstance(value, int | float) else fmt_value(value)
+    return _describe(value)
 
 
 def _describe(value: Any) -> str | None:

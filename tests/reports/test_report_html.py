@@ -114,3 +114,23 @@ def test_missing_columns_fail_with_the_table_name(report_input, tmp_path):
     )
     with pytest.raises(DataError, match="forecasts table is missing columns \\['cutoff'\\]"):
         render_html(bad, tmp_path / "r.html")
+
+
+def test_run_section_reads_as_sentences_not_raw_meta(report_input, tmp_path):
+    """The run's extra facts get labels and readable values: the audit's sentence, only the model parameters set."""
+    import dataclasses
+
+    meta = {
+        **report_input.meta,
+        "leakage_audit": {"passed": True, "series": 2, "problems": [], "summary": "passed: training ends first"},
+        "models": {"naive": {}, "prophet": {"warm_tol_rel_grad": None}},
+        "trading_cost_bps": 5.0,
+        "plan_fingerprint": "e1514fa489be",
+    }
+    html = render_html(dataclasses.replace(report_input, meta=meta), tmp_path / "r.html").read_text(encoding="utf-8")
+    run = html[html.index('<section id="run">') : html.index('<section id="leaderboard">')]
+    assert "Leakage audit" in run and "passed: training ends first" in run and "problems" not in run
+    params = re.search(r"<dt>Model parameters</dt><dd>(.*?)</dd>", run).group(1)
+    assert params == "prophet: warm tol rel grad –"  # naive ran with its defaults: not listed
+    assert "5 bps per unit of turnover" in run and "Fold plan fingerprint" in run
+    assert "leakage_audit" not in run and "trading_cost_bps" not in run
