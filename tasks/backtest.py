@@ -195,5 +195,10 @@ def publish_artifacts(result: BacktestResult, evaluation: Evaluation, report: Pa
     create_table_artifact(
         table=leaderboard_records(evaluation.leaderboard), key="backtest-leaderboard", description="Leaderboard"
     )
-    create_link_artifact(link=report.resolve().as_uri(), link_text="HTML report", key="backtest-report")
+    create_link_artifact(
+        link=report.resolve().as_uri(),
+        link_text="HTML report",
+        key="backtest-report",
+        description=f"The run's HTML report (open on the machine that ran it): {report.resolve()}",
+    )
     return verdict(evaluation.leaderboard, evaluation.dm)

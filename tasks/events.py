@@ -199,5 +199,10 @@ def publish_event_artifacts(result: EventResult, evaluation: EventEvaluation, re
     create_table_artifact(
         table=event_leaderboard_records(evaluation.leaderboard), key=LEADERBOARD_KEY, description="Event leaderboard"
     )
-    create_link_artifact(link=report.resolve().as_uri(), link_text="Event report", key=REPORT_KEY)
+    create_link_artifact(
+        link=report.resolve().as_uri(),
+        link_text="Event report",
+        key=REPORT_KEY,
+        description=f"The run's HTML event report (open on the machine that ran it): {report.resolve()}",
+    )
     return event_verdict(evaluation.leaderboard, evaluation.significance)
