@@ -16,12 +16,14 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "uv==$(UV_VERSION)"
 
+# --compile-bytecode: .pyc files at install, as pip makes them. Without them every new process (the CLI, Dask
+# workers, test subprocesses) compiles prefect, pandas and scipy from source where PYTHONDONTWRITEBYTECODE is set.
 $(VENV)/.run-installed: $(BIN)/uv pyproject.toml uv.lock
-	$(BIN)/uv sync --frozen --inexact --no-dev --python $(BIN)/python
+	$(BIN)/uv sync --frozen --inexact --no-dev --compile-bytecode --python $(BIN)/python
 	@touch $@
 
 $(VENV)/.dev-installed: $(BIN)/uv pyproject.toml uv.lock
-	$(BIN)/uv sync --frozen --inexact --python $(BIN)/python
+	$(BIN)/uv sync --frozen --inexact --compile-bytecode --python $(BIN)/python
 	@touch $@ $(VENV)/.run-installed
 
 install: $(VENV)/.run-installed ## Create .venv and install pricecast (runtime dependencies only)
