@@ -72,17 +72,20 @@ def model_names(family: str | None = None) -> list[str]:
     return [n for n, s in REGISTRY.items() if family is None or s.family == family]
 
 
-def _spec(name: str) -> ModelSpec:
+def _lookup(registry: dict[str, ModelSpec], name: str, kind: str, tail: str = "") -> ModelSpec:
+    """`registry[name]`, or a ConfigError naming the closest registered names."""
     try:
-        return REGISTRY[name]
+        return registry[name]
     except KeyError:
         import difflib
 
-        close = difflib.get_close_matches(name, REGISTRY, n=3)
+        close = difflib.get_close_matches(name, registry, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(
-            f"unknown model {name!r}{hint}; registered models: {', '.join(REGISTRY)} (see `pricecast models`)"
-        ) from None
+        raise ConfigError(f"unknown {kind} {name!r}{hint}; registered {kind}s: {', '.join(registry)}{tail}") from None
+
+
+def _spec(name: str) -> ModelSpec:
+    return _lookup(REGISTRY, name, "model", " (see `pricecast models`)")
 
 
 # ---- event classifiers ("will the close rise >= x% within h sessions?") ---------------------------------------
@@ -121,13 +124,4 @@ def event_model_names() -> list[str]:
 
 
 def _event_spec(name: str) -> ModelSpec:
-    try:
-        return EVENT_REGISTRY[name]
-    except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(name, EVENT_REGISTRY, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(
-            f"unknown event model {name!r}{hint}; registered event models: {', '.join(EVENT_REGISTRY)}"
-        ) from None
+    return _lookup(EVENT_REGISTRY, name, "event model")

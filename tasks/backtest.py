@@ -13,15 +13,15 @@ from backtest.audit import audit_leakage
 from backtest.engine import LeakageError, backtest_unit, fold_info_table
 from backtest.evaluate import Evaluation, evaluate
 from backtest.folds import Fold, FoldPlan, panel_folds
-from backtest.results import BacktestResult, UnitResult, concat
+from backtest.results import FAILURE_COLUMNS, BacktestResult, UnitResult, concat
 from features.build import FeatureConfig, build_features_for
-from features.schema import DS, ID
+from features.schema import ID
 from pricecast.fileio import write_table
 from reports.data import ReportInput
 from reports.html import render_html
 from reports.markdown import leaderboard_records, summary_markdown
 from reports.verdict import verdict
-from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint
+from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint, unit_key
 from tasks.retry import retry_crashes
 
 
@@ -64,22 +64,8 @@ def plan_folds(panel: pd.DataFrame, plan: FoldPlan) -> dict[str, list[Fold]]:
 
 
 def unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """Explicit key: model config, folds, refit policy, the unit's data slice and the code version.
-
-    Raw DataFrames are never hashed by Prefect (fragile, prefect#17547): we fingerprint the values we use.
-    """
-    series: pd.DataFrame = parameters["series"]
-    last = max(f.test_ds[-1] for f in parameters["folds"])
-    payload = {
-        "model": parameters["model"],
-        "params": parameters["params"],
-        "folds": folds_key(parameters["folds"]),
-        "refit_every": parameters["refit_every"],
-        "horizon": parameters["horizon"],
-        "data": frame_fingerprint(series.loc[series[DS] <= last]),
-        "code": code_version(),
-    }
-    return f"unit-{series[ID].iloc[0]}-{parameters['model']}-{digest(payload)}"
+    """Explicit key: model config, folds, refit policy, the unit's data slice and the code version."""
+    return unit_key("unit", parameters)
 
 
 @task(
@@ -104,17 +90,21 @@ def run_unit(
     return backtest_unit(series, model=model, params=params, folds=folds, refit_every=refit_every, horizon=horizon)
 
 
+def crash_failures(uid: str, model: str, folds: list[Fold], exc: BaseException) -> pd.DataFrame:
+    """A unit task that crashed after its retries: every fold recorded as failed with the exception."""
+    rows = [[uid, model, f.fold, type(exc).__name__, str(exc)[:500]] for f in folds]
+    return pd.DataFrame(rows, columns=list(FAILURE_COLUMNS))
+
+
 def failed_unit(series: pd.DataFrame, model: str, folds: list[Fold], exc: BaseException) -> UnitResult:
     """A unit whose task crashed after its retries: every fold recorded as failed, the run carries on."""
-    from backtest.results import FAILURE_COLUMNS, empty_table, normalize
+    from backtest.results import empty_table, normalize
     from features.schema import BACKTEST_COLUMNS, TIMING_COLUMNS
 
-    uid = str(series[ID].iloc[0])
-    rows = [[uid, model, f.fold, type(exc).__name__, str(exc)[:500]] for f in folds]
     return UnitResult(
         forecasts=empty_table(BACKTEST_COLUMNS),
         timings=empty_table(TIMING_COLUMNS),
-        failures=normalize(pd.DataFrame(rows, columns=list(FAILURE_COLUMNS)), FAILURE_COLUMNS),
+        failures=normalize(crash_failures(str(series[ID].iloc[0]), model, folds, exc), FAILURE_COLUMNS),
         fold_info=fold_info_table(series, folds),
     )
 

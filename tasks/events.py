@@ -26,9 +26,8 @@ from backtest.events import (
     gather,
 )
 from backtest.folds import Fold, FoldPlan
-from backtest.results import FAILURE_COLUMNS
 from features.build import FeatureConfig
-from features.schema import DS, ID, TIMING_COLUMNS
+from features.schema import ID, TIMING_COLUMNS
 from ingest.spec import SourceSpec
 from reports.events import (
     EventReportInput,
@@ -37,7 +36,8 @@ from reports.events import (
     event_verdict,
     render_event_html,
 )
-from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint
+from tasks.backtest import crash_failures
+from tasks.fingerprint import unit_key
 from tasks.retry import retry_crashes
 from tasks.units import run_meta, wait_for_units
 
@@ -63,21 +63,10 @@ def plan_event_folds(frames: dict[str, pd.DataFrame], plan: FoldPlan, horizon: i
 
 
 def event_unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """Model config, folds, refit policy, the unit's rows (features and labels up to its last origin), code."""
-    series: pd.DataFrame = parameters["series"]
-    last = max(f.test_ds[-1] for f in parameters["folds"])
-    payload = {
-        "model": parameters["model"],
-        "params": parameters["params"],
-        "folds": folds_key(parameters["folds"]),
-        "refit_every": parameters["refit_every"],
-        "horizon": parameters["horizon"],
-        "columns": list(parameters["columns"]),
-        "tail_fraction": parameters["tail_fraction"],
-        "data": frame_fingerprint(series.loc[series[DS] <= last]),  # the labels there encode the closes after
-        "code": code_version(),
-    }
-    return f"event-unit-{series[ID].iloc[0]}-{parameters['model']}-{digest(payload)}"
+    """A unit's key (tasks.fingerprint.unit_key; its rows' labels encode the closes after each origin), plus the
+    feature columns and the threshold-choosing tail."""
+    extra = {"columns": list(parameters["columns"]), "tail_fraction": parameters["tail_fraction"]}
+    return unit_key("event-unit", parameters, **extra)
 
 
 @task(
@@ -117,11 +106,10 @@ def collect_event_units(futures: list, units: list[tuple[str, str]], folds: dict
     """Wait for every unit with a progress artifact; a unit that crashed after its retry becomes recorded failures."""
 
     def failed(uid: str, model: str, exc: BaseException) -> EventUnitResult:
-        rows = [[uid, model, f.fold, type(exc).__name__, str(exc)[:500]] for f in folds[uid]]
         return EventUnitResult(
             predictions=pd.DataFrame(),
             timings=pd.DataFrame(columns=list(TIMING_COLUMNS)),
-            failures=pd.DataFrame(rows, columns=list(FAILURE_COLUMNS)),
+            failures=crash_failures(uid, model, folds[uid], exc),
         )
 
     return wait_for_units(futures, units, failed, stage="event", key=PROGRESS_KEY)

@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from features.schema import DS, ID
+
 _PURE_PACKAGES = ("features", "models", "backtest")
 # Libraries whose upgrade can change a model's numbers: part of the code version too.
 _NUMERIC_LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "prophet", "keras", "tensorflow-cpu")
@@ -56,3 +58,24 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "absent"
+
+
+def unit_key(prefix: str, parameters: dict[str, Any], **extra: Any) -> str:
+    """Cache key of a (ticker, model) unit task: its model config, folds, refit policy and horizon, a fingerprint
+    of its rows up to its last test session, the code version, and `extra` (what else that kind of unit reads).
+
+    Raw DataFrames are never hashed by Prefect (fragile, prefect#17547): we fingerprint the values we use.
+    """
+    series: pd.DataFrame = parameters["series"]
+    last = max(f.test_ds[-1] for f in parameters["folds"])
+    payload = {
+        "model": parameters["model"],
+        "params": parameters["params"],
+        "folds": folds_key(parameters["folds"]),
+        "refit_every": parameters["refit_every"],
+        "horizon": parameters["horizon"],
+        "data": frame_fingerprint(series.loc[series[DS] <= last]),
+        "code": code_version(),
+        **extra,
+    }
+    return f"{prefix}-{series[ID].iloc[0]}-{parameters['model']}-{digest(payload)}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -15,6 +17,7 @@ from reports.events import (
     event_verdict,
     render_event_html,
 )
+from tasks.events import report_input
 from tests.events.event_helpers import SMALL_FEATURES, panel, plan
 
 EVIL = "<script>alert(1)</script>"
@@ -42,21 +45,12 @@ def coin_run():
 
 
 def _input(result, evaluation) -> EventReportInput:
-    return EventReportInput(
-        leaderboard=evaluation.leaderboard,
-        predictions=result.predictions,
-        per_series=evaluation.per_series,
-        metrics=evaluation.metrics,
-        significance=evaluation.significance,
-        calibration=evaluation.calibration,
-        curves=evaluation.curves,
-        failures=pd.DataFrame(
-            [[EVIL, "coin", 3, "ValueError", f"coin on {EVIL}: boom"]],
-            columns=[ID, MODEL, "fold", "error_type", "message"],
-        ),
-        timings=result.timings,
-        meta=result.meta,
+    """The flow's report input, with one failure whose ticker carries HTML."""
+    failures = pd.DataFrame(
+        [[EVIL, "coin", 3, "ValueError", f"coin on {EVIL}: boom"]],
+        columns=[ID, MODEL, "fold", "error_type", "message"],
     )
+    return dataclasses.replace(report_input(result, evaluation), failures=failures)
 
 
 def test_a_model_that_cannot_beat_the_base_rate_gets_the_does_not_beat_verdict(coin_run):
