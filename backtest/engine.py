@@ -157,7 +157,7 @@ def run_backtest(
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ConfigError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
     _check_models(specs, factory)
-    panel = _prepare_panel(panel)
+    panel = prepare_panel(panel)
     folds = panel_folds(panel, plan)
     frames = {str(uid): g.reset_index(drop=True) for uid, g in panel.groupby(ID, sort=True)}
     units = [(uid, name) for uid in sorted(frames) for name in specs]
@@ -445,7 +445,9 @@ def _check_refit_every(refit_every: int) -> None:
         )
 
 
-def _prepare_panel(panel: pd.DataFrame) -> pd.DataFrame:
+def prepare_panel(panel: pd.DataFrame) -> pd.DataFrame:
+    """A long unique_id, ds, y frame with string ids and datetime ds, sorted; missing columns or duplicate
+    (unique_id, ds) rows raise DataError naming them."""
     missing = [c for c in (ID, DS, Y) if c not in panel.columns]
     if missing:
         raise DataError(f"panel lacks column(s) {missing}; expected a long frame unique_id, ds, y")
@@ -462,7 +464,7 @@ def _prepare_panel(panel: pd.DataFrame) -> pd.DataFrame:
 
 
 def _prepare_series(series: pd.DataFrame) -> pd.DataFrame:
-    frame = _prepare_panel(series)
+    frame = prepare_panel(series)
     ids = frame[ID].unique()
     if len(ids) != 1:
         raise DataError(f"a backtest unit takes one series, got {len(ids)} ({list(ids)[:5]}); split the panel first")

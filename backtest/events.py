@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.engine import LeakageError
+from backtest.engine import LeakageError, prepare_panel
 from backtest.engine import model_specs as parse_model_specs
 from backtest.event_metrics import (
     ALPHA,
@@ -119,13 +119,7 @@ def event_frame(
 
     The label of the last `horizon` sessions of each series is NaN (their outcome is not known yet).
     """
-    missing = [c for c in (ID, DS, Y) if c not in panel.columns]
-    if missing:
-        raise DataError(f"panel lacks column(s) {missing}; expected a long frame unique_id, ds, y [, volume]")
-    panel = panel.copy()
-    panel[ID] = panel[ID].astype(str)
-    panel[DS] = pd.to_datetime(panel[DS])
-    panel = panel.sort_values([ID, DS], kind="stable").reset_index(drop=True)
+    panel = prepare_panel(panel)
     config = config or default_feature_config(panel)
     price = panel[config.price_col].astype(float)
     bad = ~(price > 0)

@@ -170,6 +170,8 @@ def test_bad_parameters_and_data_fail_with_specific_errors():
     bad.loc[10, Y] = -1.0
     with pytest.raises(DataError, match="S0: 1 non-positive"):
         _run(bad, ["base_rate"])
+    with pytest.raises(DataError, match="1 duplicate \\(unique_id, ds\\) rows, first S0"):
+        event_frame(pd.concat([data, data.iloc[[5]]]), threshold=0.03, horizon=H, config=SMALL_FEATURES)
 
 
 def test_leakage_guard_raises_rather_than_recording_a_failure(monkeypatch):
