@@ -102,14 +102,13 @@ def _prefect(env: dict[str, str], *args: str, timeout: float = 120) -> str:
 
 
 def _run_deployment(url: str, name: str, params: dict) -> str:
-    """Trigger a run now (what `prefect deployment run NAME --params ...` does), via the REST API."""
-    deployment = httpx.get(f"{url}/deployments/name/{name}", timeout=10)
-    deployment.raise_for_status()
-    created = httpx.post(
-        f"{url}/deployments/{deployment.json()['id']}/create_flow_run", json={"parameters": params}, timeout=10
-    )
-    created.raise_for_status()
-    return created.json()["id"]
+    """Trigger a run now, as `prefect deployment run NAME --params ...` does: through Prefect's client, which
+    retries the 503 a SQLite-backed server answers while another process (here `serve`) holds the database."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(url) as client:
+        deployment = client.read_deployment_by_name(name)
+        return str(client.create_flow_run_from_deployment(deployment.id, parameters=params).id)
 
 
 def _flow_run_state(url: str, flow_run_id: str) -> dict:
