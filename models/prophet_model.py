@@ -245,7 +245,7 @@ class ProphetForecaster(Forecaster):
         warm_tol_rel_grad: CmdStan's `tol_rel_grad` for warm-started refits (None = Stan's default, 1e7).
             Prophet's MAP objective is very flat along the changepoint deltas: after a warm start LBFGS spends
             most of its iterations moving yhat by a few 0.1%. Measured on W1 (50 folds x 4 tickers), stopping
-            warm refits at 1e9 cut CmdStan time by 40-60% and left yhat as close to a cold, fully converged fit
+            warm refits at 1e9 cut CmdStan time by 37-62% and left yhat as close to a cold, fully converged fit
             (mean relative difference ~1e-3) as warm refits at the default tolerance are; MASE moved by 0.04%
             (benchmarks/bench_backtest.py --part prophet).
             Cold fits always use Stan's defaults, so a first fit equals plain Prophet's.
