@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from pydantic import Field
 
+from backtest.champion import CHAMPION
 from features.build import FeatureConfig
 from features.schema import ID, MODEL
 from flows import enable_package_logs
@@ -24,9 +25,11 @@ from ingest.spec import SourceSpec
 from models import REGISTRY, make_model
 from pricecast.settings import store_path
 from tasks.backtest import build_ticker_features
-from tasks.forecast import collect_forecasts, forecast_unit, publish_forecast
+from tasks.fitted import MAX_UPDATE_SESSIONS
+from tasks.forecast import FIT_PATH, collect_forecasts, forecast_unit, publish_forecast
 from tasks.ingest import ingest_prices, publish_quality
-from tasks.store import score_live, store_live_forecast
+from tasks.monitor import monitor_live
+from tasks.store import resolve_champions, score_live, store_live_forecast
 
 # Statistical families plus their combination: minutes on a laptop for the sample. The ensemble always runs.
 FORECAST_MODELS = ["naive", "drift", "ses", "holt", "ets", "arima", "ensemble"]
@@ -43,13 +46,19 @@ def forecast_flow(
     end: date | None = None,
     target: Literal["auto", "adj_close", "close"] = "auto",
     model_params: dict[str, dict[str, Any]] | None = None,
+    max_update_sessions: Annotated[int, Field(ge=0)] = MAX_UPDATE_SESSIONS,
 ) -> dict[str, Any]:
-    """Forecast the next `horizon` sessions of `tickers` with every model (plus `ensemble`); store and show them."""
+    """Forecast the next `horizon` sessions of `tickers` with every model (plus `ensemble`); store and show them.
+
+    The model name `champion` is each ticker's stored champion (chosen by the weekly backtest; naive without one),
+    stored as `champion` with the model it ran in `resolved_model`. A model's fit from an earlier run is updated
+    with the new sessions instead of refitted while at most `max_update_sessions` came after it.
+    """
     enable_package_logs()
     log = get_run_logger()
     models = list(dict.fromkeys([*models, "ensemble"]))
     for name in models:
-        if name not in REGISTRY:
+        if name not in REGISTRY and name != CHAMPION:
             make_model(name)  # raises ConfigError naming the registered models, before any work
     spec = SourceSpec(
         source=source, path=path, tickers=tuple(tickers) if tickers else None, start=start, end=end, target=target
@@ -60,23 +69,32 @@ def forecast_flow(
     features = build_ticker_features(panel, FeatureConfig())
     targets = {t: q.target or "close" for t, q in quality.tickers.items()}
     units = [(uid, name) for uid in sorted(features) for name in models]
+    champions = resolve_champions(store_file, sorted(features)) if CHAMPION in models else {}
+    params = {name: dict((model_params or {}).get(name, {})) for name in models}
     futures = forecast_unit.map(
         series=[features[uid] for uid, _ in units],
         uid=[uid for uid, _ in units],
         model=[name for _, name in units],
-        params=[dict((model_params or {}).get(name, {})) for _, name in units],
+        params=[champions[uid]["params"] if name == CHAMPION else params[name] for uid, name in units],
+        resolved=[champions[uid]["model"] if name == CHAMPION else None for uid, name in units],
         horizon=unmapped(horizon),
         source=unmapped(source),
         target=[targets.get(uid, "close") for uid, _ in units],
+        max_update_sessions=unmapped(max_update_sessions),
     )
     table, failures = collect_forecasts(futures, units)
     run_id = str(flow_run.id)
     stored = store_live_forecast(table, store_file, run_id) if len(table) else 0
     publish_forecast(table, failures)
     scored = score_live(store_file)
+    monitor = monitor_live(store_file)
     summary = {"flow_run_id": run_id, "rows": int(stored), "failures": len(failures), "scored": int(scored)}
+    summary["monitor"] = monitor
+    summary["champions"] = {uid: c["model"] for uid, c in champions.items()}
+    summary["fits"] = {f"{r[MODEL]} on {r[ID]}": r[FIT_PATH] for r in table.to_dict("records")} if len(table) else {}
     log.info("stored %d forecast rows; scored %d earlier forecast rows", stored, scored)
     if len(failures):
         what = ", ".join(f"{r[MODEL]} on {r[ID]} ({r['error_type']})" for r in failures.to_dict("records"))
         return Failed(message=f"{len(failures)} of {len(units)} forecast units failed: {what}", data=summary)
-    return Completed(message=f"{len(units)} forecasts of {horizon} sessions stored", data=summary)
+    breached = f"; live breach: {len(monitor['breaches'])} (ticker, model) pairs" if monitor["breaches"] else ""
+    return Completed(message=f"{len(units)} forecasts of {horizon} sessions stored{breached}", data=summary)

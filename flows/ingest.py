@@ -16,6 +16,7 @@ from flows import enable_package_logs
 from ingest.spec import SourceSpec
 from pricecast.settings import store_path
 from tasks.ingest import ingest_prices, publish_quality
+from tasks.monitor import monitor_live
 from tasks.store import score_live
 
 
@@ -37,6 +38,7 @@ def ingest_flow(
     panel, quality = ingest_prices(spec, store_file)
     publish_quality(quality)
     scored = score_live(store_file)
+    monitor_live(store_file)  # artifacts and the breach event; the return value stays sessions per ticker
     counts = panel.groupby(ID).size().to_dict()
     get_run_logger().info("ingested %d tickers: %s; scored %d live forecast rows", len(counts), counts, scored)
     return {str(k): int(v) for k, v in counts.items()}

@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.schema import ID, METRIC, MODEL, VALUE, H
 from pricecast.errors import ConfigError
-from store.results import RUN_ID, ResultStore
+from store.results import AS_OF, RUN_ID, ResultStore
 
 MASE, COVERAGE_95 = "mase", "coverage_95"  # backtest.metrics.ROW_METRICS names, as stored in backtest_metrics
 MONITOR_COLUMNS = (
@@ -73,8 +73,17 @@ def compare_live(live: pd.DataFrame, backtest: pd.DataFrame, policy: MonitorPoli
     rows = []
     by_pair = {key: group for key, group in backtest.groupby([ID, MODEL], sort=False)} if len(backtest) else {}
     for (uid, model), pair in live.groupby([ID, MODEL], sort=True):
-        rows.append(_compare_pair(str(uid), str(model), pair, by_pair.get((uid, model)), policy))
+        rows.append(_compare_pair(str(uid), str(model), pair, by_pair.get((uid, _backtested_as(model, pair))), policy))
     return pd.DataFrame(rows, columns=list(MONITOR_COLUMNS)).astype(_DTYPES)
+
+
+def _backtested_as(model: str, pair: pd.DataFrame) -> str:
+    """The model whose backtest a live pair is held to: a `champion` record is held to the model it ran last."""
+    if "resolved_model" in pair.columns:
+        resolved = pair.sort_values(AS_OF)["resolved_model"].dropna()
+        if len(resolved):
+            return str(resolved.iloc[-1])
+    return model
 
 
 def monitor_records(frame: pd.DataFrame, *, digits: int = 4) -> list[dict[str, Any]]:

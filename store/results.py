@@ -120,6 +120,83 @@ WHERE actual IS NOT NULL
 """
 
 
+# ==== event task (flows.event_backtest): runs, their tables, live event probabilities =========================
+# Tables of their own rather than a `task` column on backtest_runs: an event run's predictions are probabilities
+# (p, decision threshold), not price paths, and every reader of the price tables (history, leaderboards, the
+# live monitor) stays price-only. `stored_runs` and `resolve_task_run` list and resolve both kinds by run id.
+EVENT_RUNS = "event_runs"
+EV_PREDICTIONS = "event_predictions"
+EV_METRICS = "event_metrics"
+EV_LEADERBOARD = "event_leaderboard"
+EV_TIMINGS = "event_timings"
+EV_FAILURES = "event_failures"
+LIVE_EVENTS = "live_event_probabilities"
+# The tables of one event run, in the order `event_run` returns them; every one is keyed by the run id.
+EVENT_RUN_TABLES = {
+    "predictions": EV_PREDICTIONS,
+    "metrics": EV_METRICS,
+    "leaderboard": EV_LEADERBOARD,
+    "timings": EV_TIMINGS,
+    "failures": EV_FAILURES,
+    "probabilities": LIVE_EVENTS,
+}
+# backtest.event_metrics.EVENT_PREDICTION_COLUMNS and backtest.event_live.LIVE_EVENT_COLUMNS: store/ sits below
+# backtest in the layers, so the names are repeated (pinned by tests/events/test_event_store.py).
+EVENT_PREDICTION_COLUMNS = (ID, MODEL, "fold", "cutoff", DS, H, Y, "p", "threshold")
+LIVE_EVENT_COLUMNS = (ID, MODEL, AS_OF, H, "threshold", "p", "decision_threshold", "train_end", "n_train")
+TASK_PRICE, TASK_EVENT = "price", "event"
+
+_EVENT_DDL = f"""
+CREATE TABLE IF NOT EXISTS {EVENT_RUNS} (
+    {RUN_ID} VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, tickers VARCHAR, models VARCHAR,
+    threshold DOUBLE, horizon INTEGER, n_prediction_rows INTEGER, n_failures INTEGER, meta VARCHAR
+);
+CREATE TABLE IF NOT EXISTS {EV_PREDICTIONS} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, cutoff DATE, {DS} DATE, {H} INTEGER,
+    {Y} DOUBLE, p DOUBLE, threshold DOUBLE
+);
+CREATE TABLE IF NOT EXISTS {EV_METRICS} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, {H} INTEGER, metric VARCHAR, value DOUBLE
+);
+CREATE TABLE IF NOT EXISTS {EV_LEADERBOARD} (
+    {RUN_ID} VARCHAR NOT NULL, position INTEGER, {MODEL} VARCHAR, metric VARCHAR, value DOUBLE
+);
+CREATE TABLE IF NOT EXISTS {EV_TIMINGS} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, fit_seconds DOUBLE,
+    predict_seconds DOUBLE, refit BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS {EV_FAILURES} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, error_type VARCHAR, message VARCHAR
+);
+CREATE TABLE IF NOT EXISTS {LIVE_EVENTS} (
+    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR NOT NULL, {MODEL} VARCHAR NOT NULL, {AS_OF} DATE NOT NULL,
+    {H} INTEGER NOT NULL, threshold DOUBLE NOT NULL, p DOUBLE NOT NULL, decision_threshold DOUBLE,
+    train_end DATE, n_train INTEGER, created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY ({RUN_ID}, {ID}, {MODEL})
+);
+"""
+# ==== end of the event task's tables ==========================================================================
+
+# ==== champions of the production loop (backtest.champion chooses them, forecast_flow forecasts with them) ====
+# backtest.champion.CHAMPION_COLUMNS plus run id and time: store/ sits below backtest in the layers, so the names
+# are repeated (pinned by tests/backtest/test_champion.py).
+CHAMPIONS = "champions"
+CHAMPION_TABLE_COLUMNS = (RUN_ID, "created_at", ID, MODEL, "mase", "naive_mase", "p_value", "reason", "params")
+# live_forecasts rows of the model `champion`: the model it resolved to on that run (NULL on every other row).
+RESOLVED_MODEL = "resolved_model"
+
+# ALTER ... IF NOT EXISTS: stores created before the column existed gain it (NULL on their old rows).
+_CHAMPIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {CHAMPIONS} (
+    {RUN_ID} VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, {ID} VARCHAR NOT NULL, {MODEL} VARCHAR NOT NULL,
+    mase DOUBLE, naive_mase DOUBLE, p_value DOUBLE, reason VARCHAR, params VARCHAR,
+    PRIMARY KEY ({RUN_ID}, {ID})
+);
+ALTER TABLE {LIVE} ADD COLUMN IF NOT EXISTS {RESOLVED_MODEL} VARCHAR;
+"""
+# ==== end of the champions' tables ============================================================================
+
+
 class ResultStore:
     """Forecast and backtest results in one DuckDB file (by default the price store's file, separate tables).
 
@@ -167,6 +244,7 @@ class ResultStore:
         failures: pd.DataFrame | None = None,
         fold_info: pd.DataFrame | None = None,
         quality: pd.DataFrame | None = None,
+        champions: pd.DataFrame | None = None,
     ) -> None:
         """Store one backtest run (its tables and a run row); re-writing the run replaces it.
 
@@ -194,6 +272,8 @@ class ResultStore:
         for name, frame in extra.items():
             if frame is not None:
                 tables[name] = _with_run(frame, flow_run_id)
+        if champions is not None:  # in the run's transaction: a run is never stored without its champions
+            tables[CHAMPIONS] = _champion_rows(champions, flow_run_id, run["created_at"].iloc[0])
         with self._transaction() as con:
             for name, frame in tables.items():
                 con.execute(f"DELETE FROM {name} WHERE {RUN_ID} = ?", [flow_run_id])
@@ -289,6 +369,175 @@ class ResultStore:
         tables = {key: self.backtest_table(name, flow_run_id) for key, name in RUN_TABLES.items()}
         return tables, json.loads(run["meta"].iloc[0] or "{}")
 
+    # ---- live monitoring reads (store.monitor compares them) ----------------------------------------------
+    def live_score_window(self, *, last_as_of: int) -> pd.DataFrame:
+        """Scored live rows of each (unique_id, model)'s latest `last_as_of` scored as_of dates, one row per
+        (unique_id, model, as_of, h): a session forecast twice (a rerun) counts once, from the newer run.
+
+        Returns unique_id, model, as_of, h, ds, scaled_error, covered_95 (NULL without intervals), resolved_model
+        (the model a `champion` row ran; NULL on other rows).
+        """
+        sql = f"""
+            WITH scored AS (
+                SELECT f.{ID}, f.{MODEL}, f.{AS_OF}, s.{H}, s.{DS}, s.scaled_error, s.covered_95, f.resolved_model,
+                       row_number() OVER (PARTITION BY f.{ID}, f.{MODEL}, f.{AS_OF}, s.{H}
+                                          ORDER BY f.created_at DESC, f.{RUN_ID} DESC) AS newest
+                FROM {SCORES} s JOIN {LIVE} f USING ({RUN_ID}, {ID}, {MODEL}, {H})
+            ), ranked AS (
+                SELECT *, dense_rank() OVER (PARTITION BY {ID}, {MODEL} ORDER BY {AS_OF} DESC) AS age
+                FROM scored WHERE newest = 1
+            )
+            SELECT {ID}, {MODEL}, {AS_OF}, {H}, {DS}, scaled_error, covered_95, resolved_model FROM ranked
+            WHERE age <= ? ORDER BY {ID}, {MODEL}, {AS_OF}, {H}
+        """
+        return _dated(self._query(sql, [int(last_as_of)]))
+
+    def newest_backtest_metrics(self, metrics: tuple[str, ...]) -> pd.DataFrame:
+        """Per (unique_id, model), the `metrics` by horizon step (mean over folds) of the newest stored backtest
+        run that has any of them for that pair; other pairs of other runs are not mixed in.
+
+        Returns unique_id, model, h, metric, value, flow_run_id, created_at (of the run).
+        """
+        names = ", ".join("?" for _ in metrics)
+        sql = f"""
+            WITH pairs AS (
+                SELECT m.{ID}, m.{MODEL}, m.{RUN_ID}, r.created_at,
+                       row_number() OVER (PARTITION BY m.{ID}, m.{MODEL}
+                                          ORDER BY r.created_at DESC, m.{RUN_ID} DESC) AS newest
+                FROM (SELECT DISTINCT {RUN_ID}, {ID}, {MODEL} FROM {BT_METRICS} WHERE metric IN ({names})) m
+                JOIN {RUNS} r USING ({RUN_ID})
+            )
+            SELECT m.{ID}, m.{MODEL}, m.{H}, m.metric, avg(m.value) AS value, p.{RUN_ID}, p.created_at
+            FROM {BT_METRICS} m JOIN pairs p USING ({RUN_ID}, {ID}, {MODEL})
+            WHERE p.newest = 1 AND m.metric IN ({names})
+            GROUP BY m.{ID}, m.{MODEL}, m.{H}, m.metric, p.{RUN_ID}, p.created_at
+            ORDER BY m.{ID}, m.{MODEL}, m.metric, m.{H}
+        """
+        return self._query(sql, [*metrics, *metrics])
+
+    # ---- event task: event backtest runs and live event probabilities (tables: EVENT_RUN_TABLES) -------------
+    def write_event_backtest(
+        self,
+        *,
+        flow_run_id: str,
+        predictions: pd.DataFrame,
+        metrics: pd.DataFrame,
+        leaderboard: pd.DataFrame,
+        meta: Mapping[str, Any],
+        timings: pd.DataFrame,
+        failures: pd.DataFrame,
+        probabilities: pd.DataFrame | None = None,
+    ) -> None:
+        """Store one event run (its tables, a run row and its live probabilities) in one transaction; re-writing
+        the run replaces it. `event_run` gives back everything the event report needs."""
+        run = pd.DataFrame(
+            {
+                RUN_ID: [flow_run_id],
+                "created_at": [pd.Timestamp(meta.get("created_at") or pd.Timestamp.now(tz="UTC")).tz_localize(None)],
+                "tickers": [",".join(sorted(map(str, predictions[ID].unique())))],
+                "models": [",".join(sorted(map(str, predictions[MODEL].unique())))],
+                "threshold": [meta.get("threshold")],
+                "horizon": [meta.get("horizon")],
+                "n_prediction_rows": [len(predictions)],
+                "n_failures": [len(failures)],
+                # Key order kept (no sort_keys): the report lists the plan and refit policy in this order.
+                "meta": [json.dumps(dict(meta), default=str)],
+            }
+        )
+        tables = {
+            EVENT_RUNS: run,
+            EV_PREDICTIONS: _with_run(predictions[list(EVENT_PREDICTION_COLUMNS)], flow_run_id),
+            EV_METRICS: _with_run(metrics[list(METRICS_COLUMNS)], flow_run_id),
+            EV_LEADERBOARD: _with_run(leaderboard_long(leaderboard), flow_run_id),
+            EV_TIMINGS: _with_run(timings, flow_run_id),
+            EV_FAILURES: _with_run(failures, flow_run_id),
+        }
+        if probabilities is not None:
+            tables[LIVE_EVENTS] = _with_run(probabilities[list(LIVE_EVENT_COLUMNS)], flow_run_id)
+        with self._transaction() as con:
+            for name, frame in tables.items():
+                con.execute(f"DELETE FROM {name} WHERE {RUN_ID} = ?", [flow_run_id])
+                extra = "CAST(now() AS TIMESTAMP) AS created_at" if name == LIVE_EVENTS else ""
+                _insert(con, name, frame, extra=extra)
+        log.info("stored event run %s: %d prediction rows", flow_run_id, len(predictions))
+
+    def event_runs(self) -> pd.DataFrame:
+        """One row per stored event run, newest first."""
+        return self._query(f"SELECT * FROM {EVENT_RUNS} ORDER BY created_at DESC, {RUN_ID}", [])
+
+    def event_run(self, flow_run_id: str) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+        """Every stored table of one event run (keys of EVENT_RUN_TABLES) and its meta dict."""
+        run = self._query(f"SELECT meta FROM {EVENT_RUNS} WHERE {RUN_ID} = ?", [flow_run_id])
+        if run.empty:
+            raise DataError(f"no event run {flow_run_id!r} in {self.path}; see `pricecast report --list`")
+        tables = {}
+        for key, name in EVENT_RUN_TABLES.items():
+            frame = _dated(self._query(f"SELECT * FROM {name} WHERE {RUN_ID} = ?", [flow_run_id]))
+            tables[key] = frame.drop(columns=[RUN_ID, *(["created_at"] if name == LIVE_EVENTS else [])])
+        return tables, json.loads(run["meta"].iloc[0] or "{}")
+
+    def live_event_probabilities(self, flow_run_id: str | None = None) -> pd.DataFrame:
+        """Stored live event probabilities (all runs, or one), oldest run first."""
+        where, params = (f"WHERE {RUN_ID} = ?", [flow_run_id]) if flow_run_id else ("", [])
+        sql = f"SELECT * FROM {LIVE_EVENTS} {where} ORDER BY created_at, {RUN_ID}, {ID}, {MODEL}"
+        return _dated(self._query(sql, params))
+
+    def stored_runs(self) -> pd.DataFrame:
+        """Price and event runs together, newest first: flow_run_id, task, created_at, tickers, models, n_rows,
+        n_failures (`pricecast report --list`)."""
+        if not self.path.exists():
+            return pd.DataFrame(columns=[RUN_ID, "task", "created_at", "tickers", "models", "n_rows", "n_failures"])
+        cols = "created_at, tickers, models"
+        sql = f"""
+            SELECT {RUN_ID}, '{TASK_PRICE}' AS task, {cols}, n_forecast_rows AS n_rows, n_failures FROM {RUNS}
+            UNION ALL
+            SELECT {RUN_ID}, '{TASK_EVENT}' AS task, {cols}, n_prediction_rows AS n_rows, n_failures FROM {EVENT_RUNS}
+            ORDER BY created_at DESC, {RUN_ID}
+        """
+        return self._query(sql, [])
+
+    def resolve_task_run(self, run: str | None = None) -> tuple[str, str]:
+        """(task, full flow-run id) of `run` among price and event runs: an id or a unique prefix of one; None or
+        'latest' is the newest run of either kind."""
+        runs = self.stored_runs()
+        if runs.empty:
+            raise DataError(
+                f"no backtest runs stored in {self.path}; run `pricecast backtest` (or `--task event`) first"
+            )
+        if run is None or run == "latest":
+            return str(runs["task"].iloc[0]), str(runs[RUN_ID].iloc[0])
+        matches = runs[runs[RUN_ID].astype(str).str.startswith(run)]
+        if len(matches) != 1:
+            listed = ", ".join(runs[RUN_ID].astype(str).head(5))
+            what = "matches no" if matches.empty else f"matches {len(matches)}"
+            raise DataError(
+                f"run {run!r} {what} stored backtest run; recent runs: {listed} (see `pricecast report --list`)"
+            )
+        return str(matches["task"].iloc[0]), str(matches[RUN_ID].iloc[0])
+
+    # ---- champions of the production loop (written by write_backtest(champions=...)) -------------------------
+    def champions(self, *, latest: bool = True) -> pd.DataFrame:
+        """The newest stored champion of each ticker (latest=True), or every run's champions; newest first.
+
+        Columns CHAMPION_TABLE_COLUMNS; `params` is the JSON of the model's parameters in that backtest.
+        """
+        newest = (
+            f"QUALIFY row_number() OVER (PARTITION BY {ID} ORDER BY created_at DESC, {RUN_ID} DESC) = 1"
+            if latest
+            else ""
+        )
+        sql = f"SELECT * FROM {CHAMPIONS} {newest} ORDER BY created_at DESC, {RUN_ID} DESC, {ID}"
+        return self._query(sql, [])
+
+    def champion_history(self) -> pd.DataFrame:
+        """Every run's champion per ticker, oldest run first, with `previous_model`: the ticker's champion in its
+        previous run (NULL in its first); rows where model differs from previous_model are the changes."""
+        sql = f"""
+            SELECT *, lag({MODEL}) OVER (PARTITION BY {ID} ORDER BY created_at, {RUN_ID}) AS previous_model
+            FROM {CHAMPIONS} ORDER BY created_at, {RUN_ID}, {ID}
+        """
+        return self._query(sql, [])
+
     # ---- connections ----------------------------------------------------------------------------------------
     def _query(self, sql: str, params: list[Any]) -> pd.DataFrame:
         with self._connect() as con:
@@ -309,7 +558,7 @@ class ResultStore:
         """A fresh connection with the tables in place, closed afterwards; waits out another writer's lock."""
         return locked_connection(
             self.path,
-            ddl=_DDL,
+            ddl=_DDL + _EVENT_DDL + _CHAMPIONS_DDL,
             label="results store",
             attempts=self.lock_attempts,
             delay=self.lock_delay,
@@ -361,6 +610,8 @@ def _live_frame(forecasts: pd.DataFrame, flow_run_id: str) -> pd.DataFrame:
     if missing:
         raise DataError(f"cannot store live forecasts: missing columns {missing}; build them with live_forecast_frame")
     frame = _with_run(forecasts[[c for c in LIVE_COLUMNS if c != RUN_ID]], flow_run_id)
+    resolved = forecasts.get(RESOLVED_MODEL, pd.Series(None, index=forecasts.index, dtype=object))
+    frame[RESOLVED_MODEL] = resolved.astype(object).where(resolved.notna(), None).to_numpy()  # NULL unless champion
     dup = frame.duplicated([ID, MODEL, H])
     if dup.any():
         first = frame.loc[dup].iloc[0]
@@ -399,4 +650,15 @@ def _dated(frame: pd.DataFrame) -> pd.DataFrame:
     for col in (*_DATES, "last_as_of"):
         if col in frame.columns:
             frame[col] = pd.to_datetime(frame[col])
+    return frame
+
+
+# ---- champions of the production loop -------------------------------------------------------------------------
+def _champion_rows(champions: pd.DataFrame, flow_run_id: str, created_at: pd.Timestamp) -> pd.DataFrame:
+    """backtest.champion's table as champions rows: the run's id and time in front, every column present."""
+    missing = [c for c in CHAMPION_TABLE_COLUMNS[2:] if c not in champions.columns]
+    if missing:
+        raise DataError(f"cannot store champions: missing columns {missing}; build them with backtest.champion")
+    frame = _with_run(champions[list(CHAMPION_TABLE_COLUMNS[2:])], flow_run_id)
+    frame.insert(1, "created_at", pd.Timestamp(created_at))
     return frame

@@ -2,30 +2,57 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 
 from features.schema import DS, ID, INTERVAL_COLUMNS, MODEL, YHAT, H
-from models import make_model
 from pricecast import progress
 from reports.format import sig_round
-from store.results import AS_OF, live_forecast_frame
+from store.results import AS_OF, RESOLVED_MODEL, live_forecast_frame
+from tasks.fitted import MAX_UPDATE_SESSIONS, fit_or_update, fits_dir
 from tasks.retry import retry_crashes
 
 FAILURE_COLUMNS = (ID, MODEL, "error_type", "message")
+FIT_PATH = "fit_path"  # a column of forecast_unit's frame (not stored): "fit", "refit" or "update"
 
 
 @task(name="forecast-unit", task_run_name="{model} on {uid}", retries=1, retry_condition_fn=retry_crashes)
 def forecast_unit(
-    series: pd.DataFrame, *, uid: str, model: str, params: dict[str, Any], horizon: int, source: str, target: str
+    series: pd.DataFrame,
+    *,
+    uid: str,
+    model: str,
+    params: dict[str, Any],
+    horizon: int,
+    source: str,
+    target: str,
+    resolved: str | None = None,
+    max_update_sessions: int = MAX_UPDATE_SESSIONS,
 ) -> pd.DataFrame:
-    """Fit `model` on every session of `series` and forecast the next `horizon` exchange sessions, with intervals."""
-    forecast = make_model(model, **params).fit(series).predict(horizon)
-    return live_forecast_frame(forecast, series, model=model, source=source, target=target)
+    """Forecast the next `horizon` exchange sessions with `model` (run as `resolved` for the champion) on every
+    session of `series`: its stored fit updated with the new sessions when it can be, else refitted and stored.
+
+    Rows are stored under `model`, with `resolved_model` naming what a champion ran; `fit_path` says which path.
+    """
+    try:
+        log = get_run_logger()
+    except MissingContextError:  # called as .fn() outside a run
+        log = logging.getLogger(__name__)
+    fit = fit_or_update(
+        series, model=resolved or model, params=params, root=fits_dir(), max_update_sessions=max_update_sessions
+    )
+    log.info(fit.message)
+    if fit.warning:
+        log.warning(fit.warning)
+    forecast = fit.model.predict(horizon)
+    frame = live_forecast_frame(forecast, series, model=model, source=source, target=target)
+    return frame.assign(**{RESOLVED_MODEL: resolved, FIT_PATH: fit.path})
 
 
 def collect_forecasts(futures: list, units: list[tuple[str, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.tasks import exponential_backoff
 
-from backtest.evaluate import Evaluation
+from backtest.champion import champions_from_backtest
+from backtest.evaluate import REFERENCE, Evaluation
 from backtest.results import BacktestResult
+from features.schema import ID, MODEL
+from models import REGISTRY
 from pricecast.settings import home
 from store.results import ResultStore, score_live_forecasts
 from tasks.retry import retry_network_errors
@@ -33,7 +38,11 @@ def results_dir() -> Path:
 def store_backtest(
     result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame, store_file: str, flow_run_id: str
 ) -> str:
-    """Every table of this run into the results store, keyed by the flow-run id (`pricecast report` reads it)."""
+    """Every table of this run into the results store, keyed by the flow-run id (`pricecast report` reads it),
+    with each ticker's champion (backtest.champion) in the same transaction."""
+    champions = champions_from_backtest(result, evaluation)
+    for row in champions.to_dict("records"):
+        get_run_logger().info("champion of %s: %s, %s", row[ID], row[MODEL], row["reason"])
     ResultStore(store_file).write_backtest(
         flow_run_id=flow_run_id,
         forecasts=result.forecasts,
@@ -45,6 +54,7 @@ def store_backtest(
         failures=result.failures,
         fold_info=result.fold_info,
         quality=quality,
+        champions=champions,
     )
     return flow_run_id
 
@@ -59,3 +69,22 @@ def store_live_forecast(table: pd.DataFrame, store_file: str, flow_run_id: str) 
 def score_live(store_file: str) -> int:
     """Score earlier live forecasts whose sessions now have prices; returns rows newly scored."""
     return score_live_forecasts(ResultStore(store_file))
+
+
+@task(name="resolve-champions", **_LOCK_RETRIES)
+def resolve_champions(store_file: str, tickers: list[str]) -> dict[str, dict[str, Any]]:
+    """{ticker: {"model", "params"}}: each ticker's newest stored champion with the parameters it was backtested
+    with; naive (with a warning) for a ticker without one, or whose champion is no longer registered."""
+    log = get_run_logger()
+    stored = ResultStore(store_file).champions(latest=True).set_index(ID)
+    resolved = {}
+    for uid in tickers:
+        row = stored.loc[uid] if uid in stored.index else None
+        if row is not None and row[MODEL] in REGISTRY:
+            resolved[uid] = {"model": str(row[MODEL]), "params": json.loads(row["params"] or "{}")}
+            log.info("champion of %s: %s (backtest %s: %s)", uid, row[MODEL], row["flow_run_id"], row["reason"])
+            continue
+        why = "no stored champion" if row is None else f"stored champion {row[MODEL]!r} is not a registered model"
+        log.warning("%s for %s: forecasting it with %s; the weekly backtest chooses champions", why, uid, REFERENCE)
+        resolved[uid] = {"model": REFERENCE, "params": {}}
+    return resolved
