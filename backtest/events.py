@@ -169,6 +169,28 @@ def training_window(labels: np.ndarray, *, start: int, cutoff: int, horizon: int
     return rows, known
 
 
+def fit_event_model(
+    X: np.ndarray,
+    labels: np.ndarray,
+    *,
+    model: str,
+    params: Mapping[str, Any],
+    start: int,
+    cutoff: int,
+    horizon: int,
+    tail_fraction: float,
+    factory: EventFactory = make_event_model,
+    previous: Any = None,
+) -> tuple[Any, float]:
+    """The event task's one fit: rows [start, cutoff] with every label unknown at the cutoff masked, and the
+    decision threshold on the training tail. The backtest's refits and the live step (backtest.event_live) call
+    it; a warm-start-capable `previous` instance (Keras) is refitted in place, the rest start fresh."""
+    rows, known = training_window(labels, start=start, cutoff=cutoff, horizon=horizon)
+    previous = previous if previous is not None and getattr(previous, "warm_start", False) else None
+    instance = (previous or factory(model, **params)).fit(X[rows], known)
+    return instance, _tail_threshold(instance, X[rows], known, tail_fraction)
+
+
 def event_unit(
     series: pd.DataFrame,
     *,
@@ -187,7 +209,7 @@ def event_unit(
     if frame[ID].astype(str).nunique() != 1:
         raise DataError(f"an event unit takes one series, got {sorted(frame[ID].astype(str).unique())[:5]}")
     refit_every = resolve_refit_every(model, refit_every)
-    params = _with_horizon(model, dict(params or {}), horizon, factory)
+    params = with_event_horizon(model, dict(params or {}), horizon, factory)
     ds = pd.DatetimeIndex(frame[DS])
     X = frame[list(columns)].to_numpy(dtype=float)
     labels = frame[LABEL].to_numpy(dtype=float)
@@ -201,13 +223,20 @@ def event_unit(
         block = list(folds[i : i + size])
         start, cutoff = _position(ds, block[0].train_start, uid), _position(ds, block[0].cutoff, uid)
         _check_fold(block[0], ds)
-        rows, known = training_window(labels, start=start, cutoff=cutoff, horizon=horizon)
         try:
             began = time.perf_counter()
-            # Warm-start-capable instances (Keras) are refitted in place; the rest start fresh at every refit.
-            instance = instance if instance is not None and getattr(instance, "warm_start", False) else None
-            instance = (instance or factory(model, **params)).fit(X[rows], known)
-            threshold = _tail_threshold(instance, X[rows], known, tail_fraction)
+            instance, threshold = fit_event_model(
+                X,
+                labels,
+                model=model,
+                params=params,
+                start=start,
+                cutoff=cutoff,
+                horizon=horizon,
+                tail_fraction=tail_fraction,
+                factory=factory,
+                previous=instance,
+            )
             fit_s = time.perf_counter() - began
         except Exception as exc:  # models raise anything; recorded as a failure of this fold
             failures.append(_failure_row(uid, model, block[0], exc))
@@ -251,7 +280,7 @@ def event_unit(
     )
 
 
-def _with_horizon(model: str, params: dict[str, Any], horizon: int, factory: EventFactory) -> dict[str, Any]:
+def with_event_horizon(model: str, params: dict[str, Any], horizon: int, factory: EventFactory) -> dict[str, Any]:
     """Models tagged `uses_horizon` (they purge label overlap before their validation tail) get the event h."""
     if factory is make_event_model and model in EVENT_REGISTRY and "horizon" not in params:
         if getattr(event_model_class(model), "uses_horizon", False):

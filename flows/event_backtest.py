@@ -1,8 +1,10 @@
 """event_backtest_flow: "will the close rise >= x% within h sessions?" classifiers against the base rate.
 
 Composition only: ingest -> labels + causal features per ticker -> fold plan on labelled sessions -> one cached
-task per (ticker, model) -> score (metrics, reliability, ROC/PR, DM vs base rate) -> outputs + report ->
-artifacts. The design (origins, leakage guard, thresholds) is documented in backtest/events.py.
+task per (ticker, model) -> score (metrics, reliability, ROC/PR, DM vs base rate) -> outputs + report -> live
+step (each model fitted on every labelled session, P(event) at each ticker's latest session; backtest/event_live.py)
+-> results store (the run and its probabilities, keyed by the flow-run id) -> artifacts. The design (origins,
+leakage guard, thresholds) is documented in backtest/events.py.
 
 `origins_per_fold` (default: `step`) is the FoldPlan's horizon: the number of test origins per fold; with
 origins_per_fold == step every labelled session of the test span is scored exactly once.
@@ -25,11 +27,15 @@ from pricecast.settings import store_path
 from tasks.events import (
     build_event_data,
     collect_event_units,
+    event_failures,
     event_run_meta,
     plan_event_folds,
+    predict_live_events,
     publish_event_artifacts,
+    publish_event_probabilities,
     run_event_unit,
     score_events,
+    store_event_backtest,
     write_event_outputs,
 )
 from tasks.ingest import ingest_prices, publish_quality
@@ -61,7 +67,8 @@ def event_backtest_flow(
     out_dir: str | None = None,
     refresh_cache: bool = False,
 ) -> dict[str, Any]:
-    """Backtest event classifiers on `tickers`; write predictions, metrics, leaderboard and report.html to out_dir.
+    """Backtest event classifiers on `tickers`; write predictions, metrics, leaderboard and report.html to out_dir;
+    store the run and today's P(event) per (ticker, model) (artifact `event-probabilities`).
 
     Returns (as the state's data) {out_dir, report, leaderboard, verdict, failures, flow_run_id}.
     """
@@ -110,14 +117,20 @@ def event_backtest_flow(
     )
     result, evaluation = score_events(results, meta)
     report = write_event_outputs(result, evaluation, str(out))
+    live = predict_live_events(
+        frames, specs, threshold=threshold, horizon=horizon, columns=columns, tail_fraction=tail_fraction
+    )
+    store_event_backtest(result, evaluation, live.probabilities, str(store_path()), str(meta["flow_run_id"]))
     verdict = publish_event_artifacts(result, evaluation, report)
+    publish_event_probabilities(live.probabilities, result.meta)
+    failures = event_failures(result, live)
     summary = {
         "out_dir": str(out),
         "report": str(report),
         "leaderboard": str(out / "leaderboard.csv"),
         "verdict": verdict,
-        "failures": len(result.failures),
+        "failures": len(failures),
         "flow_run_id": meta["flow_run_id"],
     }
     log.info("event report: %s", report)
-    return run_outcome(result.failures, len(units), report, summary, done="event units backtested")
+    return run_outcome(failures, len(units), report, summary, done="event units backtested")

@@ -428,7 +428,7 @@ def forecast_cmd(
     from pricecast.settings import store_path
     from store.results import ResultStore
 
-    names = _model_list(models, default=FORECAST_MODELS)
+    names = _model_list(models, default=FORECAST_MODELS, check=_forecast_model)
     if horizon <= 0:
         raise PricecastError(f"--horizon must be >= 1, got {horizon}")
     spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
@@ -454,6 +454,15 @@ def forecast_cmd(
     _exit_if_partial(state)
 
 
+def _forecast_model(name: str) -> None:
+    """A registered model, or `champion`: each ticker's stored champion (naive until a backtest stored one)."""
+    from backtest.champion import CHAMPION
+    from models import model_class
+
+    if name != CHAMPION:
+        model_class(name)
+
+
 @app.command("report")
 @guarded
 def report_cmd(
@@ -464,9 +473,14 @@ def report_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Where to write (default: the run directory, or runs/report-<run id>)")
     ] = None,
-    list_runs: Annotated[bool, typer.Option("--list", help="List the stored backtest runs and exit")] = False,
+    list_runs: Annotated[
+        bool, typer.Option("--list", help="List the stored backtest runs (price and event task) and exit")
+    ] = False,
 ) -> None:
-    """Re-render a past backtest's report (HTML, tables, CSVs) from the results store or from a run directory."""
+    """Re-render a past backtest's report (HTML, tables, CSVs) from the results store or from a run directory.
+
+    Stored event runs (`backtest --task event`, the daily-event deployment) re-render to the event report.
+    """
     from backtest.evaluate import evaluate
     from pricecast.settings import runs_dir, store_path
     from reports.verdict import verdict
@@ -481,9 +495,12 @@ def report_cmd(
         result, quality = _run_from_directory(Path(run))
         target = out_dir or Path(run)
     else:
-        run_id = store.resolve_run(run)
-        result, quality = _run_from_store(store, run_id)
+        task, run_id = store.resolve_task_run(run)
         target = out_dir or runs_dir() / f"report-{run_id}"
+        if task == "event":
+            _event_report_from_store(store, run_id, Path(target).expanduser().resolve())
+            return
+        result, quality = _run_from_store(store, run_id)
     evaluation = evaluate(result)
     report = save_run(result, evaluation, quality, Path(target).expanduser().resolve())
     out.print(verdict(evaluation.leaderboard, evaluation.dm), highlight=False)
@@ -525,13 +542,40 @@ def _run_from_store(store, run_id: str):
     return result, tables["quality"]
 
 
+def _event_report_from_store(store, run_id: str, target: Path) -> None:
+    """A stored event run re-scored and written as the flow wrote it (tasks.events.save_event_run)."""
+    from backtest.events import EventResult, evaluate_events, normalize_predictions
+    from backtest.results import FAILURE_COLUMNS, normalize
+    from features.schema import TIMING_COLUMNS
+    from reports.events import event_verdict
+    from tasks.events import save_event_run
+
+    tables, meta = store.event_run(run_id)
+    result = EventResult(
+        predictions=normalize_predictions(tables["predictions"]),
+        timings=normalize(tables["timings"], TIMING_COLUMNS),
+        failures=normalize(tables["failures"], FAILURE_COLUMNS),
+        meta=meta,
+    )
+    evaluation = evaluate_events(result)
+    report = save_event_run(result, evaluation, target)
+    live = tables["probabilities"]
+    if len(live):
+        live = live.assign(as_of=live["as_of"].dt.date.astype(str))
+        cols = ["unique_id", "model", "as_of", "h", "threshold", "p", "decision_threshold"]
+        print_frame(live[cols], title="Event probabilities at the latest session")
+    out.print(event_verdict(evaluation.leaderboard, evaluation.significance), highlight=False)
+    out.print(f"report: {report}", highlight=False)
+
+
 def _print_runs(store) -> None:
-    runs = store.backtest_runs() if store.path.exists() else None
-    if runs is None or runs.empty:
+    runs = store.stored_runs()
+    if runs.empty:
         out.print("no backtest runs stored yet; run `pricecast backtest`")
         return
     runs = runs.assign(created_at=runs["created_at"].astype(str).str[:16])
-    print_frame(runs[["flow_run_id", "created_at", "tickers", "models", "n_forecast_rows", "n_failures"]], title="Runs")
+    cols = ["flow_run_id", "task", "created_at", "tickers", "models", "n_rows", "n_failures"]
+    print_frame(runs[cols], title="Runs (price and event task)")
 
 
 @app.command("history")
@@ -539,7 +583,8 @@ def _print_runs(store) -> None:
 def history_cmd(
     last: Annotated[int, typer.Option(help="How many past backtest leaderboards to show")] = 3,
 ) -> None:
-    """Past backtest leaderboards and each model's live-forecast record (MAE, MASE, hit rate of scored forecasts)."""
+    """Past backtest leaderboards, each ticker's champion and its changes, and each model's live-forecast record
+    (MAE, MASE, hit rate of scored forecasts)."""
     from pricecast.settings import store_path
     from store.results import ResultStore
 
@@ -554,6 +599,18 @@ def history_cmd(
         cols = ["model", "mase", "rmsse", "smape", "directional_accuracy", "coverage_95", "mean_rank"]
         created = str(board["created_at"].iloc[0])[:16]
         print_frame(wide[[c for c in cols if c in wide.columns]], title=f"Backtest {created} (run {run_id})")
+    champions = store.champions(latest=True)
+    if len(champions):
+        champions = champions.assign(chosen=champions["created_at"].astype(str).str[:10])
+        cols = ["unique_id", "model", "mase", "naive_mase", "p_value", "reason", "chosen"]
+        print_frame(champions[cols], title="Champion per ticker (forecast_flow's `champion`)")
+        changes = store.champion_history()
+        changes = changes.loc[changes["model"].ne(changes["previous_model"])]  # a ticker's first champion too
+        changes = changes.assign(
+            run_date=changes["created_at"].astype(str).str[:10],
+            change=changes["previous_model"].fillna("(none)").astype(str) + " -> " + changes["model"].astype(str),
+        )
+        print_frame(changes[["run_date", "unique_id", "change", "reason"]], title="Champion changes")
     record = store.live_record()
     if record.empty:
         out.print("no live forecasts stored yet; run `pricecast forecast`")
@@ -564,15 +621,49 @@ def history_cmd(
 
 @app.command("serve")
 @guarded
-def serve_cmd() -> None:
-    """Serve the daily-forecast and weekly-backtest deployments from this process until Ctrl-C.
+def serve_cmd(
+    file: Annotated[
+        Path | None, typer.Option("--file", help="The prefect.yaml to serve (default: the project's)")
+    ] = None,
+) -> None:
+    """Serve every deployment of prefect.yaml from this process, one run at a time, until Ctrl-C.
 
-    The one-process alternative to `prefect deploy` + a worker; point PREFECT_API_URL at a running server
-    (`prefect server start`) to see the runs in the UI.
+    The one-process alternative to `prefect deploy` + a worker. Deployments are registered as `<name>-served`,
+    so the ones `prefect deploy` made are never rewritten; Ctrl-C pauses only the served ones. Point
+    PREFECT_API_URL at a running server (`prefect server start`) to see the runs in the UI.
     """
-    from flows.serve import serve_all
+    from flows.serve import PREFECT_YAML, serve_all
 
-    serve_all()
+    serve_all(path=file or PREFECT_YAML)
+
+
+@app.command("reports")
+@guarded
+def reports_cmd(
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default 4210; 0 picks a free one)")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Directory of run directories to serve (default PRICECAST_HOME/runs)")
+    ] = None,
+) -> None:
+    """Serve the runs' HTML reports over http on 127.0.0.1 until Ctrl-C; while it runs, runs link to them in the UI.
+
+    Browsers refuse file:// links from the Prefect UI; backtests started while this runs publish http links instead.
+    """
+    import signal
+
+    from pricecast.settings import runs_dir
+    from reports.server import DEFAULT_PORT, start_report_server
+
+    with start_report_server(directory or runs_dir(), port=DEFAULT_PORT if port is None else port) as server:
+        out.print(f"serving {server.root} at {server.url} (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+        # `kill` stops it like Ctrl-C does, so the discovery file is removed on the way out.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            out.print("stopped", highlight=False)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

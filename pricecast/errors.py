@@ -19,6 +19,10 @@ class SourceError(PricecastError):
     """A data source could not be read or reached (after retries for network sources)."""
 
 
+class PortInUseError(PricecastError, OSError):
+    """A server could not listen on its port because another process holds it; names the port and the option."""
+
+
 class ModelFitError(PricecastError):
     """A model could not fit or forecast one series; carries the model, the series and the reason.
 

@@ -1,4 +1,5 @@
-"""Where pricecast keeps its files: PRICECAST_HOME (default ~/.pricecast) and the DuckDB store in it."""
+"""Where pricecast keeps its files: PRICECAST_HOME (default ~/.pricecast), the DuckDB store and runs in it, and
+where the report server publishes itself."""
 
 from __future__ import annotations
 
@@ -25,3 +26,24 @@ def runs_dir() -> Path:
     path = home() / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# A report server run elsewhere or behind a proxy: the base URL that serves REPORTS_ROOT_ENV (default runs_dir()).
+REPORTS_URL_ENV = "PRICECAST_REPORTS_URL"
+REPORTS_ROOT_ENV = "PRICECAST_REPORTS_ROOT"
+
+
+def reports_url() -> str | None:
+    """The base URL of an external report server (PRICECAST_REPORTS_URL), if one is configured."""
+    return os.environ.get(REPORTS_URL_ENV) or None
+
+
+def reports_root() -> Path:
+    """The directory that PRICECAST_REPORTS_URL serves (PRICECAST_REPORTS_ROOT, default runs_dir())."""
+    root = os.environ.get(REPORTS_ROOT_ENV)
+    return Path(root).expanduser() if root else runs_dir()
+
+
+def report_server_file() -> Path:
+    """Discovery file of the local report server (url, root, pid): present while `pricecast reports` runs."""
+    return home() / "report-server.json"

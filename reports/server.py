@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # 4210: beside Prefect's UI (4200) and clear of its other defaults; `pricecast reports --port N` changes it.
 DEFAULT_PORT = 4210
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-CHECK_TIMEOUT_SECONDS = 1.0  # report_url runs in a flow's artifact task: a dead server must not hold it up
+CHECK_TIMEOUT_SECONDS = 3.0  # report_url runs in a flow's artifact task: a dead server must not hold it up
 
 
 class ReportServer:

@@ -20,6 +20,7 @@ from pricecast.fileio import write_table
 from reports.data import ReportInput
 from reports.html import render_html
 from reports.markdown import leaderboard_records, summary_markdown
+from reports.server import report_url, unserved_report_markdown
 from reports.verdict import verdict
 from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint, unit_key
 from tasks.retry import retry_crashes
@@ -173,7 +174,8 @@ def report_input(result: BacktestResult, evaluation: Evaluation, quality: pd.Dat
 
 @task(name="publish-artifacts")
 def publish_artifacts(result: BacktestResult, evaluation: Evaluation, report: Path, quality: pd.DataFrame) -> str:
-    """Markdown summary, leaderboard table (stable key: history across scheduled runs) and a report link.
+    """Markdown summary, leaderboard table (stable key: history across scheduled runs) and the report's http link
+    (or, without a report server, where the report is and how to serve it).
 
     Returns the one-sentence verdict (best model, margin over naive, significance) for the caller to show.
     """
@@ -185,10 +187,10 @@ def publish_artifacts(result: BacktestResult, evaluation: Evaluation, report: Pa
     create_table_artifact(
         table=leaderboard_records(evaluation.leaderboard), key="backtest-leaderboard", description="Leaderboard"
     )
-    create_link_artifact(
-        link=report.resolve().as_uri(),
-        link_text="HTML report",
-        key="backtest-report",
-        description=f"The run's HTML report (open on the machine that ran it): {report.resolve()}",
-    )
+    description = f"The run's HTML report: {report.resolve()}"
+    if url := report_url(report):  # a file:// link is dead in the UI: browsers refuse it from an http page
+        create_link_artifact(link=url, link_text="HTML report", key="backtest-report", description=description)
+    else:
+        markdown = unserved_report_markdown(report, title="HTML report")
+        create_markdown_artifact(markdown=markdown, key="backtest-report", description=description)
     return verdict(evaluation.leaderboard, evaluation.dm)

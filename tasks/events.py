@@ -14,6 +14,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
+from backtest.event_live import LiveEventResult, live_event_probabilities, live_probability_records
 from backtest.events import (
     EventEvaluation,
     EventResult,
@@ -36,15 +37,19 @@ from reports.events import (
     event_verdict,
     render_event_html,
 )
+from reports.server import report_url, unserved_report_markdown
+from store.results import ResultStore
 from tasks.backtest import crash_failures
 from tasks.fingerprint import unit_key
 from tasks.retry import retry_crashes
+from tasks.store import _LOCK_RETRIES
 from tasks.units import run_meta, wait_for_units
 
 LEADERBOARD_KEY = "event-leaderboard"
 SUMMARY_KEY = "event-summary"
 REPORT_KEY = "event-report"
 PROGRESS_KEY = "event-progress"
+PROBABILITIES_KEY = "event-probabilities"
 
 
 @task(name="build-event-data")
@@ -167,18 +172,26 @@ def report_input(result: EventResult, evaluation: EventEvaluation) -> EventRepor
     )
 
 
-@task(name="write-event-outputs", retries=2, retry_delay_seconds=2)
-def write_event_outputs(result: EventResult, evaluation: EventEvaluation, out_dir: str) -> Path:
-    """predictions/metrics parquet + CSV, leaderboard/calibration/significance CSV and report.html, atomically."""
-    out = Path(out_dir)
+def save_event_run(result: EventResult, evaluation: EventEvaluation, out: Path) -> Path:
+    """predictions/metrics parquet + CSV, leaderboard/calibration/significance CSV and report.html, atomically.
+
+    Plain function (not a task) so `pricecast report` re-renders a stored event run exactly as the flow wrote it.
+    """
     result.save(out)
     evaluation.save(out)
     return render_event_html(report_input(result, evaluation), out / "report.html")
 
 
+@task(name="write-event-outputs", retries=2, retry_delay_seconds=2)
+def write_event_outputs(result: EventResult, evaluation: EventEvaluation, out_dir: str) -> Path:
+    """The run's files into out_dir (save_event_run); returns the report path."""
+    return save_event_run(result, evaluation, Path(out_dir))
+
+
 @task(name="publish-event-artifacts")
 def publish_event_artifacts(result: EventResult, evaluation: EventEvaluation, report: Path) -> str:
-    """Markdown summary, leaderboard table and report link under stable keys; returns the verdict sentence."""
+    """Markdown summary, leaderboard table and the report's http link (or where it is) under stable keys; returns
+    the verdict sentence."""
     create_markdown_artifact(
         markdown=event_summary_markdown(report_input(result, evaluation)),
         key=SUMMARY_KEY,
@@ -187,10 +200,66 @@ def publish_event_artifacts(result: EventResult, evaluation: EventEvaluation, re
     create_table_artifact(
         table=event_leaderboard_records(evaluation.leaderboard), key=LEADERBOARD_KEY, description="Event leaderboard"
     )
-    create_link_artifact(
-        link=report.resolve().as_uri(),
-        link_text="Event report",
-        key=REPORT_KEY,
-        description=f"The run's HTML event report (open on the machine that ran it): {report.resolve()}",
-    )
+    description = f"The run's HTML event report: {report.resolve()}"
+    if url := report_url(report):  # a file:// link is dead in the UI: browsers refuse it from an http page
+        create_link_artifact(link=url, link_text="Event report", key=REPORT_KEY, description=description)
+    else:
+        markdown = unserved_report_markdown(report, title="Event report")
+        create_markdown_artifact(markdown=markdown, key=REPORT_KEY, description=description)
     return event_verdict(evaluation.leaderboard, evaluation.significance)
+
+
+# ---- live step and results store ---------------------------------------------------------------------------
+@task(name="event-live")
+def predict_live_events(
+    frames: dict[str, pd.DataFrame],
+    models: dict[str, dict[str, Any]],
+    *,
+    threshold: float,
+    horizon: int,
+    columns: list[str],
+    tail_fraction: float,
+) -> LiveEventResult:
+    """Each model fitted on every labelled session of each ticker: P(event) at its latest session."""
+    return live_event_probabilities(
+        frames, models=models, threshold=threshold, horizon=horizon, columns=columns, tail_fraction=tail_fraction
+    )
+
+
+def event_failures(result: EventResult, live: LiveEventResult) -> pd.DataFrame:
+    """The backtest's failed folds and the failed live fits (fold -1): the run is partial when any exists."""
+    parts = [f for f in (result.failures, live.failures) if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else result.failures
+
+
+@task(name="store-event-backtest", **_LOCK_RETRIES)
+def store_event_backtest(
+    result: EventResult,
+    evaluation: EventEvaluation,
+    probabilities: pd.DataFrame,
+    store_file: str,
+    flow_run_id: str,
+) -> str:
+    """This event run's tables and live probabilities into the results store in one transaction, keyed by the
+    flow-run id (`pricecast report RUN` re-renders the run from them)."""
+    ResultStore(store_file).write_event_backtest(
+        flow_run_id=flow_run_id,
+        predictions=result.predictions,
+        metrics=evaluation.metrics,
+        leaderboard=evaluation.leaderboard,
+        meta=result.meta,
+        timings=result.timings,
+        failures=result.failures,
+        probabilities=probabilities,
+    )
+    return flow_run_id
+
+
+@task(name="publish-event-probabilities")
+def publish_event_probabilities(probabilities: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """Today's probabilities, one row per (ticker, model), under a stable key (history across daily runs)."""
+    create_table_artifact(
+        table=live_probability_records(probabilities),
+        key=PROBABILITIES_KEY,
+        description=f"P({meta.get('event', 'event')}) at each ticker's latest session",
+    )

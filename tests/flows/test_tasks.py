@@ -108,23 +108,39 @@ def test_package_loggers_are_routed_to_prefect():
     assert set(flows.PACKAGE_LOGGERS) <= set(names)
 
 
-def test_prefect_yaml_and_serve_define_the_same_schedules_on_a_process_pool():
+def test_prefect_yaml_deployments_run_on_the_process_pool_from_module_paths():
     from prefect.flows import Flow
     from prefect.utilities.importtools import import_object
-
-    from flows import serve
 
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in config["deployments"]}
     assert {"daily-forecast", "weekly-backtest"} <= set(deployments)
-    for name, cron in (("daily-forecast", serve.DAILY_FORECAST_CRON), ("weekly-backtest", serve.WEEKLY_BACKTEST_CRON)):
-        (schedule,) = deployments[name]["schedules"]
-        assert (schedule["cron"], schedule["timezone"]) == (cron, serve.TIMEZONE)
     assert deployments["daily-forecast"]["schedules"][0]["cron"].endswith("1-5")  # weekdays
     for d in deployments.values():
         assert d["work_pool"]["name"] == "pricecast" and d["parameters"]
         assert ".py:" not in d["entrypoint"]  # module paths: a file path would shadow the backtest package
         assert isinstance(import_object(d["entrypoint"]), Flow)
-    served = serve.deployments()
-    assert {d.name for d in served} == {"daily-forecast", "weekly-backtest"}
-    assert all(d.entrypoint.startswith("flows.") and ".py" not in d.entrypoint for d in served)
+
+
+def test_serve_registers_every_prefect_yaml_deployment_under_its_own_name():
+    """`pricecast serve` reads prefect.yaml: same parameters, schedules and triggers, names of its own."""
+    from flows import serve
+
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    declared = {d["name"]: d for d in config["deployments"]}
+    served = {d.name: d for d in serve.runner_deployments(serve.declared_deployments())}
+    assert set(served) == {f"{name}-served" for name in declared}
+    for name, decl in declared.items():
+        runner = served[f"{name}-served"]
+        assert runner.entrypoint == decl["entrypoint"].replace(":", ".")  # Prefect's module-path form
+        assert runner.parameters == decl["parameters"]
+        crons = [(s["cron"], s["timezone"]) for s in decl.get("schedules") or []]
+        assert [(s.schedule.cron, s.schedule.timezone) for s in runner.schedules or []] == crons
+        assert len(runner.triggers or []) == len(decl.get("triggers") or [])
+
+
+def test_serve_refuses_a_missing_prefect_yaml(tmp_path):
+    from flows import serve
+
+    with pytest.raises(ConfigError, match="no prefect.yaml"):
+        serve.declared_deployments(tmp_path / "prefect.yaml")

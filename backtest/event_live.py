@@ -1,0 +1,185 @@
+"""Live event probabilities: P(event) at each ticker's latest session, from a model fitted on every labelled one.
+
+The daily step after an event backtest, on the backtest's own code path (backtest.events.fit_event_model, then
+one predict_proba call): the cutoff is the series' last session, so the leakage guard masks the last h labels
+(their outcome reads closes that have not happened yet; the event frame holds them as NaN already) and only
+labelled rows with finite features train. The origin is the last session (`as_of`), whose features are known
+at its close; the decision threshold is chosen on the training tail as in every backtest fold. Training
+starts at the series' first session (every labelled session, whatever the backtest's window type).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backtest.engine import LeakageError
+from backtest.event_metrics import P
+from backtest.events import (
+    DEFAULT_TAIL_FRACTION,
+    LABEL,
+    EventFactory,
+    fit_event_model,
+    training_window,
+    with_event_horizon,
+)
+from backtest.results import ERROR_TYPE, FAILURE_COLUMNS, MESSAGE
+from features.schema import DS, FOLD, ID, MODEL, H
+from models import make_event_model
+from models.events import training_rows
+from pricecast.errors import DataError, ModelFitError
+
+log = logging.getLogger(__name__)
+
+AS_OF = "as_of"  # the origin: the series' last session
+EVENT_THRESHOLD = "threshold"  # the event's rise x (the flow's `threshold`); not the decision cut below
+DECISION_THRESHOLD = "decision_threshold"  # max-F1 cut on the training tail (the backtest predictions' threshold)
+TRAIN_END = "train_end"  # the last training session: the latest whose outcome is known (h sessions before as_of)
+N_TRAIN = "n_train"  # training samples: labelled rows with finite features
+LIVE_EVENT_COLUMNS = (ID, MODEL, AS_OF, H, EVENT_THRESHOLD, P, DECISION_THRESHOLD, TRAIN_END, N_TRAIN)
+LIVE_FOLD = -1  # FOLD of a live fit's failure row (backtest folds count from 0)
+
+
+@dataclass
+class LiveEventResult:
+    """One row per (ticker, model) that produced a probability, and one failure row per one that did not."""
+
+    probabilities: pd.DataFrame
+    failures: pd.DataFrame
+
+
+def live_event_unit(
+    series: pd.DataFrame,
+    *,
+    model: str,
+    params: Mapping[str, Any] | None = None,
+    threshold: float,
+    horizon: int,
+    columns: list[str],
+    tail_fraction: float = DEFAULT_TAIL_FRACTION,
+    factory: EventFactory = make_event_model,
+) -> pd.DataFrame:
+    """Fit `model` on every labelled session of one series (an event_frame slice); P(event) at its last session."""
+    frame = series.sort_values(DS, kind="stable").reset_index(drop=True)
+    uid = str(frame[ID].iloc[0])
+    if frame[ID].astype(str).nunique() != 1:
+        raise DataError(f"a live event unit takes one series, got {sorted(frame[ID].astype(str).unique())[:5]}")
+    ds = pd.DatetimeIndex(frame[DS])
+    X = frame[list(columns)].to_numpy(dtype=float)
+    labels = frame[LABEL].to_numpy(dtype=float)
+    origin = len(frame) - 1
+    missing = [c for c, ok in zip(columns, np.isfinite(X[origin]), strict=True) if not ok]
+    if missing:
+        raise DataError(
+            f"{uid}: {', '.join(missing)} NaN at the latest session {ds[origin].date()}; "
+            "fill the source's gap (volume, price) or drop the ticker for today"
+        )
+    params = with_event_horizon(model, dict(params or {}), horizon, factory)
+    instance, decision = fit_event_model(
+        X,
+        labels,
+        model=model,
+        params=params,
+        start=0,
+        cutoff=origin,
+        horizon=horizon,
+        tail_fraction=tail_fraction,
+        factory=factory,
+    )
+    p = instance.predict_proba(X, np.array([origin]))
+    trained = training_rows(X, training_window(labels, start=0, cutoff=origin, horizon=horizon)[1])
+    return pd.DataFrame(
+        {
+            ID: [uid],
+            MODEL: [model],
+            AS_OF: [ds[origin]],
+            H: [int(horizon)],
+            EVENT_THRESHOLD: [float(threshold)],
+            P: [float(p[0])],
+            DECISION_THRESHOLD: [float(decision)],
+            TRAIN_END: [ds[trained.max()]],
+            N_TRAIN: [int(trained.size)],
+        }
+    )
+
+
+def live_event_probabilities(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    models: Mapping[str, Mapping[str, Any]],
+    threshold: float,
+    horizon: int,
+    columns: list[str],
+    tail_fraction: float = DEFAULT_TAIL_FRACTION,
+    factory: EventFactory = make_event_model,
+) -> LiveEventResult:
+    """live_event_unit for every (ticker, model); a unit that fails is recorded (fold LIVE_FOLD), the rest go on."""
+    rows, failures = [], []
+    for uid in sorted(frames):
+        for name, params in models.items():
+            try:
+                rows.append(
+                    live_event_unit(
+                        frames[uid],
+                        model=name,
+                        params=params,
+                        threshold=threshold,
+                        horizon=horizon,
+                        columns=columns,
+                        tail_fraction=tail_fraction,
+                        factory=factory,
+                    )
+                )
+            except LeakageError:
+                raise  # a bug, never a model failure
+            except Exception as exc:  # models raise anything; recorded for this (ticker, model)
+                log.warning("live %s on %s failed: %s", name, uid, exc)
+                failures.append(_failure_row(uid, name, exc))
+    return LiveEventResult(
+        probabilities=_normalize(pd.concat(rows, ignore_index=True) if rows else None),
+        failures=pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)),
+    )
+
+
+def _failure_row(uid: str, model: str, exc: BaseException) -> dict[str, Any]:
+    reason = exc if isinstance(exc, ModelFitError) else ModelFitError(model, uid, f"{type(exc).__name__}: {exc}")
+    return {ID: uid, MODEL: model, FOLD: LIVE_FOLD, ERROR_TYPE: type(exc).__name__, MESSAGE: f"live fit: {reason}"}
+
+
+def _normalize(frame: pd.DataFrame | None) -> pd.DataFrame:
+    frame = frame if frame is not None else pd.DataFrame({c: [] for c in LIVE_EVENT_COLUMNS})
+    out = pd.DataFrame(
+        {
+            ID: frame[ID].astype(str),
+            MODEL: frame[MODEL].astype(str),
+            AS_OF: pd.to_datetime(frame[AS_OF]).astype("datetime64[ns]"),
+            H: frame[H].astype("int64"),
+            EVENT_THRESHOLD: frame[EVENT_THRESHOLD].astype(float),
+            P: frame[P].astype(float),
+            DECISION_THRESHOLD: frame[DECISION_THRESHOLD].astype(float),
+            TRAIN_END: pd.to_datetime(frame[TRAIN_END]).astype("datetime64[ns]"),
+            N_TRAIN: frame[N_TRAIN].astype("int64"),
+        }
+    )
+    return out.reset_index(drop=True)
+
+
+def live_probability_records(probabilities: pd.DataFrame, *, digits: int = 4) -> list[dict[str, Any]]:
+    """JSON-ready rows (ticker, model, as_of, horizon, threshold, p, decision_threshold) for a table artifact."""
+    return [
+        {
+            "ticker": str(row[ID]),
+            "model": str(row[MODEL]),
+            "as_of": pd.Timestamp(row[AS_OF]).date().isoformat(),
+            "horizon": int(row[H]),
+            "threshold": float(row[EVENT_THRESHOLD]),
+            "p": round(float(row[P]), digits),
+            "decision_threshold": round(float(row[DECISION_THRESHOLD]), digits),
+        }
+        for _, row in probabilities.iterrows()
+    ]
