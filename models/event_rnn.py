@@ -221,7 +221,8 @@ class RecurrentEventClassifier(EventClassifier):
                 f"first row {rows[~ok][0]}; start the folds later or shorten the window"
             )
         Xs = self.scaler_.transform(windows_ending_at(X, rows, window=self.window)).astype("float32")
-        p = self._serve()(Xs).numpy().reshape(-1).astype(float)
+        with TRAINING_LOCK:  # a forward pass beside another thread's training changes that fit: see models.rnn._net
+            p = self._serve()(Xs).numpy().reshape(-1).astype(float)
         if self.class_weight == "balanced" and self.prior_correction:
             p = prior_shift(p, self.class_weights_)
         return p

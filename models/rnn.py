@@ -287,7 +287,10 @@ class RecurrentForecaster(Forecaster):
 
     def _net(self, Xs: np.ndarray) -> np.ndarray:
         """One batched forward pass on scaled inputs -> outputs in transformed (unscaled) target units."""
-        out = self._serve()(np.asarray(Xs, dtype="float32")).numpy()
+        # Under the lock too: a forward pass traced while another thread trains (after its clear_session() and
+        # seeding) changed that thread's fit; seen as a flaky thread-determinism test on a loaded machine.
+        with TRAINING_LOCK:
+            out = self._serve()(np.asarray(Xs, dtype="float32")).numpy()
         return self.out_scaler_.inverse_transform(out.astype(float))
 
     def _forecast_ends(self, ends: np.ndarray) -> tuple[np.ndarray, Intervals | None]:
