@@ -251,17 +251,7 @@ class ResultStore:
         With timings, failures, fold_info and quality stored too, `backtest_run` gives back everything the
         report needs, so `pricecast report RUN` re-renders a run whose output directory is gone.
         """
-        run = pd.DataFrame(
-            {
-                RUN_ID: [flow_run_id],
-                "created_at": [pd.Timestamp(meta.get("created_at") or pd.Timestamp.now(tz="UTC")).tz_localize(None)],
-                "tickers": [",".join(sorted(map(str, forecasts[ID].unique())))],
-                "models": [",".join(sorted(map(str, forecasts[MODEL].unique())))],
-                "n_forecast_rows": [len(forecasts)],
-                "n_failures": [int(n_failures)],
-                "meta": [json.dumps(dict(meta), sort_keys=True, default=str)],
-            }
-        )
+        run = _run_row(flow_run_id, meta, forecasts, n_forecast_rows=len(forecasts), n_failures=int(n_failures))
         tables = {
             RUNS: run,
             BT_FORECASTS: _with_run(forecasts[list(BACKTEST_TABLE_COLUMNS)], flow_run_id),
@@ -274,10 +264,7 @@ class ResultStore:
                 tables[name] = _with_run(frame, flow_run_id)
         if champions is not None:  # in the run's transaction: a run is never stored without its champions
             tables[CHAMPIONS] = _champion_rows(champions, flow_run_id, run["created_at"].iloc[0])
-        with self._transaction() as con:
-            for name, frame in tables.items():
-                con.execute(f"DELETE FROM {name} WHERE {RUN_ID} = ?", [flow_run_id])
-                _insert(con, name, frame)
+        self._replace_run(flow_run_id, tables)
         log.info("stored backtest run %s: %d forecast rows, %d metric rows", flow_run_id, len(forecasts), len(metrics))
 
     def score_live(self) -> int:
@@ -350,16 +337,7 @@ class ResultStore:
         runs = self.backtest_runs() if self.path.exists() else pd.DataFrame({RUN_ID: []})
         if runs.empty:
             raise DataError(f"no backtest runs stored in {self.path}; run `pricecast backtest` first")
-        if run is None or run == "latest":
-            return str(runs[RUN_ID].iloc[0])
-        matches = [r for r in runs[RUN_ID].astype(str) if r.startswith(run)]
-        if len(matches) != 1:
-            listed = ", ".join(runs[RUN_ID].astype(str).head(5))
-            what = "matches no" if not matches else f"matches {len(matches)}"
-            raise DataError(
-                f"run {run!r} {what} stored backtest run; recent runs: {listed} (see `pricecast report --list`)"
-            )
-        return matches[0]
+        return str(_match_run(runs, run)[RUN_ID])
 
     def backtest_run(self, flow_run_id: str) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
         """Every stored table of one run (keys of RUN_TABLES) and its meta dict, as written by write_backtest."""
@@ -430,19 +408,16 @@ class ResultStore:
     ) -> None:
         """Store one event run (its tables, a run row and its live probabilities) in one transaction; re-writing
         the run replaces it. `event_run` gives back everything the event report needs."""
-        run = pd.DataFrame(
-            {
-                RUN_ID: [flow_run_id],
-                "created_at": [pd.Timestamp(meta.get("created_at") or pd.Timestamp.now(tz="UTC")).tz_localize(None)],
-                "tickers": [",".join(sorted(map(str, predictions[ID].unique())))],
-                "models": [",".join(sorted(map(str, predictions[MODEL].unique())))],
-                "threshold": [meta.get("threshold")],
-                "horizon": [meta.get("horizon")],
-                "n_prediction_rows": [len(predictions)],
-                "n_failures": [len(failures)],
-                # Key order kept (no sort_keys): the report lists the plan and refit policy in this order.
-                "meta": [json.dumps(dict(meta), default=str)],
-            }
+        # Key order kept (sort_keys=False): the event report lists the plan and refit policy in this order.
+        run = _run_row(
+            flow_run_id,
+            meta,
+            predictions,
+            sort_keys=False,
+            threshold=meta.get("threshold"),
+            horizon=meta.get("horizon"),
+            n_prediction_rows=len(predictions),
+            n_failures=len(failures),
         )
         tables = {
             EVENT_RUNS: run,
@@ -454,11 +429,7 @@ class ResultStore:
         }
         if probabilities is not None:
             tables[LIVE_EVENTS] = _with_run(probabilities[list(LIVE_EVENT_COLUMNS)], flow_run_id)
-        with self._transaction() as con:
-            for name, frame in tables.items():
-                con.execute(f"DELETE FROM {name} WHERE {RUN_ID} = ?", [flow_run_id])
-                extra = "CAST(now() AS TIMESTAMP) AS created_at" if name == LIVE_EVENTS else ""
-                _insert(con, name, frame, extra=extra)
+        self._replace_run(flow_run_id, tables, stamped=(LIVE_EVENTS,))
         log.info("stored event run %s: %d prediction rows", flow_run_id, len(predictions))
 
     def event_runs(self) -> pd.DataFrame:
@@ -504,16 +475,8 @@ class ResultStore:
             raise DataError(
                 f"no backtest runs stored in {self.path}; run `pricecast backtest` (or `--task event`) first"
             )
-        if run is None or run == "latest":
-            return str(runs["task"].iloc[0]), str(runs[RUN_ID].iloc[0])
-        matches = runs[runs[RUN_ID].astype(str).str.startswith(run)]
-        if len(matches) != 1:
-            listed = ", ".join(runs[RUN_ID].astype(str).head(5))
-            what = "matches no" if matches.empty else f"matches {len(matches)}"
-            raise DataError(
-                f"run {run!r} {what} stored backtest run; recent runs: {listed} (see `pricecast report --list`)"
-            )
-        return str(matches["task"].iloc[0]), str(matches[RUN_ID].iloc[0])
+        found = _match_run(runs, run)
+        return str(found["task"]), str(found[RUN_ID])
 
     # ---- champions of the production loop (written by write_backtest(champions=...)) -------------------------
     def champions(self, *, latest: bool = True) -> pd.DataFrame:
@@ -539,6 +502,14 @@ class ResultStore:
         return self._query(sql, [])
 
     # ---- connections ----------------------------------------------------------------------------------------
+    def _replace_run(self, flow_run_id: str, tables: Mapping[str, pd.DataFrame], *, stamped: tuple[str, ...] = ()):
+        """One transaction: every table's rows of the run deleted, then the new ones inserted (`stamped` tables
+        get created_at = now), so a retried write replaces the run instead of doubling it."""
+        with self._transaction() as con:
+            for name, frame in tables.items():
+                con.execute(f"DELETE FROM {name} WHERE {RUN_ID} = ?", [flow_run_id])
+                _insert(con, name, frame, extra="CAST(now() AS TIMESTAMP) AS created_at" if name in stamped else "")
+
     def _query(self, sql: str, params: list[Any]) -> pd.DataFrame:
         with self._connect() as con:
             return con.execute(sql, params).df()
@@ -651,6 +622,36 @@ def _dated(frame: pd.DataFrame) -> pd.DataFrame:
         if col in frame.columns:
             frame[col] = pd.to_datetime(frame[col])
     return frame
+
+
+def _run_row(
+    flow_run_id: str, meta: Mapping[str, Any], rows: pd.DataFrame, *, sort_keys: bool = True, **counts: Any
+) -> pd.DataFrame:
+    """A run's row: id, created_at (meta's, else now), the tickers and models of `rows`, `counts`, meta as JSON."""
+    return pd.DataFrame(
+        {
+            RUN_ID: [flow_run_id],
+            "created_at": [pd.Timestamp(meta.get("created_at") or pd.Timestamp.now(tz="UTC")).tz_localize(None)],
+            "tickers": [",".join(sorted(map(str, rows[ID].unique())))],
+            "models": [",".join(sorted(map(str, rows[MODEL].unique())))],
+            **{name: [value] for name, value in counts.items()},
+            "meta": [json.dumps(dict(meta), sort_keys=sort_keys, default=str)],
+        }
+    )
+
+
+def _match_run(runs: pd.DataFrame, run: str | None) -> pd.Series:
+    """The row of `runs` (newest first) that `run` names: an id or a unique prefix; None or 'latest' is the first."""
+    if run is None or run == "latest":
+        return runs.iloc[0]
+    matches = runs[runs[RUN_ID].astype(str).str.startswith(run)]
+    if len(matches) != 1:
+        listed = ", ".join(runs[RUN_ID].astype(str).head(5))
+        what = "matches no" if matches.empty else f"matches {len(matches)}"
+        raise DataError(
+            f"run {run!r} {what} stored backtest run; recent runs: {listed} (see `pricecast report --list`)"
+        )
+    return matches.iloc[0]
 
 
 # ---- champions of the production loop -------------------------------------------------------------------------

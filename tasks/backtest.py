@@ -187,10 +187,18 @@ def publish_artifacts(result: BacktestResult, evaluation: Evaluation, report: Pa
     create_table_artifact(
         table=leaderboard_records(evaluation.leaderboard), key="backtest-leaderboard", description="Leaderboard"
     )
-    description = f"The run's HTML report: {report.resolve()}"
-    if url := report_url(report):  # a file:// link is dead in the UI: browsers refuse it from an http page
-        create_link_artifact(link=url, link_text="HTML report", key="backtest-report", description=description)
-    else:
-        markdown = unserved_report_markdown(report, title="HTML report")
-        create_markdown_artifact(markdown=markdown, key="backtest-report", description=description)
+    publish_report_link(report, key="backtest-report", title="HTML report", description="The run's HTML report")
     return verdict(evaluation.leaderboard, evaluation.dm)
+
+
+def publish_report_link(report: Path, *, key: str, title: str, description: str) -> None:
+    """The report's http link while a report server serves it; else a note saying where it is and how to serve it.
+
+    Never a file:// link: browsers refuse those from the http Prefect UI ("Not allowed to load local resource").
+    """
+    description = f"{description}: {report.resolve()}"
+    if url := report_url(report):
+        create_link_artifact(link=url, link_text=title, key=key, description=description)
+    else:
+        markdown = unserved_report_markdown(report, title=title)
+        create_markdown_artifact(markdown=markdown, key=key, description=description)

@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 from prefect import task
 from prefect.artifacts import (
-    create_link_artifact,
     create_markdown_artifact,
     create_table_artifact,
 )
@@ -37,12 +36,11 @@ from reports.events import (
     event_verdict,
     render_event_html,
 )
-from reports.server import report_url, unserved_report_markdown
 from store.results import ResultStore
-from tasks.backtest import crash_failures
+from tasks.backtest import crash_failures, publish_report_link
 from tasks.fingerprint import unit_key
 from tasks.retry import retry_crashes
-from tasks.store import _LOCK_RETRIES
+from tasks.store import LOCK_RETRIES
 from tasks.units import run_meta, wait_for_units
 
 LEADERBOARD_KEY = "event-leaderboard"
@@ -200,12 +198,7 @@ def publish_event_artifacts(result: EventResult, evaluation: EventEvaluation, re
     create_table_artifact(
         table=event_leaderboard_records(evaluation.leaderboard), key=LEADERBOARD_KEY, description="Event leaderboard"
     )
-    description = f"The run's HTML event report: {report.resolve()}"
-    if url := report_url(report):  # a file:// link is dead in the UI: browsers refuse it from an http page
-        create_link_artifact(link=url, link_text="Event report", key=REPORT_KEY, description=description)
-    else:
-        markdown = unserved_report_markdown(report, title="Event report")
-        create_markdown_artifact(markdown=markdown, key=REPORT_KEY, description=description)
+    publish_report_link(report, key=REPORT_KEY, title="Event report", description="The run's HTML event report")
     return event_verdict(evaluation.leaderboard, evaluation.significance)
 
 
@@ -232,7 +225,7 @@ def event_failures(result: EventResult, live: LiveEventResult) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else result.failures
 
 
-@task(name="store-event-backtest", **_LOCK_RETRIES)
+@task(name="store-event-backtest", **LOCK_RETRIES)
 def store_event_backtest(
     result: EventResult,
     evaluation: EventEvaluation,

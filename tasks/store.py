@@ -20,7 +20,7 @@ from store.results import ResultStore, score_live_forecasts
 from tasks.retry import retry_network_errors
 
 # DuckDB has one writer: another process holding the file lock is the failure worth retrying.
-_LOCK_RETRIES = {
+LOCK_RETRIES = {
     "retries": 3,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
     "retry_condition_fn": retry_network_errors,
@@ -34,7 +34,7 @@ def results_dir() -> Path:
     return path
 
 
-@task(name="store-backtest", **_LOCK_RETRIES)
+@task(name="store-backtest", **LOCK_RETRIES)
 def store_backtest(
     result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame, store_file: str, flow_run_id: str
 ) -> str:
@@ -59,19 +59,19 @@ def store_backtest(
     return flow_run_id
 
 
-@task(name="store-live-forecast", **_LOCK_RETRIES)
+@task(name="store-live-forecast", **LOCK_RETRIES)
 def store_live_forecast(table: pd.DataFrame, store_file: str, flow_run_id: str) -> int:
     """This run's live forecasts into the results store (re-running the task replaces them)."""
     return ResultStore(store_file).write_live(table, flow_run_id=flow_run_id)
 
 
-@task(name="score-live-forecasts", **_LOCK_RETRIES)
+@task(name="score-live-forecasts", **LOCK_RETRIES)
 def score_live(store_file: str) -> int:
     """Score earlier live forecasts whose sessions now have prices; returns rows newly scored."""
     return score_live_forecasts(ResultStore(store_file))
 
 
-@task(name="resolve-champions", **_LOCK_RETRIES)
+@task(name="resolve-champions", **LOCK_RETRIES)
 def resolve_champions(store_file: str, tickers: list[str]) -> dict[str, dict[str, Any]]:
     """{ticker: {"model", "params"}}: each ticker's newest stored champion with the parameters it was backtested
     with; naive (with a warning) for a ticker without one, or whose champion is no longer registered."""
