@@ -81,10 +81,42 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=5)
 
 
+_LEVEL = re.compile(r"(^|\|\s*|\s)(ERROR|CRITICAL)(\s|\s*\||:)")
+_RECORD_START = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} \|")  # Prefect's console format: "21:10:54.956 | LEVEL | ..."
+
+# Prefect 3.8.8's server persists a worker-channel heartbeat in a DEFERRED SQLite transaction that reads the work
+# pool, then writes. When another writer commits in between, SQLite answers SQLITE_BUSY at once (a read
+# transaction cannot be upgraded; busy_timeout does not apply), the server logs this ERROR and closes the channel,
+# and the worker reconnects with backoff (prefect/workers/_worker_channel/_sync.py). Seen only under load, on the
+# SQLite backend (PostgreSQL locks rows instead). The test tolerates exactly this record, and separately checks
+# that the worker is still ONLINE afterwards: a failure that did not recover stays red.
+KNOWN_SQLITE_RACE = ("Worker channel heartbeat persistence failed", "sqlite3.OperationalError: database is locked")
+
+
+def error_records(log_text: str) -> list[str]:
+    """ERROR/CRITICAL log records, each with the traceback lines that follow it (up to the next record)."""
+    records: list[list[str]] = []
+    inside = False
+    for line in log_text.splitlines():
+        if _LEVEL.search(line):
+            records.append([line])
+            inside = True
+        elif inside and not _RECORD_START.match(line):
+            records[-1].append(line)
+        else:
+            inside = False
+    return ["\n".join(r) for r in records]
+
+
 def error_lines(log_text: str) -> list[str]:
-    """Log lines at ERROR or CRITICAL level (Prefect's format puts the level after a `|` or at the start)."""
-    pattern = re.compile(r"(^|\|\s*|\s)(ERROR|CRITICAL)(\s|\s*\||:)")
-    return [line for line in log_text.splitlines() if pattern.search(line)]
+    """The first line of every ERROR/CRITICAL record except Prefect's known, self-healing SQLite heartbeat race."""
+    return [r.splitlines()[0] for r in error_records(log_text) if not is_known_sqlite_race(r)]
+
+
+def is_known_sqlite_race(record: str) -> bool:
+    """True for the worker-channel heartbeat that lost SQLite's write lock (see KNOWN_SQLITE_RACE)."""
+    first, cause = KNOWN_SQLITE_RACE
+    return record.splitlines()[0].find(first) >= 0 and cause in record
 
 
 @dataclass
