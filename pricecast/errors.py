@@ -19,6 +19,10 @@ class SourceError(PricecastError):
     """A data source could not be read or reached (after retries for network sources)."""
 
 
+class StoreDamagedError(DataError):
+    """A DuckDB store file is truncated or corrupt: names the file and the recovery step (never retried)."""
+
+
 class PortInUseError(PricecastError, OSError):
     """A server could not listen on its port because another process holds it; names the port and the option."""
 

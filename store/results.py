@@ -102,6 +102,12 @@ CREATE TABLE IF NOT EXISTS {BT_QUALITY} (
 );
 """
 
+# Every live forecast with the stored price of its session (`actual`: the forecast's target column; NULL when
+# the price row has no value there).
+_ACTUALS = f"""
+SELECT f.*, CASE WHEN f.{TARGET} = 'adj_close' THEN p.adj_close ELSE p.close END AS actual
+FROM {LIVE} f JOIN {PRICES} p ON p.source = f.{SOURCE} AND p.{ID} = f.{ID} AND p.{DS} = f.{DS}
+"""
 # Scores every live forecast whose session now has a stored price; the price column is the forecast's target.
 # direction_hit follows backtest.metrics.direction_hit: 1 same sign, 0 opposite, 0.5 when either move is zero.
 _SCORE = f"""
@@ -112,11 +118,23 @@ SELECT {RUN_ID}, {ID}, {MODEL}, {H}, {DS}, actual, abs(actual - {YHAT}), abs(act
        CASE WHEN yhat_lo_80 IS NULL THEN NULL ELSE actual BETWEEN yhat_lo_80 AND yhat_hi_80 END,
        CASE WHEN yhat_lo_95 IS NULL THEN NULL ELSE actual BETWEEN yhat_lo_95 AND yhat_hi_95 END,
        CAST(now() AS TIMESTAMP)
-FROM (
-    SELECT f.*, CASE WHEN f.{TARGET} = 'adj_close' THEN p.adj_close ELSE p.close END AS actual
-    FROM {LIVE} f JOIN {PRICES} p ON p.source = f.{SOURCE} AND p.{ID} = f.{ID} AND p.{DS} = f.{DS}
-) joined
+FROM ({_ACTUALS}) joined
 WHERE actual IS NOT NULL
+"""
+# Scores whose price is gone (a corrected file re-ingested without the row: ingest.store.PriceStore.replace) or
+# no longer has the target: deleted, so the track record follows the store's current prices. A price that
+# changed is re-scored by _SCORE's INSERT OR REPLACE.
+_UNSCORE = f"""
+DELETE FROM {SCORES} WHERE NOT EXISTS (
+    SELECT 1 FROM ({_ACTUALS}) a
+    WHERE a.actual IS NOT NULL AND a.{RUN_ID} = {SCORES}.{RUN_ID} AND a.{ID} = {SCORES}.{ID}
+      AND a.{MODEL} = {SCORES}.{MODEL} AND a.{H} = {SCORES}.{H}
+)
+"""
+# Scored rows whose stored price differs from the one they were scored against (logged, then re-scored).
+_CHANGED = f"""
+SELECT count(*) FROM {SCORES} s JOIN ({_ACTUALS}) a USING ({RUN_ID}, {ID}, {MODEL}, {H})
+WHERE a.actual IS NOT NULL AND s.{Y} IS DISTINCT FROM a.actual
 """
 
 
@@ -268,18 +286,29 @@ class ResultStore:
         log.info("stored backtest run %s: %d forecast rows, %d metric rows", flow_run_id, len(forecasts), len(metrics))
 
     def score_live(self) -> int:
-        """Score every live forecast whose session has a stored price (idempotent); returns rows newly scored."""
+        """Score every live forecast against the stored price of its session, as the prices are now (idempotent):
+        a price that changed is re-scored, one that was removed unscores its rows. Returns rows newly scored."""
         if not self.path.exists():
             return 0
         with self._transaction() as con:
             if not _has_table(con, PRICES):
                 return 0
-            before = con.execute(f"SELECT count(*) FROM {SCORES}").fetchone()[0]
+            before = _count(con, f"SELECT count(*) FROM {SCORES}")
+            changed = _count(con, _CHANGED)
+            con.execute(_UNSCORE)
+            kept = _count(con, f"SELECT count(*) FROM {SCORES}")
             con.execute(_SCORE)
-            after = con.execute(f"SELECT count(*) FROM {SCORES}").fetchone()[0]
-        if after > before:
-            log.info("scored %d live forecast rows against stored prices (%d in total)", after - before, after)
-        return int(after - before)
+            after = _count(con, f"SELECT count(*) FROM {SCORES}")
+        if before > kept or changed:
+            log.warning(
+                "live track record follows the corrected prices: %d scored rows whose price was removed unscored, "
+                "%d whose price changed re-scored",
+                before - kept,
+                changed,
+            )
+        if after > kept:
+            log.info("scored %d live forecast rows against stored prices (%d in total)", after - kept, after)
+        return int(after - kept)
 
     # ---- reads ----------------------------------------------------------------------------------------------
     def live_forecasts(self, flow_run_id: str | None = None) -> pd.DataFrame:
@@ -612,6 +641,11 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, *, 
     con.unregister("incoming")
 
 
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
     return bool(con.execute(sql, [name]).fetchone()[0])
@@ -645,11 +679,16 @@ def _match_run(runs: pd.DataFrame, run: str | None) -> pd.Series:
     if run is None or run == "latest":
         return runs.iloc[0]
     matches = runs[runs[RUN_ID].astype(str).str.startswith(run)]
-    if len(matches) != 1:
-        listed = ", ".join(runs[RUN_ID].astype(str).head(5))
-        what = "matches no" if matches.empty else f"matches {len(matches)}"
+    if len(matches) > 1:  # list the runs it matches, with their dates, so the user can pick a longer prefix
+        rows = matches.head(10)
+        listed = ", ".join(f"{r[RUN_ID]} ({str(r['created_at'])[:16]})" for _, r in rows.iterrows())
         raise DataError(
-            f"run {run!r} {what} stored backtest run; recent runs: {listed} (see `pricecast report --list`)"
+            f"run {run!r} matches {len(matches)} stored backtest runs: {listed}; give a longer prefix of one"
+        )
+    if matches.empty:
+        listed = ", ".join(runs[RUN_ID].astype(str).head(5))
+        raise DataError(
+            f"run {run!r} matches no stored backtest run; recent runs: {listed} (see `pricecast report --list`)"
         )
     return matches.iloc[0]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pricecast.duckdb_io import is_lock_error
 from pricecast.errors import ConfigError, DataError, PricecastError
 
 # OSErrors that another attempt will not fix.
@@ -30,7 +31,7 @@ def is_network_error(exc: BaseException | None) -> bool:
             continue
         if isinstance(err, OSError):  # ConnectionError, TimeoutError, requests/urllib3/curl errors
             return True
-        if type(err).__module__.startswith("duckdb") and "lock" in str(err).lower():
+        if is_lock_error(err):  # not a damaged file's "checksum ... in block": that never improves
             return True
     return False
 

@@ -106,7 +106,7 @@ def test_tickers_unsafe_as_file_names_get_a_safe_directory(tmp_path):
     from tasks.fitted import fit_dir
 
     fx = fit_dir(tmp_path, "USD/KRW", "naive", {})
-    assert fx.parent.parent == tmp_path and "/" not in fx.parent.name and fx.parent.name.startswith("USD_KRW-")
+    assert fx.parent.parent == tmp_path and fx.parent.name == "USD%2FKRW"  # percent-encoded (fileio.safe_name)
     assert fit_dir(tmp_path, "005930", "naive", {}).parent.name == "005930"
     assert fit_dir(tmp_path, "..", "naive", {}).parent.parent == tmp_path
 
