@@ -6,6 +6,7 @@ Adding a model = one module + one REGISTRY line; tests/models/test_contract.py p
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
@@ -73,15 +74,22 @@ def model_names(family: str | None = None) -> list[str]:
 
 
 def _lookup(registry: dict[str, ModelSpec], name: str, kind: str, tail: str = "") -> ModelSpec:
-    """`registry[name]`, or a ConfigError naming the closest registered names."""
+    """`registry[name]` (case-insensitive: 'NAIVE' is naive), or a ConfigError naming the closest registered names."""
     try:
-        return registry[name]
+        return registry[canonical_name(registry, name)]
     except KeyError:
         import difflib
 
         close = difflib.get_close_matches(name, registry, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"unknown {kind} {name!r}{hint}; registered {kind}s: {', '.join(registry)}{tail}") from None
+
+
+def canonical_name(registry: Collection[str], name: str) -> str:
+    """The registered spelling of `name`, matched case-insensitively ('Lstm' -> 'lstm'); `name` when none matches."""
+    if name in registry:
+        return name
+    return {key.lower(): key for key in registry}.get(str(name).strip().lower(), name)
 
 
 def _spec(name: str) -> ModelSpec:

@@ -10,7 +10,7 @@ import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
 from features.schema import CLOSE, DS, ID, PRICE_COLUMNS, VOLUME
-from ingest.columns import canonical, finish_raw, index_datetime, normalise_columns, one_based
+from ingest.columns import column_role, duplicated_names, finish_raw, index_datetime, normalise_columns, one_based
 from ingest.spec import SourceSpec
 from pricecast.errors import DataError, SourceError
 from pricecast.redact import redact
@@ -39,9 +39,11 @@ def read_files(spec: SourceSpec) -> pd.DataFrame:
     if spec.path is None:
         raise SourceError(f"source {kind!r} needs a path")
     files, ignored = list_files(Path(spec.path), kind=kind)
-    frames = [read_file(f, kind=kind) for f in files]
+    notes: list[str] = []
+    frames = [read_file(f, kind=kind, column_map=spec.columns, notes=notes) for f in files]
     raw = pd.concat(frames) if len(frames) > 1 else frames[0]
     raw.attrs["ignored_files"] = ignored
+    raw.attrs["column_notes"] = notes  # single-value columns read as close (also logged as warnings)
     return raw
 
 
@@ -49,6 +51,11 @@ def list_files(path: Path, *, kind: FileKind) -> tuple[list[Path], list[str]]:
     """Files of `kind` at `path` (a file or a directory), and the names of the other files that were skipped."""
     if not path.exists():
         raise SourceError(f"{_show(path)} does not exist; pass an existing {kind} file or a directory of them")
+    if not path.is_file() and not path.is_dir():  # /dev/null, a FIFO, a socket: nothing to read prices from
+        raise DataError(
+            f"{_show(path)} is not a regular file or a directory (a device, pipe or socket); "
+            f"pass a {kind} file or a directory of them"
+        )
     if path.is_file():
         if _stem(path, kind) is None:
             raise DataError(
@@ -70,16 +77,21 @@ def list_files(path: Path, *, kind: FileKind) -> tuple[list[Path], list[str]]:
     return files, ignored
 
 
-def read_file(path: Path, *, kind: FileKind) -> pd.DataFrame:
-    """One file as raw bars; without a ticker column the ticker is the file stem ('005930.csv' -> '005930')."""
-    frame = _read_csv(path) if kind == "csv" else _read_parquet(path)
+def read_file(
+    path: Path, *, kind: FileKind, column_map: dict[str, str] | None = None, notes: list[str] | None = None
+) -> pd.DataFrame:
+    """One file as raw bars; without a ticker column the ticker is the file stem ('005930.csv' -> '005930').
+
+    `column_map` ({schema column: file column}, SourceSpec.columns) names columns the automatic spellings miss.
+    """
+    frame = _read_csv(path, column_map) if kind == "csv" else _read_parquet(path)
     frame = index_datetime(frame)
     if frame.empty:
         raise DataError(
             f"{_show(path)}: no data rows (empty file or header only); fill it or remove it from the directory"
         )
     columns = [str(c) for c in frame.columns]
-    frame = normalise_columns(one_based(frame), where=_show(path))
+    frame = normalise_columns(one_based(frame), where=_show(path), column_map=column_map, notes=notes)
     _require_file_columns(frame, path, columns, kind=kind)
     if ID in frame.columns and is_numeric_dtype(frame[ID]):
         log.warning("%s: ticker column holds numbers; leading zeros (KRX '005930') may already be lost", _show(path))
@@ -104,11 +116,12 @@ def _require_file_columns(frame: pd.DataFrame, path: Path, columns: list[str], *
     raise DataError(
         f"{_show(path)}: tickers {tickers}: missing required column(s) {[_NAMES[c] for c in missing]}; "
         f"the file has columns {columns[:20]}{hint}; add {', '.join(_NAMES[c] for c in missing)} "
-        "(names match case-insensitively, with spaces/underscores/dashes alike)"
+        "(names match case-insensitively, with spaces/underscores/dashes alike) or map a column with "
+        f"--columns {','.join(f'{c}=NAME' for c in missing)}"
     )
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, column_map: dict[str, str] | None = None) -> pd.DataFrame:
     """Prices and volume as floats, every other column as text (tickers keep their leading zeros).
 
     Read in chunks of CSV_CHUNK_ROWS, so a big file never holds all of its numbers as text. A cell that is no
@@ -117,8 +130,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     """
     try:
         header = pd.read_csv(path, nrows=0, dtype=str, **_CSV_OPTIONS).columns
-        na = {c: [""] if canonical(c) == ID else list(NA_MARKERS) for c in header}
-        numbers = {c: "float64" for c in header if canonical(c) in _NUMBERS}
+        _refuse_duplicated_header(path)
+        na = {c: [""] if column_role(c, column_map) == ID else list(NA_MARKERS) for c in header}
+        numbers = {c: "float64" for c in header if column_role(c, column_map) in _NUMBERS}
         try:
             return _read_chunks(path, header, na_values=na, dtype={**dict.fromkeys(header, str), **numbers})
         except (UnicodeDecodeError, pd.errors.ParserError):
@@ -134,6 +148,19 @@ def _read_csv(path: Path) -> pd.DataFrame:
         ) from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{_show(path)}: not a readable CSV ({exc}); check the delimiter and quoting") from None
+
+
+def _refuse_duplicated_header(path: Path) -> None:
+    """pandas reads a second 'Close' as 'Close.1' and the first would win silently: refuse the file instead."""
+    raw = pd.read_csv(path, nrows=1, header=None, dtype=str, keep_default_na=False, **_CSV_OPTIONS)
+    names = [str(v) for v in raw.iloc[0]] if len(raw) else []
+    dups = duplicated_names([n for n in names if n.strip()])
+    if dups:
+        counts = [sum(1 for n in names if n.strip().lower() == d.strip().lower()) for d in dups]
+        raise DataError(
+            f"{_show(path)}: column {dups[0]!r} appears {counts[0]} times in the header {names[:20]}; "
+            "keep one of them (or rename the others) so it is clear which one holds the prices"
+        )
 
 
 def _read_chunks(path: Path, header: pd.Index, *, na_values: dict, dtype: object) -> pd.DataFrame:
