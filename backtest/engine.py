@@ -54,6 +54,7 @@ from backtest.results import (
 )
 from features.schema import BACKTEST_COLUMNS, CUTOFF, DS, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, YHAT, H, Y
 from models import REGISTRY, make_model, model_class
+from models.base import fit_model
 from pricecast.errors import ConfigError, DataError, ModelFitError
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,12 @@ def backtest_unit(
     refit_every: int | None = None,
     horizon: int,
     factory: ModelFactory = make_model,
+    calendar: str | None = None,
 ) -> UnitResult:
     """Backtest one model on one series over `folds`: the unit the Prefect flow maps over.
 
-    refit_every=None uses the model's own measured default (`default_refit_every`).
+    refit_every=None uses the model's own measured default (`default_refit_every`); `calendar` is the series'
+    trading calendar (None: the ticker's spelling decides, features.calendar).
     """
     refit_every = resolve_refit_every(model, refit_every)
     _check_refit_every(refit_every)
@@ -113,7 +116,9 @@ def backtest_unit(
     while i < len(folds):
         size = len(folds) - i if refit_every == 0 else refit_every
         block = list(folds[i : i + size])
-        outcome = _run_block(frame, block, model=model, params=params, previous=instance, factory=factory)
+        outcome = _run_block(
+            frame, block, model=model, params=params, previous=instance, factory=factory, calendar=calendar
+        )
         outputs.extend(outcome.done)
         i += len(outcome.done)
         instance = outcome.model
@@ -191,6 +196,9 @@ def fold_info_table(series: pd.DataFrame, folds: Sequence[Fold]) -> pd.DataFrame
     for fold in folds:
         train = y[(ds >= fold.train_start) & (ds <= fold.train_end)]
         diffs = np.diff(train)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing scale is inf: metrics make it NaN, counted
+            scale_mae = np.mean(np.abs(diffs)) if diffs.size else np.nan
+            scale_mse = np.mean(diffs**2) if diffs.size else np.nan
         rows.append(
             {
                 ID: uid,
@@ -199,8 +207,8 @@ def fold_info_table(series: pd.DataFrame, folds: Sequence[Fold]) -> pd.DataFrame
                 TRAIN_START: fold.train_start,
                 TRAIN_END: fold.train_end,
                 LAST_Y: train[-1] if train.size else np.nan,
-                SCALE_MAE: np.mean(np.abs(diffs)) if diffs.size else np.nan,
-                SCALE_MSE: np.mean(diffs**2) if diffs.size else np.nan,
+                SCALE_MAE: scale_mae,
+                SCALE_MSE: scale_mse,
             }
         )
     return normalize(pd.DataFrame(rows, columns=list(FOLD_INFO_COLUMNS)), FOLD_INFO_COLUMNS)
@@ -228,6 +236,7 @@ def _run_block(
     params: dict[str, Any],
     previous: Any,
     factory: ModelFactory,
+    calendar: str | None = None,
 ) -> _BlockOutcome:
     """Fit on block[0]'s window and forecast every origin of the block in one forecast_origins call.
 
@@ -235,12 +244,14 @@ def _run_block(
     so folds before it keep their forecasts.
     """
     train = training_frame(frame, block[0])  # outside the try: leakage is a bug, not a model failure
+    steps = block[0].gap + len(block[0].test_ds)  # what each origin forecasts: the horizon a model is fitted for
     try:
-        instance, fit_s = _fit(previous, train, model=model, params=params, factory=factory)
+        instance, fit_s = _fit(
+            previous, train, model=model, params=params, factory=factory, horizon=steps, calendar=calendar
+        )
     except Exception as exc:  # models raise anything; recorded as a failure of this fold
         return _BlockOutcome(failed=(block[0], exc))
     history = _history(frame, block)
-    steps = block[0].gap + len(block[0].test_ds)
     try:
         started = time.perf_counter()
         stacked = instance.forecast_origins(history, [f.cutoff for f in block], steps)
@@ -254,21 +265,30 @@ def _run_block(
         if len(block) == 1:
             return _BlockOutcome(failed=(block[0], exc))
         log.info("%s: batched forecast of %d origins failed (%s); replaying fold by fold", model, len(block), exc)
-    return _replay(frame, block, model=model, params=params, factory=factory)
+    return _replay(frame, block, model=model, params=params, factory=factory, calendar=calendar)
 
 
 def _replay(
-    frame: pd.DataFrame, block: list[Fold], *, model: str, params: dict[str, Any], factory: ModelFactory
+    frame: pd.DataFrame,
+    block: list[Fold],
+    *,
+    model: str,
+    params: dict[str, Any],
+    factory: ModelFactory,
+    calendar: str | None = None,
 ) -> _BlockOutcome:
     """Fold-by-fold version of a block: stops at the first failing fold."""
     outcome = _BlockOutcome()
+    steps = block[0].gap + len(block[0].test_ds)
     try:
-        instance, fit_s = _fit(None, training_frame(frame, block[0]), model=model, params=params, factory=factory)
+        train = training_frame(frame, block[0])
+        instance, fit_s = _fit(
+            None, train, model=model, params=params, factory=factory, horizon=steps, calendar=calendar
+        )
     except Exception as exc:
         outcome.failed = (block[0], exc)
         return outcome
     history = _history(frame, block)
-    steps = block[0].gap + len(block[0].test_ds)
     for k, fold in enumerate(block):
         try:
             started = time.perf_counter()
@@ -282,12 +302,24 @@ def _replay(
     return outcome
 
 
-def _fit(previous: Any, train: pd.DataFrame, *, model: str, params: dict, factory: ModelFactory) -> tuple[Any, float]:
-    """A fitted instance and its fit time; warm-start-capable instances are refitted in place."""
+def _fit(
+    previous: Any,
+    train: pd.DataFrame,
+    *,
+    model: str,
+    params: dict,
+    factory: ModelFactory,
+    horizon: int,
+    calendar: str | None = None,
+) -> tuple[Any, float]:
+    """A fitted instance and its fit time; warm-start-capable instances are refitted in place.
+
+    Models that declare requires_horizon_in_fit are fitted for `horizon` steps (see models.base.fit_model).
+    """
     instance = previous if previous is not None and getattr(previous, "warm_start", False) else None
     instance = instance if instance is not None else factory(model, **params)
     started = time.perf_counter()
-    instance.fit(train)
+    fit_model(instance, train, horizon, calendar=calendar)
     return instance, time.perf_counter() - started
 
 

@@ -10,6 +10,10 @@ window (the in-sample one-step naive errors, stored in fold_info).
 - sMAPE  = mean 200·|e| / (|y| + |ŷ|)     M4 definition, 0-200 scale; 0 when y = ŷ = 0
 - MASE   = mean |e| / s_mae(f)            each row scaled by its own fold's training window
 - RMSSE  = sqrt(mean e² / s_mse(f))
+  A scale must be finite and > 0. A fold whose scale is 0 (a flat training window), NaN or infinite (values so
+  large that the differences or their sum overflow float64) has NaN MASE/RMSSE - never 0 from |e| / inf and never
+  inf from |e| / 0 - and the leaderboard counts such (series, fold) pairs per model in `n_scale_undefined`, with a
+  warning naming them (ingest refuses overflowing values; this guards tables built any other way).
 - directional accuracy = mean of hit, hit = 1 if sign(ŷ - last_y) == sign(y - last_y) and both are non-zero,
   0 if the signs are opposite, 0.5 if either change is exactly zero (a no-change forecast or a no-change
   session is a coin flip): the naive forecast scores exactly 0.5, the no-skill level.
@@ -25,6 +29,7 @@ leaderboard value is the mean over series of the series' metrics.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,6 +39,9 @@ from backtest.results import LAST_Y, SCALE_MAE, SCALE_MSE
 from backtest.significance import beats_reference
 from features.schema import FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRIC, METRICS_COLUMNS, MODEL, VALUE, YHAT, H, Y
 
+log = logging.getLogger(__name__)
+
+N_SCALE_UNDEFINED = "n_scale_undefined"  # leaderboard: (series, fold) pairs of a model with no valid MASE/RMSSE scale
 ROW_METRICS = (
     "mae",
     "mse",
@@ -130,8 +138,8 @@ def row_metrics(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFram
             "mse": squared_error(y, yhat),
             "mape": percentage_error(y, yhat),
             "smape": symmetric_percentage_error(y, yhat),
-            "mase": absolute_error(y, yhat) / rows[SCALE_MAE].to_numpy(float),
-            "msse": squared_error(y, yhat) / rows[SCALE_MSE].to_numpy(float),
+            "mase": absolute_error(y, yhat) / valid_scale(rows[SCALE_MAE]),
+            "msse": squared_error(y, yhat) / valid_scale(rows[SCALE_MSE]),
             "directional_accuracy": direction_hit(y, yhat, rows[LAST_Y].to_numpy(float)),
             "coverage_80": interval_covered(y, rows[LO_80], rows[HI_80]),
             "coverage_95": interval_covered(y, rows[LO_95], rows[HI_95]),
@@ -143,6 +151,20 @@ def row_metrics(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFram
         values = np.asarray(values, float)
         out[name] = np.where(np.isfinite(values), values, np.nan)  # 0 scale or y = 0: undefined, not infinite
     return out
+
+
+def valid_scale(scale: pd.Series | np.ndarray) -> np.ndarray:
+    """The scale where it is finite and > 0, NaN elsewhere: a scaled error is undefined, not 0 or inf, without one."""
+    s = np.asarray(scale, dtype=float)
+    return np.where(np.isfinite(s) & (s > 0), s, np.nan)
+
+
+def undefined_scales(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFrame:
+    """(unique_id, model, fold) of every forecast fold whose MASE or RMSSE scale is zero, NaN or infinite."""
+    info = fold_info[[ID, FOLD, SCALE_MAE, SCALE_MSE]]
+    bad = info[np.isnan(valid_scale(info[SCALE_MAE])) | np.isnan(valid_scale(info[SCALE_MSE]))]
+    pairs = forecasts[[ID, MODEL, FOLD]].drop_duplicates()
+    return pairs.merge(bad[[ID, FOLD]], on=[ID, FOLD], how="inner").reset_index(drop=True)
 
 
 # ---- tables ------------------------------------------------------------------------------------------------
@@ -210,10 +232,30 @@ def leaderboard(
     board["n_series"] = per_series.groupby(MODEL, observed=True)[ID].nunique()
     if failures is not None:
         board["n_failures"] = failures.groupby(MODEL).size().reindex(board.index, fill_value=0).astype(int)
+    undefined = undefined_scales(forecasts, fold_info)
+    board[N_SCALE_UNDEFINED] = undefined.groupby(MODEL).size().reindex(board.index, fill_value=0).astype(int)
+    _warn_undefined_scales(undefined)
     board = board.reset_index()
-    extra = [c for c in ("n_series", "n_failures") if c in board.columns]
+    extra = [c for c in ("n_series", "n_failures", N_SCALE_UNDEFINED) if c in board.columns]
     board = board[[*LEADERBOARD_COLUMNS, *extra]]
     return board.sort_values(["mean_rank", "mase"], kind="stable", na_position="last").reset_index(drop=True)
+
+
+def _warn_undefined_scales(undefined: pd.DataFrame) -> None:
+    """One warning naming the series and folds whose MASE/RMSSE are NaN because their scale is 0 or not finite."""
+    if undefined.empty:
+        return
+    folds = undefined.drop_duplicates([ID, FOLD]).groupby(ID)[FOLD].apply(lambda f: sorted(int(x) for x in f))
+    shown = ", ".join(f"{uid} folds {list(f)}" for uid, f in list(folds.items())[:3])
+    more = f" and {len(folds) - 3} more series" if len(folds) > 3 else ""
+    log.warning(
+        "MASE and RMSSE are undefined (NaN, counted in %s) for %d (series, fold) pairs whose in-sample naive "
+        "scale is 0 or not finite: %s%s; check those series for a flat training window or overflowing values",
+        N_SCALE_UNDEFINED,
+        sum(len(f) for f in folds),
+        shown,
+        more,
+    )
 
 
 def _dm_verdicts(dm_table: pd.DataFrame | None, models: pd.Index) -> pd.Series:

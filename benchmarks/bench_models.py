@@ -107,11 +107,12 @@ def _seconds(fn: Callable[[], Any]) -> float:
 def time_case(case: Case, data: pd.DataFrame, repeats: int) -> dict[str, Any]:
     """Median fit+predict seconds over `repeats` fresh instances, and the mean update(1)+predict seconds."""
     from models import make_model
+    from models.base import fit_model
 
     train = data.iloc[: len(data) - N_UPDATES]
 
     def fit_predict():
-        model = make_model(case.model, **case.params).fit(train)
+        model = fit_model(make_model(case.model, **case.params), train, HORIZON)  # as the engine fits it
         model.predict(HORIZON)
         return model
 

@@ -75,7 +75,7 @@ def bench_neural(n_sessions: int = 2000, n_origins: int = 50) -> dict[str, Any]:
     add("import tensorflow/keras", s)
     fitted: dict[str, Any] = {}
     for cell in ("lstm", "gru", "rnn"):
-        net = RecurrentForecaster(cell=cell)
+        net = RecurrentForecaster(cell=cell, horizon=HORIZON)
         _, s = _timed(lambda net=net: net.fit(train))
         fitted[cell] = net
         add(
@@ -88,7 +88,7 @@ def bench_neural(n_sessions: int = 2000, n_origins: int = 50) -> dict[str, Any]:
     add("lstm warm-started refit (+20 sessions)", s, f"{net.epochs_run_} warm epochs")
 
     # Batched origins vs one update+predict per origin, from identical copies of a model fitted on `train`.
-    base = RecurrentForecaster(cell="lstm").fit(train)
+    base = RecurrentForecaster(cell="lstm", horizon=HORIZON).fit(train)
     blob = base.save(RESULTS / ".bench_lstm.model")
     cutoffs = list(data[DS].iloc[len(train) - 1 : len(train) - 1 + n_origins])
     batched_model = RecurrentForecaster.load(blob)

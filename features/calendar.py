@@ -1,10 +1,17 @@
 """Trading calendars: which exchange a ticker trades on, its sessions, future session dates, calendar features.
 
 Future dates come from the exchange's real calendar (exchange-calendars), never from naive business days.
+
+Which calendar a ticker gets, in order: the run's `--calendar` choice (`SourceSpec.calendars`), the choice stored
+with its prices by an earlier ingest, then its spelling (`infer_calendar`): a Yahoo exchange suffix (`SEGA.L` ->
+XLON), a KRX code, a crypto pair (24/7), an FX pair (24/5), and XNYS for a plain symbol, which is reported as an
+assumption ("no exchange suffix: US listing assumed"). An exchange suffix we do not know is refused at ingest, never
+guessed. The chosen name travels with the data to the models (`Forecaster.fit(calendar=...)`).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import lru_cache
 
@@ -12,29 +19,109 @@ import numpy as np
 import pandas as pd
 
 from features.schema import CALENDAR_PREFIX
+from pricecast.errors import ConfigError
 
 _CALENDAR_START = "1985-01-01"
 _KRX_INDEX = {"KS11", "KQ11", "KS50", "KS100", "KS200", "KRX100", "KQ150"}
 _CRYPTO = {"BTC", "ETH", "XRP", "SOL", "DOGE", "ADA", "LTC", "BNB", "DOT", "AVAX", "TRX", "BCH"}
+_CRYPTO_PAIR = rf"({'|'.join(sorted(_CRYPTO))})(USDT|USDC|USD|BUSD|KRW|EUR|BTC|ETH)"  # Binance style: BTCUSDT
+ALWAYS_OPEN = ("24/7", "24/5")  # every day / every weekday (crypto, FX); no holidays
+# Yahoo Finance exchange suffixes -> exchange-calendars names (every name checked against get_calendar_names()).
+SUFFIX_CALENDARS: dict[str, str] = {
+    "L": "XLON", "IL": "XLON", "T": "XTKS", "HK": "XHKG", "DE": "XETR", "F": "XFRA", "BE": "XETR", "DU": "XETR",
+    "HM": "XETR", "MU": "XETR", "SG": "XETR", "PA": "XPAR", "AS": "XAMS", "BR": "XBRU", "LS": "XLIS", "SW": "XSWX",
+    "TO": "XTSE", "V": "XTSX", "CN": "XTSE", "NE": "XTSE", "AX": "XASX", "SS": "XSHG", "SZ": "XSHG", "NS": "XBOM",
+    "BO": "XBOM", "MI": "XMIL", "MC": "XMAD", "ST": "XSTO", "OL": "XOSL", "CO": "XCSE", "HE": "XHEL", "IR": "XDUB",
+    "VI": "XWBO", "WA": "XWAR", "SA": "BVMF", "MX": "XMEX", "JO": "XJSE", "NZ": "XNZE", "SI": "XSES", "TW": "XTAI",
+    "TWO": "XTAI", "KS": "XKRX", "KQ": "XKRX", "IS": "XIST", "SN": "XSGO", "BA": "XBUE", "JK": "XIDX", "KL": "XKLS",
+    "PS": "XPHS", "BK": "XBKK", "TA": "XTAE", "IC": "XICE", "PR": "XPRA", "BD": "XBUD", "LM": "XLIM", "CL": "XBOG",
+    "AT": "ASEX",
+}  # fmt: skip
 # exchange -> country code for holiday calendars (Prophet holidays).
 COUNTRY = {"XNYS": "US", "XNAS": "US", "XKRX": "KR", "24/5": "US", "24/7": "US"}
+# How a ticker got its calendar, as the data-quality summary says it.
+HOW_SUFFIX, HOW_CODE, HOW_ASSUMED, HOW_USER, HOW_STORED = "suffix", "ticker form", "assumed", "--calendar", "stored"
 
 
-def exchange_for(ticker: str) -> str:
-    """The exchange-calendars name a ticker trades on, inferred from its spelling.
+def infer_calendar(ticker: str) -> tuple[str, str]:
+    """(calendar, how) from a ticker's spelling; raises ConfigError for an exchange suffix not in SUFFIX_CALENDARS.
 
     KRX codes (6 digits, `.KS`/`.KQ`) and KRX indices (with or without `^`) -> XKRX; crypto (BTC-USD, BTC/KRW) -> 24/7;
-    FX (USD/KRW, EURUSD=X) -> 24/5; everything else -> XNYS.
+    FX (USD/KRW, EURUSD=X) -> 24/5; a Yahoo suffix -> its exchange; a plain symbol -> XNYS, marked as assumed.
+    A one-letter suffix that is no exchange (BRK.B, a share class) is a plain US symbol.
     """
     t = str(ticker).strip().upper().lstrip("^")  # Yahoo spells indices ^KS11
     base = re.split(r"[-/]", t)[0]
-    if re.fullmatch(r"\d{6}", t) or t.endswith((".KS", ".KQ")) or t in _KRX_INDEX:
-        return "XKRX"
-    if base in _CRYPTO and ("-" in t or "/" in t):
-        return "24/7"
+    if re.fullmatch(r"\d{6}", t) or t in _KRX_INDEX:
+        return "XKRX", HOW_CODE
+    if base in _CRYPTO and ("-" in t or "/" in t) or re.fullmatch(_CRYPTO_PAIR, t):
+        return "24/7", HOW_CODE
     if "/" in t or t.endswith("=X"):
-        return "24/5"
-    return "XNYS"
+        return "24/5", HOW_CODE
+    suffix = re.fullmatch(r"[^.]+\.([A-Z]{1,3})", t)
+    if suffix:
+        if suffix[1] in SUFFIX_CALENDARS:
+            return SUFFIX_CALENDARS[suffix[1]], HOW_SUFFIX
+        if len(suffix[1]) > 1:
+            raise ConfigError(
+                f"{ticker}: unknown exchange suffix '.{suffix[1]}', so its trading calendar is unknown; pass "
+                f"--calendar {ticker}=NAME (an exchange-calendars name such as XLON, or 24/7)"
+            )
+    return "XNYS", HOW_ASSUMED
+
+
+def exchange_for(ticker: str) -> str:
+    """The calendar a ticker's spelling implies (see infer_calendar); XNYS for an unknown suffix.
+
+    Models and the time-zone rule call this only when no calendar was chosen for the series; ingest refuses an
+    unknown suffix before that can happen.
+    """
+    try:
+        return infer_calendar(ticker)[0]
+    except ConfigError:
+        return "XNYS"
+
+
+def check_calendar(name: str) -> str:
+    """The canonical name of a calendar given on the command line; ConfigError with close matches otherwise."""
+    text = str(name).strip()
+    if text in ALWAYS_OPEN:
+        return text
+    names = _calendar_names()
+    upper = {n.upper(): n for n in names}
+    if text.upper() in upper:
+        return upper[text.upper()]
+    close = difflib.get_close_matches(text.upper(), list(upper), n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(upper[c] for c in close)}?)" if close else ""
+    raise ConfigError(
+        f"unknown calendar {text!r}{hint}; use 24/7, 24/5 or an exchange-calendars name such as XNYS, XLON, XTKS"
+    )
+
+
+@lru_cache(maxsize=1)
+def _calendar_names() -> tuple[str, ...]:
+    import exchange_calendars as xc
+
+    return tuple(xc.get_calendar_names(include_aliases=True))
+
+
+def non_sessions(exchange: str, ds: pd.DatetimeIndex) -> np.ndarray:
+    """Mask of the dates in `ds` that are not sessions of `exchange` (weekends, holidays) within its bounds."""
+    ds = pd.DatetimeIndex(ds)
+    if len(ds) == 0 or exchange == "24/7":
+        return np.zeros(len(ds), dtype=bool)
+    if exchange == "24/5":
+        return np.asarray(ds.day_of_week >= 5)
+    cal = _calendar(exchange)
+    inside = (ds >= cal.first_session.tz_localize(None)) & (ds <= cal.last_session.tz_localize(None))
+    known = sessions(exchange, ds.min(), ds.max())
+    return np.asarray(inside & ~ds.isin(known))
+
+
+def weekend_share(ds: pd.DatetimeIndex) -> float:
+    """Share of dates on a Saturday or Sunday: about 2/7 for a 7-day (crypto) series, 0 for an exchange's."""
+    ds = pd.DatetimeIndex(ds)
+    return float((ds.day_of_week >= 5).mean()) if len(ds) else 0.0
 
 
 @lru_cache(maxsize=16)

@@ -23,6 +23,7 @@ from backtest.folds import FoldPlan
 from features.build import FeatureConfig
 from flows import enable_package_logs
 from flows.runners import task_runner
+from ingest.sources.sample import default_start
 from ingest.spec import SourceSpec
 from models import REGISTRY, make_model
 from pricecast.settings import store_path
@@ -55,9 +56,12 @@ def backtest_flow(
     train_size: Annotated[int, Field(gt=0)] | None = None,
     source: Literal["sample", "csv", "parquet", "yfinance", "fdr"] = "sample",
     path: str | None = None,
-    start: date | None = date(2005, 3, 1),
+    start: date | None = None,  # None: all the history (the sample: from SAMPLE_START)
     end: date | None = None,
     target: Literal["auto", "adj_close", "close"] = "auto",
+    spikes: Literal["error", "repair"] = "error",
+    columns: dict[str, str] | None = None,  # csv/parquet: schema column -> file column (SourceSpec.columns)
+    calendars: dict[str, str] | None = None,  # trading calendar per ticker, "*" = all (SourceSpec.calendars)
     model_params: dict[str, dict[str, Any]] | None = None,
     out_dir: str | None = None,
     refresh_cache: bool = False,
@@ -75,7 +79,15 @@ def backtest_flow(
         if name not in REGISTRY:
             make_model(name)  # raises ConfigError naming the registered models, before any work
     spec = SourceSpec(
-        source=source, path=path, tickers=tuple(tickers) if tickers else None, start=start, end=end, target=target
+        source=source,
+        path=path,
+        tickers=tuple(tickers) if tickers else None,
+        start=default_start(source, start),
+        end=end,
+        target=target,
+        spikes=spikes,
+        columns=columns,
+        calendars=calendars,
     )
     plan = FoldPlan(horizon=horizon, step=step, windows=windows, window_type=window_type, train_size=train_size)
     out = run_out_dir(out_dir)
@@ -106,6 +118,7 @@ def backtest_flow(
         folds=[folds[uid] for uid, _ in units],
         refit_every=unmapped(refit_every),
         horizon=unmapped(horizon),
+        calendar=[quality.tickers[uid].calendar if uid in quality.tickers else None for uid, _ in units],
     )
     results = collect_units(futures, units, features, folds)
     audit = merged_audit(audits)  # a failed audit raises LeakageError here: nothing is scored, stored or reported
@@ -124,6 +137,7 @@ def backtest_flow(
         "verdict": verdict,
         "failures": len(result.failures),
         "flow_run_id": meta["flow_run_id"],
+        "quality": quality.to_dict(),  # the CLI prints its summary, as `ingest` does
     }
     log.info("report: %s", report)
     return run_outcome(result.failures, len(units), report, summary, done="units backtested")

@@ -22,6 +22,7 @@ from backtest.events import check_event_params, model_specs
 from backtest.folds import FoldPlan
 from flows import enable_package_logs
 from flows.runners import task_runner
+from ingest.sources.sample import default_start
 from ingest.spec import SourceSpec
 from pricecast.settings import store_path
 from tasks.events import (
@@ -60,17 +61,18 @@ def event_backtest_flow(
     tail_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2,
     source: Literal["sample", "csv", "parquet", "yfinance", "fdr"] = "sample",
     path: str | None = None,
-    start: date | None = date(2005, 3, 1),
+    start: date | None = None,  # None: all the history (the sample: from SAMPLE_START)
     end: date | None = None,
     target: Literal["auto", "adj_close", "close"] = "auto",
     model_params: dict[str, dict[str, Any]] | None = None,
     out_dir: str | None = None,
     refresh_cache: bool = False,
+    calendars: dict[str, str] | None = None,  # trading calendar per ticker, "*" = all (SourceSpec.calendars)
 ) -> dict[str, Any]:
     """Backtest event classifiers on `tickers`; write predictions, metrics, leaderboard and report.html to out_dir;
     store the run and today's P(event) per (ticker, model) (artifact `event-probabilities`).
 
-    Returns (as the state's data) {out_dir, report, leaderboard, verdict, failures, flow_run_id}.
+    Returns (as the state's data) {out_dir, report, leaderboard, verdict, failures, flow_run_id, quality}.
     """
     enable_package_logs()
     log = get_run_logger()
@@ -78,7 +80,13 @@ def event_backtest_flow(
     check_event_params(threshold=threshold, horizon=horizon, tail_fraction=tail_fraction)
     specs = model_specs({name: (model_params or {}).get(name, {}) for name in models})  # base_rate first
     spec = SourceSpec(
-        source=source, path=path, tickers=tuple(tickers) if tickers else None, start=start, end=end, target=target
+        source=source,
+        path=path,
+        tickers=tuple(tickers) if tickers else None,
+        start=default_start(source, start),
+        end=end,
+        target=target,
+        calendars=calendars,
     )
     plan = FoldPlan(
         horizon=origins_per_fold or step, step=step, windows=windows, window_type=window_type, train_size=train_size
@@ -131,6 +139,7 @@ def event_backtest_flow(
         "verdict": verdict,
         "failures": len(failures),
         "flow_run_id": meta["flow_run_id"],
+        "quality": quality.to_dict(),  # the CLI prints its summary, as `ingest` does
     }
     log.info("event report: %s", report)
     return run_outcome(failures, len(units), report, summary, done="event units backtested")

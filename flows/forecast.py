@@ -21,6 +21,7 @@ from features.build import FeatureConfig
 from features.schema import ID, MODEL
 from flows import enable_package_logs
 from flows.runners import task_runner
+from ingest.sources.sample import default_start
 from ingest.spec import SourceSpec
 from models import REGISTRY, make_model
 from pricecast.settings import store_path
@@ -42,9 +43,12 @@ def forecast_flow(
     horizon: Annotated[int, Field(gt=0, le=260)] = 5,
     source: Literal["sample", "csv", "parquet", "yfinance", "fdr"] = "sample",
     path: str | None = None,
-    start: date | None = date(2005, 3, 1),
+    start: date | None = None,  # None: all the history (the sample: from SAMPLE_START)
     end: date | None = None,
     target: Literal["auto", "adj_close", "close"] = "auto",
+    spikes: Literal["error", "repair"] = "error",
+    columns: dict[str, str] | None = None,  # csv/parquet: schema column -> file column (SourceSpec.columns)
+    calendars: dict[str, str] | None = None,  # trading calendar per ticker, "*" = all (SourceSpec.calendars)
     model_params: dict[str, dict[str, Any]] | None = None,
     max_update_sessions: Annotated[int, Field(ge=0)] = MAX_UPDATE_SESSIONS,
 ) -> dict[str, Any]:
@@ -61,7 +65,15 @@ def forecast_flow(
         if name not in REGISTRY and name != CHAMPION:
             make_model(name)  # raises ConfigError naming the registered models, before any work
     spec = SourceSpec(
-        source=source, path=path, tickers=tuple(tickers) if tickers else None, start=start, end=end, target=target
+        source=source,
+        path=path,
+        tickers=tuple(tickers) if tickers else None,
+        start=default_start(source, start),
+        end=end,
+        target=target,
+        spikes=spikes,
+        columns=columns,
+        calendars=calendars,
     )
     store_file = str(store_path())
     panel, quality = ingest_prices(spec, store_file)
@@ -81,6 +93,7 @@ def forecast_flow(
         source=unmapped(source),
         target=[targets.get(uid, "close") for uid, _ in units],
         max_update_sessions=unmapped(max_update_sessions),
+        calendar=[quality.tickers[uid].calendar if uid in quality.tickers else None for uid, _ in units],
     )
     table, failures = collect_forecasts(futures, units)
     run_id = str(flow_run.id)
@@ -90,6 +103,7 @@ def forecast_flow(
     monitor = monitor_live(store_file)
     summary = {"flow_run_id": run_id, "rows": int(stored), "failures": len(failures), "scored": int(scored)}
     summary["monitor"] = monitor
+    summary["quality"] = quality.to_dict()  # the CLI prints its summary, as `ingest` does
     summary["champions"] = {uid: c["model"] for uid, c in champions.items()}
     summary["fits"] = {f"{r[MODEL]} on {r[ID]}": r[FIT_PATH] for r in table.to_dict("records")} if len(table) else {}
     log.info("stored %d forecast rows; scored %d earlier forecast rows", stored, scored)

@@ -28,11 +28,18 @@ def ingest_flow(
     end: date | None = None,
     path: str | None = None,
     target: Literal["auto", "adj_close", "close"] = "auto",
+    calendars: dict[str, str] | None = None,  # trading calendar per ticker, "*" = all (SourceSpec.calendars)
 ) -> dict[str, int]:
     """Ingest `tickers` from `source` into the store; returns sessions per ticker."""
     enable_package_logs()
     spec = SourceSpec(
-        source=source, path=path, tickers=tuple(tickers) if tickers else None, start=start, end=end, target=target
+        source=source,
+        path=path,
+        tickers=tuple(tickers) if tickers else None,
+        start=start,
+        end=end,
+        target=target,
+        calendars=calendars,
     )
     store_file = str(store_path())
     panel, quality = ingest_prices(spec, store_file)

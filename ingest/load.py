@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from features.calendar import HOW_STORED
 from features.schema import ID
 from ingest.quality import COUNTS, FLAGS, QualityReport
 from ingest.sources import read_source
@@ -35,15 +36,42 @@ def load_panel(
 
     Live sources with a store fetch only bars after each ticker's last stored session, validate and store them
     ticker by ticker, then return the full [start, end] range from the store. Other sources are read whole,
-    validated whole and stored in one transaction when a store is given: a bad file stores nothing.
+    validated whole and stored in one transaction when a store is given: a bad file stores nothing. The file is
+    the truth over the span it covers: stored rows of a ticker between its first and last date in the file that
+    the file no longer has are removed (PriceStore.replace), counted and named in the report.
     `attempts` and `sleep` drive the retries of live sources.
     """
     if spec.is_live and store is not None:
         return _load_incremental(spec, store, attempts=attempts, sleep=sleep)
-    panel, report = validate(read_source(spec, attempts=attempts, sleep=sleep), spec)
+    stored = store.calendars(spec.source) if store is not None else {}
+    panel, report = validate(read_source(spec, attempts=attempts, sleep=sleep), spec, stored_calendars=stored)
     if store is not None:
-        store.upsert(panel, spec.source)
+        _note_removed(report, store.replace(panel, spec.source))
+        _keep_calendars(store, spec.source, report)
     return panel, report
+
+
+def _keep_calendars(store: PriceStore, source: str, report: QualityReport) -> None:
+    """Store each ticker's calendar choice (after its prices), so later runs without --calendar use it."""
+    chosen = {
+        t: (q.calendar, q.calendar_how or "")
+        for t, q in report.tickers.items()
+        if q.calendar and q.calendar_how != HOW_STORED  # a stored choice keeps its own reason
+    }
+    store.save_calendars(source, chosen)
+
+
+def _note_removed(report: QualityReport, removed: dict[str, list[pd.Timestamp]]) -> None:
+    """Count and name, per ticker, the stored rows a file ingest removed because the file no longer has them."""
+    for t, dates in removed.items():
+        q = report.ticker(t)
+        q.rows_removed_from_store = len(dates)
+        shown = ", ".join(str(d.date()) for d in dates[:3]) + (f" and {len(dates) - 3} more" if len(dates) > 3 else "")
+        q.warnings.append(
+            f"{len(dates)} stored row{'s' if len(dates) != 1 else ''} between {q.first_session} and "
+            f"{q.last_session} no longer in the file, removed from the store: {shown}; live forecasts of those "
+            "sessions are unscored at the next scoring (ingest/forecast flow, `pricecast history`)"
+        )
 
 
 def _load_incremental(
@@ -57,6 +85,7 @@ def _load_incremental(
     ticker that failed and the ones that were stored.
     """
     tickers = spec.tickers or ()
+    calendars = store.calendars(spec.source, tickers)
     spans = {t: store.session_range(spec.source, t) for t in tickers}
     starts = {t: fetch_start(spec, spans[t]) for t in tickers}
     due = {t: s for t, s in starts.items() if s is None or spec.end is None or s <= spec.end}
@@ -68,7 +97,7 @@ def _load_incremental(
         known = (t,) if spans[t] is not None else ()  # nothing new for a stored ticker is fine (weekend)
         try:
             raw = read_source(one, starts={t: start}, allow_empty=known, attempts=attempts, sleep=sleep)
-            new, quality = validate(raw, one) if len(raw) else (None, None)
+            new, quality = validate(raw, one, stored_calendars=calendars) if len(raw) else (None, None)
         except (SourceError, DataError) as exc:
             log.warning("skipping %s: %s", t, exc)
             failed[t] = exc
@@ -92,7 +121,8 @@ def _load_incremental(
             f"{absent}: no stored or fetched {spec.source} bars between {spec.start or 'the beginning'} and "
             f"{spec.end or 'today'}; widen start/end or check the tickers"
         )
-    panel, report = validate(stored, spec)
+    panel, report = validate(stored, spec, stored_calendars=calendars)
+    _keep_calendars(store, spec.source, report)
     return panel, _combine(fetched, report, starts)
 
 

@@ -4,6 +4,18 @@ Each refusal is a DataError naming the ticker, the column, the first offending r
 or response, and the date) and the fix. Each change (dropped duplicates, sorting, time-zone conversion, filled
 gaps, dropped holiday rows) is counted in the QualityReport; suspicious jumps and a target that never changes are
 warned about and counted, never altered.
+
+Values that overflow and feed spikes (the policy):
+- Overflow: a price or volume beyond OVERFLOW_LIMIT (1e150), or one that reads as infinite ('inf', '1e400'), is
+  refused with the ticker, column and rows: squared errors and sums of such values overflow float64 to inf, which
+  would make scaled metrics 0 and every smoothing fit fail. Nothing above the limit is kept or repaired silently.
+- Round-trip spike: the target jumps beyond x3 or /3 and, within SPIKE_SESSIONS (20) sessions, jumps back the
+  other way to within x2 of the pre-spike level (a x100 spike that reverts after 8 sessions, a x1000 typo for one
+  session, a 1e308 cell). That is a feed error, not a split. By default (spikes='error') ingest stops with ONE
+  DataError naming the ticker, the column, the first and last spike session and the fix. Only spikes='repair'
+  (CLI --spikes repair) changes data: the spike sessions get the previous (pre-spike) session's prices, counted in
+  `spikes_repaired` and named in a warning. Repair runs before the overflow check, so a repaired 1e308 cell is gone.
+- A one-way jump (an unadjusted split: no return) is warned about and counted (`jumps_flagged`), never altered.
 """
 
 from __future__ import annotations
@@ -18,28 +30,41 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype, is_string_dtype
 from pandas.tseries.api import guess_datetime_format
 
-from features.calendar import exchange_for
+from features.calendar import HOW_STORED, HOW_USER, exchange_for, infer_calendar, non_sessions, weekend_share
 from features.schema import ADJ_CLOSE, BAR_COLUMNS, CLOSE, DS, ID, PANEL_COLUMNS, PRICE_COLUMNS, VOLUME, Y
 from ingest.columns import OPTIONAL_COLUMNS
 from ingest.quality import QualityReport, TickerQuality
 from ingest.spec import SourceSpec
-from pricecast.errors import DataError
+from pricecast.errors import ConfigError, DataError
 from pricecast.redact import redact
 
 log = logging.getLogger(__name__)
 
 JUMP_LIMIT = math.log(3.0)  # |log return| above this (a x3 or /3 move in one session) is worth a warning
+OVERFLOW_LIMIT = 1e150  # beyond this, squared differences (and their sums) overflow float64
+SPIKE_SESSIONS = 20  # a jump reverted within this many sessions is a round-trip spike (a feed error)
+SPIKE_TOLERANCE = math.log(2.0)  # ... when it comes back to within x2 of the pre-spike level
 SHOW_ROWS = 3
+CADENCE_MIN_ROWS = 14  # two weeks of rows before a cadence is judged
+WEEKEND_SHARE = 0.2  # a 7-day series has 2/7 = 0.29 of its rows on weekends; an exchange's almost none
 _EXCHANGE_TZ = {"XNYS": "America/New_York", "XNAS": "America/New_York", "XKRX": "Asia/Seoul", "24/5": "UTC"}
 
 
-def validate(raw: pd.DataFrame, spec: SourceSpec) -> tuple[pd.DataFrame, QualityReport]:
+def validate(
+    raw: pd.DataFrame, spec: SourceSpec, *, stored_calendars: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, QualityReport]:
     """Validate a raw long frame (see ingest.columns.RAW_COLUMNS) into the panel and its quality report.
 
     Returns the panel with exactly PANEL_COLUMNS, sorted by unique_id and ds, and the per-ticker report.
-    Raw row labels (the index) are quoted in error messages as row numbers.
+    Raw row labels (the index) are quoted in error messages as row numbers. Each ticker's calendar is the
+    run's choice (spec.calendars), else `stored_calendars` (an earlier ingest's), else its spelling's.
     """
-    report = QualityReport(source=spec.source, ignored_files=list(raw.attrs.get("ignored_files", [])))
+    report = QualityReport(
+        source=spec.source,
+        ignored_files=list(raw.attrs.get("ignored_files", [])),
+        notes=list(raw.attrs.get("column_notes", [])),
+    )
+    report.start, report.end = (d.isoformat() if d else None for d in (spec.start, spec.end))
     where = _where(spec)
     _require_columns(raw, spec, where=where)
     raw = _fast_types(_complete(raw))
@@ -48,7 +73,9 @@ def validate(raw: pd.DataFrame, spec: SourceSpec) -> tuple[pd.DataFrame, Quality
     parts = []
     for ticker in _select_tickers(raw, spec, where=where):
         rows = body.iloc[positions[ticker]].assign(**{ID: ticker})
-        parts.append(_validate_ticker(rows, ticker, spec=spec, q=report.ticker(ticker)))
+        q = report.ticker(ticker)
+        q.calendar, q.calendar_how = choose_calendar(ticker, spec, stored_calendars or {})
+        parts.append(_validate_ticker(rows, ticker, spec=spec, q=q))
     del raw, body
     panel = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PANEL_COLUMNS))
     return _panel_dtypes(panel), report
@@ -57,7 +84,7 @@ def validate(raw: pd.DataFrame, spec: SourceSpec) -> tuple[pd.DataFrame, Quality
 def _validate_ticker(g: pd.DataFrame, t: str, *, spec: SourceSpec, q: TickerQuality) -> pd.DataFrame:
     """All rules for one ticker, in an order where each rule sees the rows the earlier ones left."""
     q.rows_in = len(g)
-    g = _parse_dates(g, t, q)
+    g = _parse_dates(g, t, q, exchange=q.calendar or exchange_for(t))
     g = _filter_range(g, t, spec, q)
     g = _to_numeric(g, t)
     g = _sort(g, q)
@@ -65,7 +92,11 @@ def _validate_ticker(g: pd.DataFrame, t: str, *, spec: SourceSpec, q: TickerQual
     _check_positive(g, t)
     target = _choose_target(g, t, spec)
     g = _drop_zero_volume(g, target, q)
+    g = _cut_before_start(g, spec, q)
+    _check_calendar(g, t, q)
     g = _fill_gaps(g, t, target, spec, q)
+    g = _handle_spikes(g, t, target, spec, q)
+    _check_overflow(g, t)
     g = g.assign(**{Y: g[target]})
     _warn_missing_bars(g, t, target, q)
     _warn_jumps(g, t, target, q)
@@ -168,7 +199,7 @@ def _select_tickers(raw: pd.DataFrame, spec: SourceSpec, *, where: str) -> list[
 # ---------------------------------------------------------------------------------------------- dates
 
 
-def _parse_dates(g: pd.DataFrame, t: str, q: TickerQuality) -> pd.DataFrame:
+def _parse_dates(g: pd.DataFrame, t: str, q: TickerQuality, *, exchange: str) -> pd.DataFrame:
     """Dates to tz-naive midnights: tz-aware stamps become exchange-local dates, times are dropped (both counted)."""
     empty = g[DS].isna()
     if empty.any():
@@ -176,7 +207,7 @@ def _parse_dates(g: pd.DataFrame, t: str, q: TickerQuality) -> pd.DataFrame:
             f"{t}: column {DS!r} (Date) is empty in {int(empty.sum())} rows: {_rows(g, empty, [DS, CLOSE])}; "
             "fill in the dates or delete those rows"
         )
-    parsed, aware = _to_datetime(g[DS], t)
+    parsed, aware = _to_datetime(g[DS], t, exchange)
     if aware:
         q.tz_converted = len(g)
     day = parsed.dt.normalize()
@@ -184,7 +215,7 @@ def _parse_dates(g: pd.DataFrame, t: str, q: TickerQuality) -> pd.DataFrame:
     return g.assign(**{DS: day.astype("datetime64[ns]")})
 
 
-def _to_datetime(s: pd.Series, t: str) -> tuple[pd.Series, bool]:
+def _to_datetime(s: pd.Series, t: str, exchange: str) -> tuple[pd.Series, bool]:
     """Parse one consistent date format (or ISO 8601 throughout); returns naive local datetimes and tz-awareness."""
     if is_datetime64_any_dtype(s):
         parsed = s
@@ -197,7 +228,7 @@ def _to_datetime(s: pd.Series, t: str) -> tuple[pd.Series, bool]:
                     stamps = [pd.Timestamp(v) for v in s]
                 except (ValueError, TypeError):
                     _raise_bad_dates(s, t)
-                return _localise(stamps, s.index, t), True
+                return _localise(stamps, s.index, exchange), True
             try:
                 parsed = pd.to_datetime(s, format="ISO8601")  # ISO variants (with/without time) are unambiguous
             except (ValueError, TypeError):
@@ -207,15 +238,15 @@ def _to_datetime(s: pd.Series, t: str) -> tuple[pd.Series, bool]:
     wall = parsed.dt.tz_localize(None)
     if _all_midnight(wall):
         return wall, True
-    return parsed.dt.tz_convert(exchange_tz(exchange_for(t))).dt.tz_localize(None), True
+    return parsed.dt.tz_convert(exchange_tz(exchange)).dt.tz_localize(None), True
 
 
-def _localise(stamps: list[pd.Timestamp], index: pd.Index, t: str) -> pd.Series:
+def _localise(stamps: list[pd.Timestamp], index: pd.Index, exchange: str) -> pd.Series:
     """Naive session dates from tz-aware stamps with differing offsets (see _all_midnight for the rule)."""
     wall = pd.Series([ts.tz_localize(None) for ts in stamps], index=index, dtype="datetime64[ns]")
     if _all_midnight(wall):
         return wall
-    tz = exchange_tz(exchange_for(t))
+    tz = exchange_tz(exchange)
     return pd.Series([ts.tz_convert(tz).tz_localize(None) for ts in stamps], index=index, dtype="datetime64[ns]")
 
 
@@ -262,21 +293,86 @@ def _raise_bad_dates(s: pd.Series, t: str) -> None:
 
 
 def _filter_range(g: pd.DataFrame, t: str, spec: SourceSpec, q: TickerQuality) -> pd.DataFrame:
-    """Keep rows within [start, end] (counted); a ticker left with nothing is an error."""
-    keep = pd.Series(True, index=g.index)
+    """Keep rows within [start, end] plus the last date before start (all counted); nothing inside is an error.
+
+    The row before start stays until _cut_before_start, after the zero-volume rule, which compares each row with
+    its predecessor: cutting first would hide the predecessor of a stale holiday row on the start date.
+    """
+    inside = pd.Series(True, index=g.index)
     if spec.start is not None:
-        keep &= g[DS] >= pd.Timestamp(spec.start)
+        inside &= g[DS] >= pd.Timestamp(spec.start)
     if spec.end is not None:
-        keep &= g[DS] <= pd.Timestamp(spec.end)
-    if not keep.any():
+        inside &= g[DS] <= pd.Timestamp(spec.end)
+    if not inside.any():
         raise DataError(
             f"{t}: no rows between start={spec.start} and end={spec.end}; its data runs {_span(g)}; widen start/end"
         )
+    keep = inside.copy()
+    if spec.start is not None:
+        before = g[DS] < pd.Timestamp(spec.start)
+        if before.any():
+            keep |= g[DS] == g.loc[before, DS].max()
     q.outside_range_dropped = int((~keep).sum())
     return g[keep]
 
 
+def _cut_before_start(g: pd.DataFrame, spec: SourceSpec, q: TickerQuality) -> pd.DataFrame:
+    """Drop (and count) the predecessor row(s) _filter_range kept before start for the zero-volume rule."""
+    if spec.start is None:
+        return g
+    before = g[DS] < pd.Timestamp(spec.start)
+    q.outside_range_dropped += int(before.sum())
+    return g[~before]
+
+
 # ---------------------------------------------------------------------------------------------- values
+
+
+# ---------------------------------------------------------------------------------------------- calendars
+
+
+def choose_calendar(ticker: str, spec: SourceSpec, stored: dict[str, str]) -> tuple[str, str]:
+    """(calendar, how) of one ticker: --calendar, else the stored choice, else its spelling (features.calendar)."""
+    asked = spec.calendar_for(ticker)
+    if asked:
+        return asked, HOW_USER
+    if ticker in stored:
+        return stored[ticker], HOW_STORED
+    try:
+        return infer_calendar(ticker)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+
+
+def _check_calendar(g: pd.DataFrame, t: str, q: TickerQuality) -> None:
+    """Count and name rows on non-sessions of the ticker's calendar; refuse a 7-day series on a weekday calendar.
+
+    Rows on a weekend or holiday are kept (the data's dates are the sessions models see; the zero-volume rule has
+    already dropped the stale holiday rows feeds insert) and named in a warning. A series with at least
+    CADENCE_MIN_ROWS rows of which WEEKEND_SHARE or more fall on weekends trades every day: a weekday calendar
+    would label its forecasts with wrong dates, so it stops with the fix.
+    """
+    exchange = q.calendar or exchange_for(t)
+    ds = pd.DatetimeIndex(g[DS])
+    weekend = weekend_share(ds)
+    if exchange != "24/7" and len(ds) >= CADENCE_MIN_ROWS and weekend >= WEEKEND_SHARE:
+        n = int(round(weekend * len(ds)))
+        raise DataError(
+            f"{t}: {n} of {len(ds)} rows ({_span(g)}) fall on Saturdays or Sundays - a 7-day series - but its "
+            f"calendar is {exchange} ({q.calendar_how}); pass --calendar {t}=24/7 (or --calendar 24/7 for every "
+            "ticker) so forecasts get every day's dates"
+        )
+    off = non_sessions(exchange, ds)
+    q.non_session_rows = int(off.sum())
+    if off.any():
+        shown = ", ".join(_day(d) for d in ds[off][:SHOW_ROWS])
+        more = f" and {int(off.sum()) - SHOW_ROWS} more" if off.sum() > SHOW_ROWS else ""
+        msg = (
+            f"{int(off.sum())} rows on days that are no {exchange} session ({shown}{more}); kept - "
+            f"check the source, or pass --calendar {t}=NAME if {exchange} is not its exchange"
+        )
+        q.warnings.append(msg)
+        log.warning("%s: %s", t, msg)
 
 
 def _to_numeric(g: pd.DataFrame, t: str) -> pd.DataFrame:
@@ -293,6 +389,9 @@ def _to_numeric(g: pd.DataFrame, t: str) -> pd.DataFrame:
             num = pd.to_numeric(s, errors="coerce").astype("float64")
             blank = s.isna() | (s.astype(str).str.strip() == "")
             bad = (num.isna() & ~blank) | np.isinf(num)
+        inf = pd.Series(np.isinf(num.to_numpy()), index=g.index)
+        if inf.any():
+            _raise_overflow(g.assign(**{col: num}), t, col, inf)
         if bad.any():
             raise DataError(
                 f"{t}: column {col!r} has {int(bad.sum())} non-numeric values: {_rows(g, bad, [col])}; "
@@ -406,6 +505,88 @@ def _fill_gaps(g: pd.DataFrame, t: str, target: str, spec: SourceSpec, q: Ticker
     return out
 
 
+# ---------------------------------------------------------------------------------------------- overflow and spikes
+
+
+def _handle_spikes(g: pd.DataFrame, t: str, target: str, spec: SourceSpec, q: TickerQuality) -> pd.DataFrame:
+    """Round-trip spikes of the target: refused (spikes='error') or set to the pre-spike prices (counted, warned)."""
+    y = g[target].to_numpy(dtype="float64")
+    spikes = find_spikes(y)
+    if not spikes:
+        return g
+    ds = g[DS]
+    shown = "; ".join(_describe_spike(y, ds, first, last) for first, last in spikes[:SHOW_ROWS])
+    more = f"; and {len(spikes) - SHOW_ROWS} more" if len(spikes) > SHOW_ROWS else ""
+    if spec.spikes == "error":
+        raise DataError(
+            f"{t}: column {target!r} has {len(spikes)} round-trip spike{'s' if len(spikes) > 1 else ''} (a jump "
+            f"beyond x3 or /3 that comes back within {SPIKE_SESSIONS} sessions: a feed error, not a split): "
+            f"{shown}{more}; fix the source, or pass spikes='repair' (CLI --spikes repair) to set those sessions to "
+            "the previous session's prices (counted in the quality report)"
+        )
+    out = g.copy()
+    cols = [out.columns.get_loc(c) for c in PRICE_COLUMNS]
+    for first, last in spikes:
+        out.iloc[first : last + 1, cols] = out.iloc[[first - 1] * (last - first + 1), cols].to_numpy()
+    q.spikes_repaired = sum(last - first + 1 for first, last in spikes)
+    msg = (
+        f"{q.spikes_repaired} session{'s' if q.spikes_repaired > 1 else ''} of {len(spikes)} round-trip "
+        f"spike{'s' if len(spikes) > 1 else ''} in {target} set to the previous session's prices "
+        f"(spikes='repair'): {shown}{more}"
+    )
+    q.warnings.append(msg)
+    log.warning("%s: %s", t, msg)
+    return out
+
+
+def find_spikes(y: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) positions of each round-trip spike in a positive series: a jump beyond x3 or /3 at `first`,
+    then within SPIKE_SESSIONS sessions a jump the other way beyond x3 back to within x2 of y[first - 1]."""
+    if len(y) < 3:
+        return []
+    with np.errstate(all="ignore"):
+        logy = np.log(np.asarray(y, dtype="float64"))
+    lr = np.diff(logy)
+    spikes: list[tuple[int, int]] = []
+    done = 0  # positions before this belong to a spike already found
+    for i in (int(k) + 1 for k in np.flatnonzero(np.abs(lr) > JUMP_LIMIT)):
+        if i < done:
+            continue
+        up = np.sign(lr[i - 1])
+        for j in range(i + 1, min(i + SPIKE_SESSIONS, len(y) - 1) + 1):
+            if -up * lr[j - 1] > JUMP_LIMIT and abs(logy[j] - logy[i - 1]) <= SPIKE_TOLERANCE:
+                spikes.append((i, j - 1))
+                done = j + 1
+                break
+    return spikes
+
+
+def _describe_spike(y: np.ndarray, ds: pd.Series, first: int, last: int) -> str:
+    """'2024-03-05 .. 2024-03-14 (8 sessions): 70000 -> 7e+06 (x100), back to 70500 on 2024-03-15'."""
+    n = last - first + 1
+    return (
+        f"{_day(ds.iloc[first])} .. {_day(ds.iloc[last])} ({n} session{'s' if n > 1 else ''}): "
+        f"{y[first - 1]:.6g} -> {y[first]:.6g} (x{y[first] / y[first - 1]:.3g}), "
+        f"back to {y[last + 1]:.6g} on {_day(ds.iloc[last + 1])}"
+    )
+
+
+def _check_overflow(g: pd.DataFrame, t: str) -> None:
+    """Prices and volume beyond OVERFLOW_LIMIT are refused: their squared differences overflow float64."""
+    for col in (*PRICE_COLUMNS, VOLUME):
+        big = g[col].abs() > OVERFLOW_LIMIT
+        if big.any():
+            _raise_overflow(g, t, col, big)
+
+
+def _raise_overflow(g: pd.DataFrame, t: str, col: str, bad: pd.Series) -> None:
+    raise DataError(
+        f"{t}: column {col!r} has {int(bad.sum())} values beyond {OVERFLOW_LIMIT:.0e} or infinite, too large for "
+        f"float64 arithmetic (squared errors overflow to inf): {_rows(g, bad, [col])}; fix the source (a typo or a "
+        "feed error) or set start/end to exclude those rows"
+    )
+
+
 # ---------------------------------------------------------------------------------------------- warnings
 
 
@@ -418,7 +599,10 @@ def _warn_missing_bars(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -
 
 
 def _warn_jumps(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -> None:
-    """Record (do not alter) session moves beyond x3 or /3, the signature of an unadjusted split."""
+    """Record (do not alter) one-way session moves beyond x3 or /3, the signature of an unadjusted split.
+
+    Round-trip spikes never reach this rule: _handle_spikes refused or repaired them.
+    """
     y = g[Y].to_numpy(dtype="float64")
     if len(y) < 2:
         return

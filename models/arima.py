@@ -494,6 +494,8 @@ class ARIMAX(_ARIMAForecaster):
 
     Calendar columns (`cal_*`) enter as they are; every other column is lagged by `exog_lag` sessions, so a
     forecast up to `exog_lag` steps ahead only uses values already observed (predict refuses longer horizons).
+    `exog_lag=None` (default) lags by the horizon the model is fitted for (requires_horizon_in_fit: the engine
+    passes the run's horizon), the shortest lag that keeps every step's features known; 5 when fitted without one.
     The default regressors are yesterday's log return and 20-day volatility, lagged by 5: simple, always present
     in the feature panel, and numeric (a day-of-week code as a number would impose a linear weekday effect).
     As in statsmodels, the regression is in levels: y_t = x_t' beta + n_t with n_t ~ ARIMA(p,d,q); with d = 1 that
@@ -504,12 +506,13 @@ class ARIMAX(_ARIMAForecaster):
     description: ClassVar[str] = "ARIMA with exogenous features known at forecast time"
     supports_exog: ClassVar[bool] = True
     min_train_size: ClassVar[int] = 25
+    requires_horizon_in_fit: ClassVar[bool] = True  # the default lag follows the horizon
 
     def __init__(
         self,
         *,
         exog: tuple[str, ...] = ("logret_1", "vol_20"),
-        exog_lag: int = 5,
+        exog_lag: int | None = None,
         max_p: int = 3,
         max_q: int = 3,
         max_d: int = 2,
@@ -518,7 +521,7 @@ class ARIMAX(_ARIMAForecaster):
         estimator: Literal["mle", "css"] = "mle",
     ) -> None:
         _check_orders(self.name, max_p=max_p, max_q=max_q, max_d=max_d)
-        if int(exog_lag) != exog_lag or exog_lag < 1:
+        if exog_lag is not None and (int(exog_lag) != exog_lag or exog_lag < 1):
             raise ConfigError(f"arimax: exog_lag must be a positive integer, got {exog_lag!r}")
         if not exog:
             raise ConfigError("arimax: give at least one exogenous column, e.g. exog=('logret_1',); or use arima")
@@ -531,9 +534,15 @@ class ARIMAX(_ARIMAForecaster):
         self.stepwise = stepwise
         self.estimator = estimator
 
+    def _lag(self) -> int:
+        """The lag in use: exog_lag when given, else the fit horizon (5 when fitted without one)."""
+        if self.exog_lag is not None:
+            return int(self.exog_lag)
+        return int(getattr(self, "fit_horizon_", None) or 5)
+
     def _n_skip(self) -> int:
         """Leading rows without a complete design: the `exog_lag` shifted rows plus indicator warm-up NaNs."""
-        design, _ = self.exog_design(int(self.exog_lag))
+        design, _ = self.exog_design(self._lag())
         finite = np.isfinite(design.to_numpy(dtype=float)).all(axis=1)
         bad = np.flatnonzero(~finite)
         skip = int(bad[-1]) + 1 if bad.size else 0
@@ -547,15 +556,15 @@ class ARIMAX(_ARIMAForecaster):
         return skip
 
     def _exog_train(self, skip: int) -> np.ndarray:
-        design, _ = self.exog_design(int(self.exog_lag))
+        design, _ = self.exog_design(self._lag())
         return design.to_numpy(dtype=float)[skip:]
 
     def _exog_new(self, n_new: int) -> np.ndarray:
-        design, _ = self.exog_design(int(self.exog_lag))
+        design, _ = self.exog_design(self._lag())
         return design.to_numpy(dtype=float)[-n_new:]
 
     def _exog_future(self, horizon: int) -> np.ndarray:
-        _, future = self.exog_design(int(self.exog_lag), horizon)
+        _, future = self.exog_design(self._lag(), horizon)
         return future.to_numpy(dtype=float)
 
 

@@ -62,6 +62,21 @@ def is_calendar_column(name: str) -> bool:
     return name.startswith(CALENDAR_PREFIX)
 
 
+def fit_model(
+    model: Forecaster, train: pd.DataFrame, horizon: int | None, *, calendar: str | None = None
+) -> Forecaster:
+    """`model.fit(train)`, told the run's `horizon` when the model needs it (requires_horizon_in_fit) and the
+    series' trading `calendar` when the run chose one (features.calendar; else the ticker's spelling decides).
+
+    The one place engines and tasks fit a model, so every caller honours the horizon-in-fit contract.
+    """
+    needs = getattr(model, "needs_horizon", None)  # duck-typed models without the hook are fitted as before
+    kwargs: dict[str, Any] = {"calendar": calendar} if calendar is not None else {}
+    if horizon is not None and needs is not None and needs():
+        kwargs["horizon"] = horizon
+    return model.fit(train, **kwargs)
+
+
 class Forecaster:
     """Base class of every pricecast model. Constructor arguments are never mutated; fitted state ends in `_`."""
 
@@ -75,10 +90,21 @@ class Forecaster:
     # Measured on W1 (benchmarks/bench_backtest.py --part refit): for models whose update() conditions on new
     # data, refitting every 10th fold kept MASE within 0.1% of refitting at every fold at about a third of the cost.
     default_refit_every: ClassVar[int] = 10
+    # sktime's "requires-fh-in-fit": a direct multi-step model learns one output per step, so it must know at fit
+    # time how many steps it will be asked for. Engines and tasks pass the run's horizon to fit() for these models
+    # (see fit_model); predict(h) beyond the fitted horizon stays an error.
+    requires_horizon_in_fit: ClassVar[bool] = False
 
     # ---- public contract -------------------------------------------------------------------------
-    def fit(self, train: pd.DataFrame) -> Self:
-        """Fit on a long frame `unique_id, ds, y [, exog...]` holding one series, sorted by ds."""
+    def fit(self, train: pd.DataFrame, *, horizon: int | None = None, calendar: str | None = None) -> Self:
+        """Fit on a long frame `unique_id, ds, y [, exog...]` holding one series, sorted by ds.
+
+        `horizon`: the most steps predict() will be asked for; used by models that declare requires_horizon_in_fit
+        (kept as `fit_horizon_`), ignored by the others. `calendar`: the series' trading calendar (an
+        exchange-calendars name, 24/7 or 24/5) whose sessions label the forecasts; default: the ticker's spelling.
+        """
+        if horizon is not None and (isinstance(horizon, bool) or int(horizon) != horizon or horizon <= 0):
+            raise DataError(f"{self.name}: fit horizon must be a positive integer, got {horizon!r}")
         uid, ds, y, X = self._split(train, first=True)
         if len(y) < self.min_train_size:
             raise ModelFitError(
@@ -88,13 +114,18 @@ class Forecaster:
                 "use a longer history or fewer/later folds",
             )
         self.unique_id_ = uid
-        self.exchange_ = exchange_for(uid)
+        self.exchange_ = calendar or exchange_for(uid)
         self.ds_ = ds
         self.y_ = y
         self.X_ = X
+        self.fit_horizon_ = None if horizon is None else int(horizon)
         self._call(self._fit, y, X)
         self.is_fitted_ = True
         return self
+
+    def needs_horizon(self) -> bool:
+        """Whether fit() must be told the horizon: the class tag (an ensemble asks its members)."""
+        return self.requires_horizon_in_fit
 
     def update(self, new: pd.DataFrame) -> Self:
         """Condition on newly observed rows (after the last seen session) without re-estimating parameters."""

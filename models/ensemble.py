@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import DS, ID, YHAT, Y
-from models.base import Forecaster, Intervals
+from models.base import Forecaster, Intervals, fit_model
 from pricecast.errors import ConfigError, DataError, ModelFitError, NotFittedError
 
 
@@ -47,6 +47,12 @@ class Ensemble(Forecaster):
         self.combine = combine
         self.member_params = member_params
 
+    def needs_horizon(self) -> bool:
+        """True when a member needs the horizon at fit (a recurrent member): the ensemble passes it on."""
+        from models import model_class
+
+        return any(bool(getattr(model_class(name), "requires_horizon_in_fit", False)) for name in self.members)
+
     def _build(self) -> list[Forecaster]:
         from models import make_model  # local: models/__init__ imports nothing eagerly, keep it that way
 
@@ -63,8 +69,12 @@ class Ensemble(Forecaster):
         fitted = []
         train = self._frame(y, X, self.ds_)
         for name, model in zip(self.members, self._build(), strict=True):
-            fitted.append(self._run(name, lambda m=model: m.fit(train)))
+            fitted.append(self._run(name, lambda m=model: self._fit_member(m, train)))
         self.models_ = fitted
+
+    def _fit_member(self, model: Forecaster, train: pd.DataFrame) -> Forecaster:
+        horizon = getattr(self, "fit_horizon_", None)
+        return fit_model(model, train, horizon, calendar=self.exchange_)  # members forecast on the same dates
 
     def _update(self, y_new: np.ndarray, X_new: pd.DataFrame | None) -> None:
         new = self._frame(y_new, X_new, self.ds_[-len(y_new) :])

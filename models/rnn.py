@@ -7,7 +7,10 @@ Design choices (why, not what):
   log(y_{origin+k}) - log(y_origin) for k = 1..horizon. That makes the network scale-free (a model trained
   at $30 works at $300) and the naive forecast is simply "output 0". `"level"` feeds and predicts the raw
   (standardised) price, for series that can be <= 0.
-- Direct multi-step: one Dense output per horizon step; `horizon` is the most the model can forecast.
+- Direct multi-step: one Dense output per horizon step, so the model declares `requires_horizon_in_fit` and is
+  fitted for the run's horizon (`fit(train, horizon=h)`; the backtest engine and the forecast task pass it).
+  The constructor's `horizon` is optional: when set it is the number of outputs to train (at least the fit
+  horizon); predict(h) beyond the fitted horizon (`horizon_`) is an error, never an extrapolation.
 - Extra inputs (`features`): calendar `cal_` columns and any exog column; inputs end at the origin, so
   values at or before it are known and no extra lag is needed.
 - Scalers (features.scaling.TrainScaler) are fitted on the training samples only (not the validation tail).
@@ -55,7 +58,8 @@ TRAINING_LOCK = threading.RLock()
 
 def _keras():
     """Import Keras (TensorFlow backend) on demand, quietly and with deterministic ops."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no absl/oneDNN banners in a worker's or the CLI's log
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as the CLI sets it: same numbers in deployments and CLI
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
     import tensorflow as tf
@@ -83,6 +87,7 @@ class RecurrentForecaster(Forecaster):
     supports_exog: ClassVar[bool] = True
     supports_intervals: ClassVar[bool] = True
     min_train_size: ClassVar[int] = 20
+    requires_horizon_in_fit: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -99,7 +104,7 @@ class RecurrentForecaster(Forecaster):
         clipnorm: float = 1.0,
         patience: int = 5,
         validation_fraction: float = 0.1,
-        horizon: int = 5,
+        horizon: int | None = None,
         target_transform: Literal["log_return", "level"] = "log_return",
         seed: int = 0,
         warm_start: bool = True,
@@ -109,7 +114,7 @@ class RecurrentForecaster(Forecaster):
             raise ConfigError(f"rnn: cell must be one of {sorted(set(_CELLS) - {'simplernn'})}, got {cell!r}")
         if target_transform not in ("log_return", "level"):
             raise ConfigError(f"rnn: target_transform must be 'log_return' or 'level', got {target_transform!r}")
-        for label, value in (("window", window), ("units", units), ("layers", layers), ("horizon", horizon)):
+        for label, value in (("window", window), ("units", units), ("layers", layers), ("horizon", horizon or 1)):
             if int(value) < 1:
                 raise ConfigError(f"rnn: {label} must be >= 1, got {value}")
         if not 0.0 <= validation_fraction < 0.9:
@@ -128,7 +133,7 @@ class RecurrentForecaster(Forecaster):
         self.clipnorm = clipnorm
         self.patience = int(patience)
         self.validation_fraction = float(validation_fraction)
-        self.horizon = int(horizon)
+        self.horizon = None if horizon is None else int(horizon)
         self.target_transform = target_transform
         self.seed = int(seed)
         self.warm_start = warm_start
@@ -170,7 +175,22 @@ class RecurrentForecaster(Forecaster):
         return X
 
     def _arch(self) -> tuple:
-        return (self.cell, self.window, 1 + len(self.features), self.units, self.layers, self.dropout, self.horizon)
+        return (self.cell, self.window, 1 + len(self.features), self.units, self.layers, self.dropout, self.horizon_)
+
+    def _outputs(self) -> int:
+        """Steps the network is trained to output: the constructor's horizon if set, else the fit horizon."""
+        asked = getattr(self, "fit_horizon_", None)
+        if self.horizon is None and asked is None:
+            raise DataError(
+                f"{self.name} on {self.unique_id_}: a direct multi-step network needs the horizon at fit; "
+                "call fit(train, horizon=h) or construct it with horizon=h"
+            )
+        if self.horizon is not None and asked is not None and self.horizon < asked:
+            raise DataError(
+                f"{self.name} on {self.unique_id_}: constructed with horizon={self.horizon} but fitted for {asked} "
+                f"steps; drop the horizon parameter (the run's horizon is used) or set horizon>={asked}"
+            )
+        return self.horizon if self.horizon is not None else int(asked)  # type: ignore[arg-type]
 
     def _build(self):
         keras = _keras()
@@ -179,7 +199,7 @@ class RecurrentForecaster(Forecaster):
         x = inputs
         for i in range(self.layers):
             x = cell(self.units, dropout=self.dropout, return_sequences=i < self.layers - 1)(x)
-        outputs = keras.layers.Dense(self.horizon)(x)  # one linear output per horizon step
+        outputs = keras.layers.Dense(getattr(self, "horizon_", None) or self.horizon)(x)  # one output per step
         model = keras.Model(inputs, outputs)
         self._compile(model)
         return model
@@ -220,7 +240,8 @@ class RecurrentForecaster(Forecaster):
     def _fit_seeded(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
         keras = _keras()
         raw = self._raw()
-        H, W = self.horizon, self.window
+        self.horizon_ = self._outputs()
+        H, W = self.horizon_, self.window
         n = len(raw) - W - H + 1
         n_val = int(round(self.validation_fraction * n)) if self.validation_fraction > 0 else 0
         n_train = n - n_val - (H - 1 if n_val else 0)  # purge so no validation target is a training target
@@ -322,10 +343,10 @@ class RecurrentForecaster(Forecaster):
         return mean, intervals
 
     def _check_horizon(self, horizon: int) -> None:
-        if horizon > self.horizon:
+        if horizon > self.horizon_:
             raise DataError(
-                f"{self.name}: asked for {horizon} steps, the network outputs at most horizon={self.horizon}; "
-                f"construct it with horizon>={horizon} (direct multi-step models cannot extrapolate further)"
+                f"{self.name}: asked for {horizon} steps, the network outputs at most horizon={self.horizon_}; "
+                f"fit it with horizon>={horizon} (direct multi-step models cannot extrapolate further)"
             )
 
     def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:

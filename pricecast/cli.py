@@ -36,11 +36,33 @@ EXIT_BAD_INPUT = 2
 SourceOpt = Annotated[str, typer.Option(help="sample | csv | parquet | yfinance | fdr")]
 PathOpt = Annotated[Path | None, typer.Option(help="File or directory for csv/parquet sources")]
 TickersOpt = Annotated[str | None, typer.Option(help="Comma-separated tickers (default: all the source has)")]
-StartOpt = Annotated[str | None, typer.Option(help="First session to use, YYYY-MM-DD")]
+StartOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="First session to use, YYYY-MM-DD (default: all the history; a backtest or forecast of the sample "
+        "starts at 2005-03-01)"
+    ),
+]
 EndOpt = Annotated[str | None, typer.Option(help="Last session to use, YYYY-MM-DD")]
 TargetOpt = Annotated[str, typer.Option(help="auto (adjusted close if present, else close) | adj_close | close")]
 GapOpt = Annotated[str, typer.Option(help="NaN gaps in the target: ffill (at most --max-ffill sessions) | error")]
 MaxFillOpt = Annotated[int, typer.Option(help="Longest NaN run to forward-fill, in sessions")]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(help="csv/parquet: which file column is which, e.g. close=price,ticker=symbol,date=day"),
+]
+CalendarOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--calendar",
+        help="Trading calendar: NAME for every ticker (XLON, XTKS, 24/7, ...) or TICKER=NAME,... "
+        "(default: the stored choice, else the ticker's exchange suffix); kept per ticker in the store",
+    ),
+]
+SpikesOpt = Annotated[
+    str,
+    typer.Option(help="Round-trip spikes (x3 jumps reverted within 20 sessions): error | repair (counted, warned)"),
+]
 
 
 @app.callback()
@@ -54,13 +76,23 @@ def main(
     # temporary API server, and this tool never phones home.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
+    if not _state["verbose"]:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
+    # TensorFlow prints its oneDNN notice straight to stderr on import, whatever TF_CPP_MIN_LOG_LEVEL says; off in
+    # every CLI run (not only quiet ones), so --verbose never changes a number.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    _ensure_prefect_home()
     # The terminal shows warnings and errors (plus progress bars); Prefect's INFO run logs still reach the
     # API (the UI) through prefect's own handler, and --verbose brings them to the terminal too.
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
     fmt = "%(levelname)s %(name)s: %(message)s"
     console.setFormatter(logging.Formatter(fmt) if debug else _NoTracebackFormatter(fmt))
+    if not _state["verbose"]:
+        console.addFilter(_QuietRunFailures())
+    # Library warnings (pandas, statsmodels, prophet, ...) become log records: on the terminal with --verbose only.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if _state["verbose"] else logging.CRITICAL)
     # force: replace any handler set up before (prefect's console handler, when prefect was imported first);
     # prefect keeps a user's root handlers when it configures its logging later.
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[console], force=True)
@@ -71,8 +103,12 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from click.exceptions import Abort, ClickException, Exit
+
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, Exit, ClickException, Abort):  # an exit code a command chose (partial): its last word
+            raise
         except (PricecastError, ValueError, FileNotFoundError) as exc:
             if _state["debug"]:
                 raise
@@ -81,11 +117,97 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # a bug or an environment failure: still one line, the traceback on request
             if _state["debug"]:
                 raise
+            if _is_parameter_error(exc):  # Prefect's validation of flow parameters: bad input, the reason in full
+                err.print(f"[bold red]error:[/] {_parameter_reason(exc)}", highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_BAD_INPUT) from None
             message = f"{type(exc).__name__}: {_first_line(exc)} (run with --debug for the traceback)"
             err.print(f"[bold red]failed:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper
+
+
+_OPTIONS = {"unit_timeout_seconds": "--unit-timeout", "out_dir": "--out"}  # flow parameter -> CLI option
+
+
+def _parameter_reason(exc: BaseException, parameters: dict[str, Any] | None = None) -> str:
+    """Prefect's 'invalid parameters' message on one line, each as `--option VALUE: reason`."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reasons = []
+    for line in lines[1:] or lines:
+        field, sep, reason = line.removeprefix("- ").partition(": ")
+        if not sep:
+            reasons.append(line)
+            continue
+        option = _OPTIONS.get(field, "--" + field.replace("_", "-"))
+        shown = f" {parameters[field]!r}" if parameters and field in parameters else ""
+        reasons.append(f"{option}{shown}: {reason}")
+    return "invalid parameters: " + "; ".join(reasons)
+
+
+def _is_parameter_error(exc: BaseException) -> bool:
+    """prefect.exceptions.ParameterTypeError, recognised without importing prefect (commands that never use it)."""
+    return any(c.__name__ == "ParameterTypeError" and c.__module__.startswith("prefect") for c in type(exc).__mro__)
+
+
+def _validate_flow_parameters(flow: Any, parameters: dict[str, Any]) -> None:
+    """Prefect's own parameter validation, before the flow (and the temporary server) starts: exit 2 at once."""
+    from prefect.exceptions import ParameterTypeError
+
+    try:
+        flow.validate_parameters({k: v for k, v in parameters.items() if k != "return_state"})
+    except ParameterTypeError as exc:
+        raise PricecastError(_parameter_reason(exc, parameters)) from None
+
+
+def _ensure_prefect_home() -> None:
+    """Create PREFECT_HOME (parents too) before Prefect starts: its temporary server cannot create the folder and
+    would leave the CLI waiting minutes for a server that never comes up. One line and exit 2 if it cannot."""
+    raw = os.environ.get("PREFECT_HOME")
+    path = Path(raw).expanduser() if raw else Path.home() / ".prefect"
+    problem = ""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            problem = "is not writable"
+    except OSError as exc:
+        problem = f"cannot be created ({exc.strerror or exc})"
+    if problem:
+        line = f"PREFECT_HOME={path} {problem}; point PREFECT_HOME at a directory you can write to"
+        err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _out_dir(value: str | None, option: str = "--out") -> Path | None:
+    """--out checked before any work: not empty, not an existing file, inside a writable directory."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise PricecastError(f"{option} is empty; pass a directory, or leave {option} out for the default")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise PricecastError(f"{option} {value} is an existing file, not a directory; pass a directory to write to")
+    parent = path
+    while not parent.exists():  # the nearest existing ancestor is where the directory will be created
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PricecastError(f"{option} {value}: {parent} is a file, so no directory can be made there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PricecastError(f"{option} {value}: {parent} is not writable; pass a directory you can write to")
+    return path
+
+
+class _QuietRunFailures(logging.Filter):
+    """Keep Prefect's own failure records (a task or flow run 'Finished in state Failed', 'Encountered exception',
+    parameter validation) off the terminal: the CLI prints the one `error:`/`failed:`/`partial:` line for them.
+    They still reach the Prefect API (the UI); --verbose shows them here too."""
+
+    LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.flows", "prefect.tasks", "prefect.engine")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        return not any(record.name == name or record.name.startswith(name + ".") for name in self.LOGGERS)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -118,6 +240,9 @@ def _source_spec(
     gap_policy: str,
     max_ffill: int,
     min_sessions: int = 1,
+    spikes: str = "error",
+    columns: str | None = None,
+    calendars: str | None = None,
 ):
     from ingest.spec import SourceSpec
 
@@ -131,6 +256,9 @@ def _source_spec(
         gap_policy=gap_policy,
         max_ffill=max_ffill,
         min_sessions=min_sessions,
+        spikes=spikes,
+        columns=columns,
+        calendars=calendars,
     )
 
 
@@ -177,7 +305,20 @@ def progress_bars(starting: str) -> Iterator[None]:
         bars.update(stages[event.stage], completed=event.done, total=event.total, label=event.label)
 
     with bars, progress.listening(show):
-        yield
+        try:
+            yield
+        finally:  # a spinner no stage replaced (the flow stopped early) leaves nothing, not even a blank line
+            if spinner in bars.task_ids:
+                bars.remove_task(spinner)
+                bars.live.transient = True
+                bars.live.stop()
+                bars.disable = True  # Progress.stop would print an empty line on a non-terminal
+
+
+def _run_flow(flow: Any, **parameters: Any) -> Any:
+    """Call `flow` after Prefect's own parameter validation, so a bad value is one line and exit 2 at once."""
+    _validate_flow_parameters(flow, parameters)
+    return flow(**parameters)
 
 
 def print_frame(frame, *, title: str | None = None, floatfmt: str = "{:.4g}") -> None:
@@ -224,13 +365,28 @@ def ingest_cmd(
     target: TargetOpt = "auto",
     gap_policy: GapOpt = "ffill",
     max_ffill: MaxFillOpt = 3,
+    spikes: SpikesOpt = "error",
+    columns: ColumnsOpt = None,
+    calendar: CalendarOpt = None,
 ) -> None:
     """Ingest prices into the local store (incremental for live sources) and print the data-quality summary."""
     from ingest.load import load_panel
     from ingest.store import PriceStore
     from pricecast.settings import store_path
 
-    spec = _source_spec(source, path, tickers, start, end, target, gap_policy, max_ffill)
+    spec = _source_spec(
+        source,
+        path,
+        tickers,
+        start,
+        end,
+        target,
+        gap_policy,
+        max_ffill,
+        spikes=spikes,
+        columns=columns,
+        calendars=calendar,
+    )
     panel, quality = load_panel(spec, store=PriceStore(store_path()))
     _print_panel_summary(panel, quality)
     out.print(f"stored in {store_path()}")
@@ -242,7 +398,7 @@ def backtest_cmd(
     source: SourceOpt = "sample",
     path: PathOpt = None,
     tickers: TickersOpt = None,
-    start: StartOpt = "2005-03-01",
+    start: StartOpt = None,
     end: EndOpt = None,
     target: TargetOpt = "auto",
     models: Annotated[str, typer.Option(help="Comma list of registered models, 'default' or 'all'")] = "default",
@@ -255,7 +411,7 @@ def backtest_cmd(
     ] = None,
     window_type: Annotated[str, typer.Option(help="expanding | sliding")] = "expanding",
     train_size: Annotated[int | None, typer.Option(help="Sliding window length in sessions")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output directory (default: PRICECAST_HOME/runs/<run>)")] = None,
+    out: Annotated[str | None, typer.Option(help="Output directory (default: PRICECAST_HOME/runs/<run>)")] = None,
     unit_timeout: Annotated[
         float, typer.Option(help="Seconds one (ticker, model) unit may run before it is stopped and recorded as failed")
     ] = 3600.0,
@@ -263,6 +419,9 @@ def backtest_cmd(
         str, typer.Option(help="price: forecast the price path | event: will the close rise >= --threshold?")
     ] = "price",
     threshold: Annotated[float, typer.Option(help="Event task: the rise, as a fraction (0.05 = 5%)")] = 0.05,
+    spikes: SpikesOpt = "error",
+    columns: ColumnsOpt = None,
+    calendar: CalendarOpt = None,
 ) -> None:
     """Backtest models on identical rolling-origin folds; writes parquet/CSV tables and report.html.
 
@@ -271,23 +430,30 @@ def backtest_cmd(
     """
     from backtest.folds import FoldPlan
     from flows.backtest import DEFAULT_MODELS, backtest_flow
+    from ingest.sources.sample import sample_start_note
 
     if task not in ("price", "event"):
         raise PricecastError(f"--task must be 'price' or 'event', got {task!r}")
-    if unit_timeout <= 0:
+    out_path = _out_dir(out)
+    if not unit_timeout > 0:  # also NaN
         raise PricecastError(f"--unit-timeout must be > 0 seconds, got {unit_timeout}")
     if refit_every is not None and refit_every < 0:
         raise PricecastError(f"--refit-every must be >= 0 (0 = fit once, 1 = every fold), got {refit_every}")
     if task == "event":
         FoldPlan(horizon=step, step=step, windows=windows, window_type=window_type, train_size=train_size)
-        spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
-        _event_backtest(spec, models, threshold, horizon, windows, step, refit_every, window_type, train_size, out)
+        spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3, calendars=calendar)
+        if columns:  # the event flow reads files without a column map
+            raise PricecastError("--columns is not available with --task event yet; rename the file's columns")
+        _event_backtest(spec, models, threshold, horizon, windows, step, refit_every, window_type, train_size, out_path)
         return
     names = _model_list(models, default=DEFAULT_MODELS)
     FoldPlan(horizon=horizon, step=step, windows=windows, window_type=window_type, train_size=train_size)
-    spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
+    spec = _source_spec(
+        source, path, tickers, start, end, target, "ffill", 3, spikes=spikes, columns=columns, calendars=calendar
+    )
     with progress_bars("starting the backtest flow (Prefect, ingest, features)"):
-        state = backtest_flow(
+        state = _run_flow(
+            backtest_flow,
             tickers=list(spec.tickers) if spec.tickers else None,
             models=names,
             horizon=horizon,
@@ -301,11 +467,16 @@ def backtest_cmd(
             start=spec.start,
             end=spec.end,
             target=target,
-            out_dir=str(out) if out else None,
+            out_dir=str(out_path) if out_path else None,
             unit_timeout_seconds=unit_timeout,
+            spikes=spec.spikes,
+            columns=spec.columns,
+            calendars=spec.calendars,
             return_state=True,
         )
-    _print_backtest(_outcome(state))
+    outcome = _outcome(state)
+    _print_quality(outcome.get("quality"), note=sample_start_note(source, spec.start))
+    _print_backtest(outcome)
     _exit_if_partial(state)
 
 
@@ -314,11 +485,13 @@ def _event_backtest(spec, models, threshold, horizon, windows, step, refit_every
     import pandas as pd
 
     from flows.event_backtest import EVENT_DEFAULT_MODELS, event_backtest_flow
+    from ingest.sources.sample import sample_start_note
     from models import EVENT_REGISTRY, event_model_class
 
     names = _model_list(models, default=EVENT_DEFAULT_MODELS, registry=EVENT_REGISTRY, check=event_model_class)
     with progress_bars("starting the event backtest flow (Prefect, ingest, features)"):
-        state = event_backtest_flow(
+        state = _run_flow(
+            event_backtest_flow,
             tickers=list(spec.tickers) if spec.tickers else None,
             models=names,
             threshold=threshold,
@@ -333,10 +506,12 @@ def _event_backtest(spec, models, threshold, horizon, windows, step, refit_every
             start=spec.start,
             end=spec.end,
             target=spec.target,
+            calendars=spec.calendars,
             out_dir=str(out_dir) if out_dir else None,
             return_state=True,
         )
     outcome = _outcome(state)
+    _print_quality(outcome.get("quality"), note=sample_start_note(spec.source, spec.start))
     board = pd.read_csv(outcome["leaderboard"])
     cols = ["model", "brier", "brier_skill", "roc_auc", "pr_auc", "log_loss", "f1", "mean_rank", "p_less"]
     print_frame(board[[c for c in [*cols, "beats_base_rate"] if c in board.columns]], title="Event leaderboard")
@@ -357,7 +532,12 @@ def _model_list(value: str, *, default: list[str], registry=None, check=None) ->
         return list(default)
     if key == "all":
         return list(registry)
-    names = list(dict.fromkeys(_split(value) or ()))
+    from backtest.champion import CHAMPION
+    from models import canonical_name
+
+    # Case-insensitive: 'NAIVE,Lstm' runs naive and lstm, reported in the registry's spelling.
+    spelled = [canonical_name([CHAMPION, *registry], n) for n in _split(value) or ()]
+    names = list(dict.fromkeys(spelled))
     if not names:
         raise PricecastError("--models is empty; pass a comma list, 'default' or 'all'")
     for name in names:
@@ -386,6 +566,8 @@ def _print_backtest(outcome: dict) -> None:
     out_dir = Path(outcome["out_dir"])
     board = pd.read_csv(out_dir / "leaderboard.csv")
     cols = ["model", "mase", "rmsse", "smape", "directional_accuracy", "coverage_95", "mean_rank", "beats_naive_dm"]
+    if "n_scale_undefined" in board.columns and board["n_scale_undefined"].gt(0).any():
+        cols.append("n_scale_undefined")  # folds whose MASE/RMSSE are NaN (zero or non-finite scale): say so
     print_frame(board[[c for c in cols if c in board.columns]], title="Leaderboard (mean over series)")
     verdict = outcome.get("verdict")
     if verdict:
@@ -404,11 +586,23 @@ def _print_panel_summary(panel, quality) -> None:
     summary["first"] = summary["first"].dt.date.astype(str)
     summary["last"] = summary["last"].dt.date.astype(str)
     print_frame(summary, title="Panel")
-    lines = quality.summary_lines()
+    _print_quality(quality)
+
+
+def _print_quality(quality, *, note: str | None = None) -> None:
+    """The data-quality paragraph (what start/end cut, then each ticker's sessions, calendar and cleaning counts)
+    that ingest, backtest and forecast print; `quality` is a QualityReport or its dict (a flow's summary)."""
+    from ingest.quality import QualityReport
+
+    if quality is None and note is None:
+        return
+    if isinstance(quality, dict):
+        quality = QualityReport.model_validate(quality)
+    lines = ([note] if note else []) + (quality.summary_lines() if quality is not None else [])
     if lines:
         out.print("[bold]Data quality[/]")
         for line in lines:
-            out.print(f"  {line}", highlight=False)
+            out.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 @app.command("forecast")
@@ -417,23 +611,30 @@ def forecast_cmd(
     source: SourceOpt = "sample",
     path: PathOpt = None,
     tickers: TickersOpt = None,
-    start: StartOpt = "2005-03-01",
+    start: StartOpt = None,
     end: EndOpt = None,
     target: TargetOpt = "auto",
     models: Annotated[str, typer.Option(help="Comma list of registered models or 'default'")] = "default",
     horizon: Annotated[int, typer.Option(help="Trading sessions to forecast")] = 5,
+    spikes: SpikesOpt = "error",
+    columns: ColumnsOpt = None,
+    calendar: CalendarOpt = None,
 ) -> None:
     """Forecast the next sessions with every model plus the ensemble; stored for the live track record."""
     from flows.forecast import FORECAST_MODELS, forecast_flow
+    from ingest.sources.sample import sample_start_note
     from pricecast.settings import store_path
     from store.results import ResultStore
 
     names = _model_list(models, default=FORECAST_MODELS, check=_forecast_model)
     if horizon <= 0:
         raise PricecastError(f"--horizon must be >= 1, got {horizon}")
-    spec = _source_spec(source, path, tickers, start, end, target, "ffill", 3)
+    spec = _source_spec(
+        source, path, tickers, start, end, target, "ffill", 3, spikes=spikes, columns=columns, calendars=calendar
+    )
     with progress_bars("starting the forecast flow (Prefect, ingest, features)"):
-        state = forecast_flow(
+        state = _run_flow(
+            forecast_flow,
             tickers=list(spec.tickers) if spec.tickers else None,
             models=names,
             horizon=horizon,
@@ -442,9 +643,13 @@ def forecast_cmd(
             start=spec.start,
             end=spec.end,
             target=target,
+            spikes=spec.spikes,
+            columns=spec.columns,
+            calendars=spec.calendars,
             return_state=True,
         )
     outcome = _outcome(state)
+    _print_quality(outcome.get("quality"), note=sample_start_note(source, spec.start))
     table = ResultStore(store_path()).live_forecasts(outcome["flow_run_id"])
     if len(table):
         table = table.assign(as_of=table["as_of"].dt.date.astype(str), ds=table["ds"].dt.date.astype(str))
@@ -471,7 +676,7 @@ def report_cmd(
         typer.Argument(help="A stored run's flow-run id (or a unique prefix), 'latest', or a run directory"),
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Where to write (default: the run directory, or runs/report-<run id>)")
+        str | None, typer.Option("--out", help="Where to write (default: the run directory, or runs/report-<run id>)")
     ] = None,
     list_runs: Annotated[
         bool, typer.Option("--list", help="List the stored backtest runs (price and event task) and exit")
@@ -487,16 +692,17 @@ def report_cmd(
     from store.results import ResultStore
     from tasks.backtest import save_run
 
+    out_path = _out_dir(out_dir)
     store = ResultStore(store_path())
     if list_runs:
         _print_runs(store)
         return
     if run and Path(run).is_dir():
         result, quality = _run_from_directory(Path(run))
-        target = out_dir or Path(run)
+        target = out_path or Path(run)
     else:
         task, run_id = store.resolve_task_run(run)
-        target = out_dir or runs_dir() / f"report-{run_id}"
+        target = out_path or runs_dir() / f"report-{run_id}"
         if task == "event":
             _event_report_from_store(store, run_id, Path(target).expanduser().resolve())
             return
@@ -509,10 +715,20 @@ def report_cmd(
 
 def _run_from_directory(path: Path):
     """A run written by `pricecast backtest --out DIR`: its parquet tables, meta.json and quality.csv."""
+    import json
+
     import pandas as pd
 
     from backtest.results import BacktestResult
 
+    meta = path / "meta.json"
+    try:  # read first, so a damaged one is named before any table is loaded
+        json.loads(meta.read_text()) if meta.exists() else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PricecastError(
+            f"{meta}: not valid JSON ({getattr(exc, 'msg', exc)}); re-run the backtest into this directory, "
+            "or render the stored run with `pricecast report <run id>`"
+        ) from None
     result = BacktestResult.load(path)
     quality_file = path / "quality.csv"
     quality = (
@@ -664,6 +880,57 @@ def reports_cmd(
             out.print("stopped", highlight=False)
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+store_app = typer.Typer(help="The local DuckDB store (prices, live forecasts, backtest runs).", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("check")
+def store_check_cmd(
+    path: Annotated[
+        Path | None,
+        typer.Option(help="The store file (default: PRICECAST_STORE, else PRICECAST_HOME/pricecast.duckdb)"),
+    ] = None,
+) -> None:
+    """Open the store read-only and read every table in full (DuckDB checks each block's checksum as it reads):
+    row counts per table and the verdict; exit 0 healthy, 1 damaged (with the recovery step)."""
+    code = _store_check(path)
+    if code:
+        raise typer.Exit(code)
+
+
+@guarded
+def _store_check(path: Path | None) -> int:
+    """`pricecast store check`: the exit code (guarded turns a missing file into one line and exit 2)."""
+    import pandas as pd
+
+    from pricecast.duckdb_io import check_file, damaged_error
+    from pricecast.errors import StoreDamagedError
+    from pricecast.settings import store_path
+
+    target = Path(path).expanduser() if path else store_path()
+    try:
+        checks = check_file(target, label="store")
+    except StoreDamagedError as exc:
+        err.print(f"[bold red]damaged:[/] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_FAILED
+    frame = pd.DataFrame(
+        {
+            "table": [c.table for c in checks],
+            "rows": [str(c.rows) if c.rows is not None else "unreadable" for c in checks],
+            "status": [c.problem or "ok" for c in checks],
+        }
+    )
+    print_frame(frame, title=f"Store {target}")
+    problems = [f"table {c.table}: {c.problem}" for c in checks if c.problem]
+    if problems:
+        line = damaged_error(target, "store", "; ".join(problems), writing=False)
+        err.print(f"[bold red]damaged:[/] {line}", highlight=False, soft_wrap=True)
+        return EXIT_FAILED
+    total = sum(c.rows or 0 for c in checks)
+    out.print(f"healthy: {target} ({len(checks)} tables, {total} rows read in full)", highlight=False, soft_wrap=True)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

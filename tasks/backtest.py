@@ -16,7 +16,7 @@ from backtest.folds import Fold, FoldPlan, panel_folds
 from backtest.results import FAILURE_COLUMNS, BacktestResult, UnitResult, concat
 from features.build import FeatureConfig, build_features_for
 from features.schema import ID
-from pricecast.fileio import write_table
+from pricecast.fileio import safe_name, write_table
 from reports.data import ReportInput
 from reports.html import render_html
 from reports.markdown import leaderboard_records, summary_markdown
@@ -35,7 +35,7 @@ def build_ticker_features(panel: pd.DataFrame, config: FeatureConfig) -> dict[st
 
 def audit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     """A ticker's audit depends on its prices, its folds, the feature config and the code: nothing else."""
-    return f"audit-{parameters['uid']}-" + digest(
+    return f"audit-{safe_name(parameters['uid'])}-" + digest(  # a file name: the ticker encoded (fileio.safe_name)
         {
             "data": frame_fingerprint(parameters["series"]),
             "folds": folds_key(parameters["folds"]),
@@ -86,9 +86,12 @@ def run_unit(
     folds: list[Fold],
     refit_every: int | None,
     horizon: int,
+    calendar: str | None = None,
 ) -> UnitResult:
     """Backtest one model on one ticker over its folds (failures on a fold are recorded, not raised)."""
-    return backtest_unit(series, model=model, params=params, folds=folds, refit_every=refit_every, horizon=horizon)
+    return backtest_unit(
+        series, model=model, params=params, folds=folds, refit_every=refit_every, horizon=horizon, calendar=calendar
+    )
 
 
 def crash_failures(uid: str, model: str, folds: list[Fold], exc: BaseException) -> pd.DataFrame:

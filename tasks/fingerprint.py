@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from features.schema import DS, ID
+from pricecast.fileio import safe_name
 
 _PURE_PACKAGES = ("features", "models", "backtest")
 # Libraries whose upgrade can change a model's numbers: part of the code version too.
@@ -74,8 +75,10 @@ def unit_key(prefix: str, parameters: dict[str, Any], **extra: Any) -> str:
         "folds": folds_key(parameters["folds"]),
         "refit_every": parameters["refit_every"],
         "horizon": parameters["horizon"],
+        **({"calendar": parameters["calendar"]} if parameters.get("calendar") else {}),  # forecast dates, holidays
         "data": frame_fingerprint(series.loc[series[DS] <= last]),
         "code": code_version(),
         **extra,
     }
-    return f"{prefix}-{series[ID].iloc[0]}-{parameters['model']}-{digest(payload)}"
+    # The key is the result's file name under results_dir(): the ticker goes in encoded, never as a path.
+    return f"{prefix}-{safe_name(str(series[ID].iloc[0]))}-{parameters['model']}-{digest(payload)}"

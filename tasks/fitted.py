@@ -1,9 +1,9 @@
 """Fitted live models kept between forecast runs: a few new sessions update the stored fit instead of refitting.
 
-PRICECAST_HOME/models/<ticker>/<model>-<params digest>/ holds the fitted model (its own `save`) and fit.json: the
-fingerprint (tasks.fingerprint.frame_fingerprint) of the rows it was fitted on, restricted to the columns the
-model reads (unique_id, ds, y and its exogenous columns), their last session and the code version; rows.npz keeps
-each row's hash so a refit can say where the history changed.
+PRICECAST_HOME/models/<ticker>/<model>-<params digest>/ (the ticker encoded by pricecast.fileio.safe_name) holds
+the fitted model (its own `save`) and fit.json: the fingerprint (tasks.fingerprint.frame_fingerprint) of the rows
+it was fitted on, restricted to the columns the model reads (unique_id, ds, y and its exogenous columns), their last
+session and the code version; rows.npz keeps each row's hash so a refit can say where the history changed.
 
 The next run reuses the fit when those rows are an exact prefix of today's series (same rows up to the fit's
 last session) and at most `max_update_sessions` sessions came after it: the model is loaded, conditioned on the
@@ -33,9 +33,9 @@ import pandas as pd
 
 from features.schema import CALENDAR_PREFIX, DS, ID, Y
 from models import make_model
-from models.base import Forecaster
+from models.base import Forecaster, fit_model
 from pricecast.errors import DataError, ModelFitError
-from pricecast.fileio import atomic_write_text
+from pricecast.fileio import atomic_write_text, safe_name
 from pricecast.settings import home
 from tasks.fingerprint import code_version, digest, frame_fingerprint
 
@@ -65,11 +65,9 @@ def fits_dir() -> Path:
 
 
 def fit_dir(root: Path, uid: str, model: str, params: dict[str, Any]) -> Path:
-    """root/<ticker>/<model>-<params digest>; a ticker unsafe as a file name (USD/KRW) gets a hashed safe name."""
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in uid)
-    if safe != uid or safe.startswith("."):
-        safe = f"{safe.lstrip('.')}-{digest({'ticker': uid})[:8]}"
-    return root / safe / f"{model}-{digest({'model': model, 'params': params})[:12]}"
+    """root/<ticker>/<model>-<params digest>; the ticker as pricecast.fileio.safe_name encodes it (USD/KRW ->
+    USD%2FKRW; `..` or `../x` never leave root), the model a registry name."""
+    return root / safe_name(uid) / f"{model}-{digest({'model': model, 'params': params})[:12]}"
 
 
 def fit_or_update(
@@ -79,13 +77,21 @@ def fit_or_update(
     params: dict[str, Any],
     root: Path,
     max_update_sessions: int = MAX_UPDATE_SESSIONS,
+    horizon: int | None = None,
+    calendar: str | None = None,
 ) -> FitOutcome:
     """`model` fitted on every row of `series`: the stored fit updated with the new sessions when it qualifies,
-    else a fresh fit, stored for the next run."""
+    else a fresh fit, stored for the next run.
+
+    A model that needs the horizon at fit (requires_horizon_in_fit) is fitted for `horizon` steps, and the horizon
+    is part of its stored fit's key: a run with another horizon never reuses a network trained for a different one.
+    """
     fresh = make_model(model, **params)
     uid = str(series[ID].iloc[0])
     rows = _fitted_rows(series, fresh)
-    directory = fit_dir(root, uid, model, params)
+    keyed = {**params, "_fit_horizon": horizon} if horizon is not None and fresh.needs_horizon() else params
+    keyed = {**keyed, "_calendar": calendar} if calendar is not None else keyed  # its forecast dates follow it
+    directory = fit_dir(root, uid, model, keyed)
     stored, reason = _load(directory, fresh, uid)
     if stored is not None:
         loaded, meta = stored
@@ -100,7 +106,7 @@ def fit_or_update(
             except (ModelFitError, DataError) as exc:  # a fresh fit may still succeed: its failure is the real one
                 why = f"update failed ({exc})"
         reason = why
-    fitted = fresh.fit(series)
+    fitted = fit_model(fresh, series, horizon, calendar=calendar)
     path: FitPath = "fit" if reason == _NO_FIT else "refit"
     warning = _store(fitted, rows, directory, label=f"{model} on {uid}")
     return FitOutcome(fitted, path, f"{path} {uid} {model}: {reason}", warning=warning)

@@ -34,6 +34,7 @@ def forecast_unit(
     target: str,
     resolved: str | None = None,
     max_update_sessions: int = MAX_UPDATE_SESSIONS,
+    calendar: str | None = None,
 ) -> pd.DataFrame:
     """Forecast the next `horizon` exchange sessions with `model` (run as `resolved` for the champion) on every
     session of `series`: its stored fit updated with the new sessions when it can be, else refitted and stored.
@@ -45,7 +46,13 @@ def forecast_unit(
     except MissingContextError:  # called as .fn() outside a run
         log = logging.getLogger(__name__)
     fit = fit_or_update(
-        series, model=resolved or model, params=params, root=fits_dir(), max_update_sessions=max_update_sessions
+        series,
+        model=resolved or model,
+        params=params,
+        root=fits_dir(),
+        max_update_sessions=max_update_sessions,
+        horizon=horizon,
+        calendar=calendar,
     )
     log.info(fit.message)
     if fit.warning:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +14,23 @@ from ingest.spec import SAMPLE_TICKERS, SourceSpec
 from pricecast.errors import SourceError
 
 SAMPLE_FILE = "stocks.csv.gz"
+# Where backtest and forecast runs of the sample start unless --start says otherwise: ~2,000 sessions per ticker
+# keep `make run` fast. Only the sample has a default start; file and live sources use all the history they have.
+SAMPLE_START = date(2005, 3, 1)
+
+
+def default_start(source: str, start: date | None) -> date | None:
+    """The first session a backtest or forecast uses: `start`, else SAMPLE_START for the sample, else None (all)."""
+    if start is None and source == "sample":
+        return SAMPLE_START
+    return start
+
+
+def sample_start_note(source: str, start: date | None) -> str | None:
+    """The line that says the sample's default start was used, or None when the run named its own start."""
+    if start is None and source == "sample":
+        return f"sample: using sessions from {SAMPLE_START.isoformat()} (--start to change)"
+    return None
 
 
 def sample_path() -> Path:

@@ -116,7 +116,8 @@ def test_leaderboard_shape_order_and_ranks(result):
     dm = dm_table(result.forecasts, reference="last", step=PLAN.step)
     board = leaderboard(result.forecasts, result.fold_info, dm, failures=result.failures)
     assert tuple(board.columns[: len(LEADERBOARD_COLUMNS)]) == LEADERBOARD_COLUMNS
-    assert list(board.columns[len(LEADERBOARD_COLUMNS) :]) == ["n_series", "n_failures"]
+    assert list(board.columns[len(LEADERBOARD_COLUMNS) :]) == ["n_series", "n_failures", "n_scale_undefined"]
+    assert (board["n_scale_undefined"] == 0).all()
     assert sorted(board["model"]) == ["last", "trend"]
     assert board["mean_rank"].is_monotonic_increasing
     assert board["mean_rank"].sum() == pytest.approx(3.0)  # two models: ranks 1 + 2 per series

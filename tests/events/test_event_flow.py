@@ -30,7 +30,7 @@ def test_event_flow_writes_outputs_publishes_artifacts_and_reruns_from_cache(pre
     first = _run(out_dir=str(tmp_path / "a"))
     assert first.is_completed(), first.message
     summary = first.result()
-    assert set(summary) == {"out_dir", "report", "leaderboard", "verdict", "failures", "flow_run_id"}
+    assert set(summary) == {"out_dir", "report", "leaderboard", "verdict", "failures", "flow_run_id", "quality"}
     assert summary["failures"] == 0 and summary["verdict"]
     out = tmp_path / "a"
     for name in ("predictions.parquet", "metrics.parquet", "leaderboard.csv", "calibration.csv", "significance.csv"):

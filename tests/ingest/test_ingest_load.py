@@ -92,5 +92,7 @@ def test_quality_report_shapes():
     row = frame[(frame[ID] == "AAPL") & (frame["check"] == "outside_range_dropped")].iloc[0]
     assert row["count"] == 3270 - report.tickers["AAPL"].rows_out
     lines = report.summary_lines()
-    assert lines[0].startswith("AAPL: 41 sessions 2013-01-02 .. 2013-03-01, target adj_close")
+    cut = 3270 - 41 + report.tickers["IBM"].outside_range_dropped
+    assert lines[0].startswith(f"--start 2013-01-01 cut {cut:,} rows before it (AAPL 3,229, IBM ")
+    assert lines[1].startswith("AAPL: 41 sessions 2013-01-02 .. 2013-03-01, target adj_close")
     assert json.loads(json.dumps(report.to_dict()))["tickers"]["IBM"]["target"] == "adj_close"

@@ -12,16 +12,19 @@ import pytest
 from features.calendar import sessions
 from features.schema import CUTOFF, DS, FORECAST_COLUMNS, HI_80, HI_95, ID, INTERVAL_COLUMNS, LO_80, LO_95, YHAT, H, Y
 from models import REGISTRY, make_model, model_class
+from models.base import fit_model
 from pricecast.errors import DataError, ModelFitError, NotFittedError
 
 HORIZON = 5
+HORIZONS = (1, 10, 30)  # a one-step run, the issue-14 `--horizon 10` and a month ahead
 N_TRAIN = 260
 
-# Tiny configurations: enough to exercise each code path in seconds.
+# Tiny configurations: enough to exercise each code path in seconds. No `horizon` for the recurrent models: they
+# declare requires_horizon_in_fit and are fitted for the horizon the test asks for, as the engine does.
 TINY: dict[str, dict] = {
-    "rnn": {"units": 4, "epochs": 2, "window": 10, "horizon": HORIZON, "patience": 1},
-    "lstm": {"units": 4, "epochs": 2, "window": 10, "horizon": HORIZON, "patience": 1},
-    "gru": {"units": 4, "epochs": 2, "window": 10, "horizon": HORIZON, "patience": 1},
+    "rnn": {"units": 4, "epochs": 2, "window": 10, "patience": 1},
+    "lstm": {"units": 4, "epochs": 2, "window": 10, "patience": 1},
+    "gru": {"units": 4, "epochs": 2, "window": 10, "patience": 1},
     "prophet": {"uncertainty_samples": 50, "yearly": False},
     "ensemble": {"members": ("naive", "drift", "ses")},
 }
@@ -49,9 +52,9 @@ def _series(n: int = N_TRAIN + 40, *, seed: int = 7, uid: str = "SYN", constant:
     return frame
 
 
-def _fit(name: str, train: pd.DataFrame):
-    model = make_model(name, **_params(name))
-    return model.fit(train)
+def _fit(name: str, train: pd.DataFrame, horizon: int = HORIZON):
+    """Fit as the engine and the forecast task do: told the horizon when the model declares it needs it."""
+    return fit_model(make_model(name, **_params(name)), train, horizon)
 
 
 def _assert_forecast_schema(model, frame: pd.DataFrame, last_ds: pd.Timestamp, horizon: int) -> None:
@@ -98,6 +101,30 @@ def test_predict_schema_and_length(name, series, fitted):
     # Future dates are real XNYS sessions, not naive business days.
     expected = sessions("XNYS", series[DS].iloc[N_TRAIN - 1] + pd.Timedelta(days=1), "2017-12-31")[:HORIZON]
     assert list(frame[DS]) == list(expected)
+
+
+@pytest.mark.parametrize("horizon", HORIZONS)
+@pytest.mark.parametrize("name", ALL)
+def test_fits_and_predicts_the_run_horizon(name, horizon, series):
+    """Every model forecasts h = 1, 10 and 30 real sessions when fitted the way the engine fits it (issue 14.5)."""
+    train = series.iloc[:N_TRAIN]
+    model = _fit(name, train, horizon)
+    frame = model.predict(horizon)
+    _assert_forecast_schema(model, frame, train[DS].iloc[-1], horizon)
+    expected = sessions("XNYS", train[DS].iloc[-1] + pd.Timedelta(days=1), "2017-12-31")[:horizon]
+    assert list(frame[DS]) == list(expected)
+    if model.requires_horizon_in_fit:  # fitted for `horizon` steps: one more is refused, never extrapolated
+        with pytest.raises(DataError, match=f"{horizon + 1} steps"):
+            model.predict(horizon + 1)
+
+
+@pytest.mark.parametrize("name", sorted(NEURAL))
+def test_horizon_in_fit_is_required_or_given(name, series):
+    """A direct multi-step model fitted without a horizon says how to give one instead of guessing a default."""
+    with pytest.raises(DataError, match="needs the horizon at fit"):
+        make_model(name, **_params(name)).fit(series.iloc[:N_TRAIN])
+    with pytest.raises(DataError, match="constructed with horizon=3 but fitted for 10"):
+        make_model(name, **_params(name), horizon=3).fit(series.iloc[:N_TRAIN], horizon=10)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -194,5 +221,5 @@ def test_minimum_length(name, series):
 def test_constructor_arguments_not_mutated(name, series):
     model = make_model(name, **_params(name))
     before = repr(model.get_params())
-    model.fit(series.iloc[:N_TRAIN])
+    fit_model(model, series.iloc[:N_TRAIN], HORIZON)
     assert repr(model.get_params()) == before
