@@ -93,6 +93,11 @@ METRICS: dict[str, MetricInfo] = {
     ),
     N_SERIES: MetricInfo("Series", "none", "Series the model forecast."),
     N_FAILURES: MetricInfo("Failures", "none", "(series, fold) units where the model failed."),
+    "n_scale_undefined": MetricInfo(
+        "No MASE scale",
+        "none",
+        "(series, fold) pairs whose in-sample naive error is zero or not finite: their MASE/RMSSE are left out (NaN).",
+    ),
     "hit_rate": MetricInfo("Hit rate", "higher", "Share of trades whose direction was right."),
     "cum_return": MetricInfo("Cum. return", "higher", "Cumulative return of the rule over the test sessions."),
     "buy_hold_return": MetricInfo(
