@@ -159,4 +159,4 @@ def _differing(a: np.ndarray, b: np.ndarray, names: Sequence[str], *, rtol: floa
     if same.all():
         return None
     rows, cols = np.nonzero(~same)
-    return sorted({names[c] for c in cols}), int(rows.min())
+    return sorted({names[int(c)] for c in cols}), int(rows.min())
