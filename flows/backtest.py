@@ -23,7 +23,6 @@ from backtest.folds import FoldPlan
 from features.build import FeatureConfig
 from flows import enable_package_logs
 from flows.runners import task_runner
-from ingest.sources.sample import default_start
 from ingest.spec import SourceSpec
 from models import REGISTRY, make_model
 from pricecast.settings import store_path
@@ -78,11 +77,11 @@ def backtest_flow(
     for name in models:
         if name not in REGISTRY:
             make_model(name)  # raises ConfigError naming the registered models, before any work
-    spec = SourceSpec(
+    spec = SourceSpec.for_run(
         source=source,
         path=path,
-        tickers=tuple(tickers) if tickers else None,
-        start=default_start(source, start),
+        tickers=tickers,
+        start=start,
         end=end,
         target=target,
         spikes=spikes,

@@ -22,7 +22,6 @@ from backtest.events import check_event_params, model_specs
 from backtest.folds import FoldPlan
 from flows import enable_package_logs
 from flows.runners import task_runner
-from ingest.sources.sample import default_start
 from ingest.spec import SourceSpec
 from pricecast.settings import store_path
 from tasks.events import (
@@ -79,11 +78,11 @@ def event_backtest_flow(
     started = datetime.now(UTC)
     check_event_params(threshold=threshold, horizon=horizon, tail_fraction=tail_fraction)
     specs = model_specs({name: (model_params or {}).get(name, {}) for name in models})  # base_rate first
-    spec = SourceSpec(
+    spec = SourceSpec.for_run(
         source=source,
         path=path,
-        tickers=tuple(tickers) if tickers else None,
-        start=default_start(source, start),
+        tickers=tickers,
+        start=start,
         end=end,
         target=target,
         calendars=calendars,

@@ -21,7 +21,6 @@ from features.build import FeatureConfig
 from features.schema import ID, MODEL
 from flows import enable_package_logs
 from flows.runners import task_runner
-from ingest.sources.sample import default_start
 from ingest.spec import SourceSpec
 from models import REGISTRY, make_model
 from pricecast.settings import store_path
@@ -64,11 +63,11 @@ def forecast_flow(
     for name in models:
         if name not in REGISTRY and name != CHAMPION:
             make_model(name)  # raises ConfigError naming the registered models, before any work
-    spec = SourceSpec(
+    spec = SourceSpec.for_run(
         source=source,
         path=path,
-        tickers=tuple(tickers) if tickers else None,
-        start=default_start(source, start),
+        tickers=tickers,
+        start=start,
         end=end,
         target=target,
         spikes=spikes,
