@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from backtest.folds import Fold
+from common.schema import DS, ID
 from features.build import FeatureConfig, series_features
 from features.calendar import calendar_features
-from features.schema import DS, ID
 
 _MAX_LISTED = 5
 

@@ -24,7 +24,7 @@ import pandas as pd
 from backtest.evaluate import REFERENCE, Evaluation
 from backtest.results import BacktestResult
 from backtest.significance import ALPHA, Loss, dm_series_table
-from features.schema import ID, MODEL
+from common.schema import ID, MODEL
 
 log = logging.getLogger(__name__)
 

@@ -52,10 +52,10 @@ from backtest.results import (
     concat,
     normalize,
 )
-from features.schema import BACKTEST_COLUMNS, CUTOFF, DS, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, YHAT, H, Y
+from common.errors import ConfigError, DataError, ModelFitError
+from common.schema import BACKTEST_COLUMNS, CUTOFF, DS, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, YHAT, H, Y
 from models import REGISTRY, make_model, model_class
 from models.base import fit_model
-from pricecast.errors import ConfigError, DataError, ModelFitError
 
 log = logging.getLogger(__name__)
 

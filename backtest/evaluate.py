@@ -14,8 +14,8 @@ from backtest.metrics import leaderboard, metrics_table, per_horizon_table, per_
 from backtest.results import BacktestResult
 from backtest.significance import DM_COLUMNS, dm_pairwise, dm_table
 from backtest.trading import equity_curves, trading_table
-from features.schema import MODEL
-from pricecast.fileio import write_table
+from common.fileio import write_table
+from common.schema import MODEL
 
 REFERENCE = "naive"
 TRADING_COST_BPS = 5.0  # per unit of turnover: a liquid large cap's spread plus commission, roughly

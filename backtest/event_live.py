@@ -1,6 +1,6 @@
 """Live event probabilities: P(event) at each ticker's latest session, from a model fitted on every labelled one.
 
-The daily step after an event backtest, on the backtest's own code path (backtest.events.fit_event_model, then
+The daily step after an event backtest, on the backtest's own code path (backtest.event_task.fit_event_model, then
 one predict_proba call): the cutoff is the series' last session, so the leakage guard masks the last h labels
 (their outcome reads closes that have not happened yet; the event frame holds them as NaN already) and only
 labelled rows with finite features train. The origin is the last session (`as_of`), whose features are known
@@ -20,7 +20,7 @@ import pandas as pd
 
 from backtest.engine import LeakageError
 from backtest.event_metrics import P
-from backtest.events import (
+from backtest.event_task import (
     DEFAULT_TAIL_FRACTION,
     LABEL,
     EventFactory,
@@ -29,10 +29,10 @@ from backtest.events import (
     with_event_horizon,
 )
 from backtest.results import ERROR_TYPE, FAILURE_COLUMNS, MESSAGE
-from features.schema import DS, FOLD, ID, MODEL, H
+from common.errors import DataError, ModelFitError
+from common.schema import DS, FOLD, ID, MODEL, H
 from models import make_event_model
-from models.events import training_rows
-from pricecast.errors import DataError, ModelFitError
+from models.classifiers import training_rows
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ import numpy as np
 import pandas as pd
 
 from backtest.significance import ALPHA, dm_differential
-from features.schema import CUTOFF, DS, FOLD, ID, METRIC, METRICS_COLUMNS, MODEL, VALUE, H, Y
-from pricecast.errors import DataError
+from common.errors import DataError
+from common.schema import CUTOFF, DS, FOLD, ID, METRIC, METRICS_COLUMNS, MODEL, VALUE, H, Y
 
-# ---- column and metric names (event tables only; the forecasting ones live in features.schema) ----------
+# ---- column and metric names (event tables only; the forecasting ones live in common.schema) ----------
 P = "p"  # predicted probability of the event
 THRESHOLD = "threshold"  # the fold's decision threshold, chosen on its training tail
 EVENT_PREDICTION_COLUMNS = (ID, MODEL, FOLD, CUTOFF, DS, H, Y, P, THRESHOLD)

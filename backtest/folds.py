@@ -25,8 +25,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from features.schema import DS, ID
-from pricecast.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
+from common.schema import DS, ID
 
 WindowType = Literal["expanding", "sliding"]
 

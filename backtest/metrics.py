@@ -37,7 +37,7 @@ import pandas as pd
 
 from backtest.results import LAST_Y, SCALE_MAE, SCALE_MSE
 from backtest.significance import beats_reference
-from features.schema import FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRIC, METRICS_COLUMNS, MODEL, VALUE, YHAT, H, Y
+from common.schema import FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRIC, METRICS_COLUMNS, MODEL, VALUE, YHAT, H, Y
 
 log = logging.getLogger(__name__)
 

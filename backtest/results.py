@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.schema import BACKTEST_COLUMNS, CUTOFF, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, H
-from pricecast.errors import DataError
+from common.errors import DataError
+from common.schema import BACKTEST_COLUMNS, CUTOFF, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, H
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from features.schema import FOLD, ID, MODEL, YHAT, H, Y
-from pricecast.errors import ConfigError
+from common.errors import ConfigError
+from common.schema import FOLD, ID, MODEL, YHAT, H, Y
 
 Loss = Literal["squared", "absolute"]
 LOSSES: tuple[Loss, ...] = ("squared", "absolute")

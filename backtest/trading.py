@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from backtest.results import LAST_Y
-from features.schema import CUTOFF, DS, FOLD, ID, MODEL, YHAT, H, Y
-from pricecast.errors import ConfigError
+from common.errors import ConfigError
+from common.schema import CUTOFF, DS, FOLD, ID, MODEL, YHAT, H, Y
 
 RULES = ("long_flat", "long_short")
 TRADING_COLUMNS = (

@@ -52,7 +52,7 @@ sys.path.insert(0, str(PEERS))
 
 from _common import bytecode_env, load_w1, same_folds, score, warm_bytecode  # noqa: E402
 
-from features.schema import CUTOFF, DS, ID, YHAT, Y  # noqa: E402
+from common.schema import CUTOFF, DS, ID, YHAT, Y  # noqa: E402
 
 PY = sys.executable
 PRICECAST = str(Path(PY).parent / "pricecast")

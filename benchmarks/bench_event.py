@@ -46,12 +46,12 @@ def child(cfg: argparse.Namespace) -> None:
     started = time.perf_counter()
     import pandas as pd
 
-    from backtest.events import evaluate_events, run_event_backtest
+    from backtest.event_task import evaluate_events, run_event_backtest
     from backtest.folds import FoldPlan
     from ingest.load import load_panel
     from ingest.spec import SourceSpec
-    from reports.events import render_event_html
-    from tasks.events import report_input
+    from reports.event_report import render_event_html
+    from tasks.event_backtest import report_input
 
     phases: dict[str, float] = {"imports": time.perf_counter() - started}
     tickers = QUICK_TICKERS if cfg.quick else TICKERS

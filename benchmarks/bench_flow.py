@@ -61,15 +61,15 @@ def bench_overhead_and_cache(cfg: dict, models: list[str], tmp: Path, repeats: i
     from backtest.engine import run_backtest
     from backtest.evaluate import evaluate
     from backtest.folds import FoldPlan, panel_folds
+    from common.schema import ID
+    from common.settings import store_path
     from features.build import FeatureConfig, build_features_for
-    from features.schema import ID
     from flows.backtest import backtest_flow
     from flows.runners import task_runner
     from ingest.load import load_panel
+    from ingest.price_store import PriceStore
     from ingest.spec import SourceSpec
-    from ingest.store import PriceStore
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from store.results_store import ResultStore
     from tasks.backtest import save_run
 
     plan = FoldPlan(horizon=cfg["horizon"], step=cfg["step"], windows=cfg["windows"], window_type="expanding")

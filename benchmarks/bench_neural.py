@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from features.schema import DS, ID, YHAT, Y  # noqa: E402
+from common.schema import DS, ID, YHAT, Y  # noqa: E402
 from models.base import Forecaster  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

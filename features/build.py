@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.errors import ConfigError, DataError
+from common.schema import DS, ID, VOLUME, Y
 from features import indicators as ind
 from features.calendar import CALENDAR_COLUMNS, calendar_features
-from features.schema import DS, ID, VOLUME, Y
-from pricecast.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

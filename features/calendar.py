@@ -18,8 +18,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from features.schema import CALENDAR_PREFIX
-from pricecast.errors import ConfigError
+from common.errors import ConfigError
+from common.schema import CALENDAR_PREFIX
 
 _CALENDAR_START = "1985-01-01"
 _KRX_INDEX = {"KS11", "KQ11", "KS50", "KS100", "KS200", "KRX100", "KQ150"}

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pricecast.errors import ConfigError
+from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Literal, Self
 
 import numpy as np
 
-from pricecast.errors import ConfigError, DataError, NotFittedError
+from common.errors import ConfigError, DataError, NotFittedError
 
 
 class TrainScaler:

@@ -11,8 +11,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from features.schema import DS, ID, Y
-from pricecast.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
+from common.schema import DS, ID, Y
 
 TargetKind = Literal["level", "log_level", "return", "log_return", "event"]
 TARGET_KINDS: tuple[str, ...] = ("level", "log_level", "return", "log_return", "event")

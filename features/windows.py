@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pricecast.errors import DataError
+from common.errors import DataError
 
 
 def _as_2d(values: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import logging
 import os
 
 EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
-PACKAGE_LOGGERS = ("ingest", "features", "models", "backtest", "reports", "store")
+PACKAGE_LOGGERS = ("common", "ingest", "features", "models", "backtest", "reports", "store")
 
 
 def enable_package_logs() -> None:

@@ -20,12 +20,12 @@ from prefect import flow, get_run_logger, unmapped
 from pydantic import Field
 
 from backtest.folds import FoldPlan
+from common.settings import store_path
 from features.build import FeatureConfig
 from flows import enable_package_logs
 from flows.runners import task_runner
 from ingest.spec import SourceSpec
 from models import REGISTRY, make_model
-from pricecast.settings import store_path
 from tasks.backtest import (
     audit_fold_leakage,
     build_ticker_features,
@@ -37,7 +37,7 @@ from tasks.backtest import (
     write_outputs,
 )
 from tasks.ingest import ingest_prices, publish_quality
-from tasks.store import results_dir, store_backtest
+from tasks.results_store import results_dir, store_backtest
 from tasks.units import collect_units, merged_audit, run_meta, run_out_dir, run_outcome
 
 DEFAULT_MODELS = ["naive", "drift", "moving_average", "ses", "holt", "ets", "arima", "prophet", "lstm", "ensemble"]

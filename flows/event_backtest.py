@@ -4,7 +4,7 @@ Composition only: ingest -> labels + causal features per ticker -> fold plan on 
 task per (ticker, model) -> score (metrics, reliability, ROC/PR, DM vs base rate) -> outputs + report -> live
 step (each model fitted on every labelled session, P(event) at each ticker's latest session; backtest/event_live.py)
 -> results store (the run and its probabilities, keyed by the flow-run id) -> artifacts. The design (origins,
-leakage guard, thresholds) is documented in backtest/events.py.
+leakage guard, thresholds) is documented in backtest/event_task.py.
 
 `origins_per_fold` (default: `step`) is the FoldPlan's horizon: the number of test origins per fold; with
 origins_per_fold == step every labelled session of the test span is scored exactly once.
@@ -18,13 +18,13 @@ from typing import Annotated, Any, Literal
 from prefect import flow, get_run_logger, unmapped
 from pydantic import Field
 
-from backtest.events import check_event_params, model_specs
+from backtest.event_task import check_event_params, model_specs
 from backtest.folds import FoldPlan
+from common.settings import store_path
 from flows import enable_package_logs
 from flows.runners import task_runner
 from ingest.spec import SourceSpec
-from pricecast.settings import store_path
-from tasks.events import (
+from tasks.event_backtest import (
     build_event_data,
     collect_event_units,
     event_failures,
@@ -39,7 +39,7 @@ from tasks.events import (
     write_event_outputs,
 )
 from tasks.ingest import ingest_prices, publish_quality
-from tasks.store import results_dir
+from tasks.results_store import results_dir
 from tasks.units import run_out_dir, run_outcome
 
 EVENT_DEFAULT_MODELS = ["base_rate", "logistic", "lstm_event"]

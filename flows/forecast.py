@@ -17,19 +17,19 @@ from prefect.states import Completed, Failed
 from pydantic import Field
 
 from backtest.champion import CHAMPION
+from common.schema import ID, MODEL
+from common.settings import store_path
 from features.build import FeatureConfig
-from features.schema import ID, MODEL
 from flows import enable_package_logs
 from flows.runners import task_runner
 from ingest.spec import SourceSpec
 from models import REGISTRY, make_model
-from pricecast.settings import store_path
 from tasks.backtest import build_ticker_features
 from tasks.fitted import MAX_UPDATE_SESSIONS
 from tasks.forecast import FIT_PATH, collect_forecasts, forecast_unit, publish_forecast
 from tasks.ingest import ingest_prices, publish_quality
 from tasks.monitor import monitor_live
-from tasks.store import resolve_champions, score_live, store_live_forecast
+from tasks.results_store import resolve_champions, score_live, store_live_forecast
 
 # Statistical families plus their combination: minutes on a laptop for the sample. The ensemble always runs.
 FORECAST_MODELS = ["naive", "drift", "ses", "holt", "ets", "arima", "ensemble"]

@@ -11,13 +11,13 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 
-from features.schema import ID
+from common.schema import ID
+from common.settings import store_path
 from flows import enable_package_logs
 from ingest.spec import SourceSpec
-from pricecast.settings import store_path
 from tasks.ingest import ingest_prices, publish_quality
 from tasks.monitor import monitor_live
-from tasks.store import score_live
+from tasks.results_store import score_live
 
 
 @flow(name="ingest", log_prints=False)

@@ -24,8 +24,8 @@ from typing import Any
 
 from prefect import serve
 
-from pricecast.errors import ConfigError, PortInUseError
-from pricecast.settings import runs_dir
+from common.errors import ConfigError, PortInUseError
+from common.settings import runs_dir
 from reports.server import DEFAULT_PORT, start_report_server
 
 log = logging.getLogger(__name__)

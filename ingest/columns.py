@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from features.schema import ADJ_CLOSE, BAR_COLUMNS, CLOSE, DS, HIGH, ID, LOW, OPEN, VOLUME
-from pricecast.errors import DataError
+from common.errors import DataError
+from common.schema import ADJ_CLOSE, BAR_COLUMNS, CLOSE, DS, HIGH, ID, LOW, OPEN, VOLUME
 
 log = logging.getLogger(__name__)
 

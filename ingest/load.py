@@ -9,15 +9,15 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from common.errors import DataError, PricecastError, SourceError
+from common.schema import ID
 from features.calendar import HOW_STORED
-from features.schema import ID
+from ingest.price_store import PriceStore
 from ingest.quality import COUNTS, FLAGS, QualityReport
 from ingest.sources import read_source
 from ingest.sources.live import DEFAULT_ATTEMPTS, SourceUnavailable
 from ingest.spec import SourceSpec
-from ingest.store import PriceStore
 from ingest.validate import validate
-from pricecast.errors import DataError, PricecastError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def load_panel(
     attempts: int = DEFAULT_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[pd.DataFrame, QualityReport]:
-    """The validated panel (features.schema.PANEL_COLUMNS) and its quality report.
+    """The validated panel (common.schema.PANEL_COLUMNS) and its quality report.
 
     Live sources with a store fetch only bars after each ticker's last stored session, validate and store them
     ticker by ticker, then return the full [start, end] range from the store. Other sources are read whole,

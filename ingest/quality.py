@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from features.schema import ID
+from common.schema import ID
 
 # Counters in the order they are reported; each is a number of rows.
 COUNTS: tuple[str, ...] = (

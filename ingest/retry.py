@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from pricecast.redact import redact
+from common.redact import redact
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator, model_validator
 
-from pricecast.errors import ConfigError
-from pricecast.redact import redact
+from common.errors import ConfigError
+from common.redact import redact
 
 SourceName = Literal["sample", "csv", "parquet", "yfinance", "fdr"]
 LIVE_SOURCES: frozenset[str] = frozenset({"yfinance", "fdr"})

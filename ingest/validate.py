@@ -30,13 +30,13 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype, is_string_dtype
 from pandas.tseries.api import guess_datetime_format
 
+from common.errors import ConfigError, DataError
+from common.redact import redact
+from common.schema import ADJ_CLOSE, BAR_COLUMNS, CLOSE, DS, ID, PANEL_COLUMNS, PRICE_COLUMNS, VOLUME, Y
 from features.calendar import HOW_STORED, HOW_USER, exchange_for, infer_calendar, non_sessions, weekend_share
-from features.schema import ADJ_CLOSE, BAR_COLUMNS, CLOSE, DS, ID, PANEL_COLUMNS, PRICE_COLUMNS, VOLUME, Y
 from ingest.columns import OPTIONAL_COLUMNS
 from ingest.quality import QualityReport, TickerQuality
 from ingest.spec import SourceSpec
-from pricecast.errors import ConfigError, DataError
-from pricecast.redact import redact
 
 log = logging.getLogger(__name__)
 

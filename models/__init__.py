@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
-from pricecast.errors import ConfigError
+from common.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,12 @@ def _spec(name: str) -> ModelSpec:
 
 
 # ---- event classifiers ("will the close rise >= x% within h sessions?") ---------------------------------------
-# A different contract (models/events.py: fit(features, labels) / predict_proba(features, rows)), hence its own
+# A different contract (models/classifiers.py: fit(features, labels) / predict_proba(features, rows)), hence its own
 # registry; REGISTRY above stays the Forecaster zoo. `pricecast backtest --task event` lists and picks from here.
 EVENT_REGISTRY: dict[str, ModelSpec] = {
-    "base_rate": ModelSpec("models.events:BaseRate", "climatology: the training event rate", family="event"),
+    "base_rate": ModelSpec("models.classifiers:BaseRate", "climatology: the training event rate", family="event"),
     "logistic": ModelSpec(
-        "models.events:LogisticEvent", "logistic regression on standardised features", family="event"
+        "models.classifiers:LogisticEvent", "logistic regression on standardised features", family="event"
     ),
     "rnn_event": ModelSpec(
         "models.event_rnn:RecurrentEventClassifier", "Keras SimpleRNN classifier", {"cell": "rnn"}, "event"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 from scipy.stats import norm
 
-from features.schema import LEVELS
+from common.schema import LEVELS
 
 Intervals = dict[int, tuple[np.ndarray, np.ndarray]]
 

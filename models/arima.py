@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from common.errors import ConfigError, ModelFitError
 from models._stats import (
     SEASONAL_STRENGTH_THRESHOLD,
     quiet_numerics,
@@ -40,7 +41,6 @@ from models._stats import (
     single_thread_blas,
 )
 from models.base import Forecaster, Intervals
-from pricecast.errors import ConfigError, ModelFitError
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError, ModelFitError, NotFittedError
+from common.schema import CALENDAR_PREFIX, CUTOFF, DS, ID, LEVELS, YHAT, H, Y
+from common.schema import interval_columns as _interval_columns
 from features.calendar import calendar_features, exchange_for, next_sessions
-from features.schema import CALENDAR_PREFIX, CUTOFF, DS, ID, LEVELS, YHAT, H, Y
-from features.schema import interval_columns as _interval_columns
-from pricecast.errors import DataError, ModelFitError, NotFittedError
 
 log = logging.getLogger(__name__)
 

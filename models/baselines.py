@@ -15,9 +15,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from common.errors import ConfigError
 from models._stats import MinTrainSize, normal_intervals
 from models.base import Forecaster, Intervals
-from pricecast.errors import ConfigError
 
 
 def _check_positive_int(model: str, arg: str, value: int) -> None:

@@ -13,9 +13,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from features.schema import DS, ID, YHAT, Y
+from common.errors import ConfigError, DataError, ModelFitError, NotFittedError
+from common.schema import DS, ID, YHAT, Y
 from models.base import Forecaster, Intervals, fit_model
-from pricecast.errors import ConfigError, DataError, ModelFitError, NotFittedError
 
 
 class Ensemble(Forecaster):

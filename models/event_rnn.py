@@ -11,7 +11,7 @@ Design choices (why, not what):
 - Scaling: features.scaling.TrainScaler fitted on the training windows' rows only (not the tail).
 - Rare positive class: `class_weight="balanced"` weights the loss by n / (2 n_class) on training AND
   validation samples (so early stopping monitors the objective being trained); `prior_correction` maps the
-  weighted model's odds back (models.events.prior_shift) so the probabilities are calibrated again.
+  weighted model's odds back (models.classifiers.prior_shift) so the probabilities are calibrated again.
 - Sigmoid output, binary cross-entropy, Adam with clipnorm; small defaults (16 units, window 20, 20 epochs).
 - Determinism: `keras.backend.clear_session()` then `keras.utils.set_random_seed(seed)` before each build, and
   op determinism (models.rnn._keras).
@@ -31,11 +31,11 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from common.errors import ConfigError, DataError
 from features.scaling import TrainScaler
 from features.windows import windows_ending_at
-from models.events import MIN_SAMPLES, ClassWeight, EventClassifier, balanced_weights, prior_shift
+from models.classifiers import MIN_SAMPLES, ClassWeight, EventClassifier, balanced_weights, prior_shift
 from models.rnn import _CELLS, TRAINING_LOCK, _keras
-from pricecast.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from common.errors import ConfigError
+from common.schema import DS, LEVELS, Y
 from features.calendar import sessions
-from features.schema import DS, LEVELS, Y
 from models.base import Forecaster, Intervals, is_calendar_column
-from pricecast.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

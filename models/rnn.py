@@ -37,12 +37,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from common.errors import ConfigError, DataError, ModelFitError
+from common.schema import CUTOFF, DS, LEVELS
 from features.calendar import calendar_features, next_sessions
 from features.scaling import TrainScaler
-from features.schema import CUTOFF, DS, LEVELS
 from features.windows import sliding_windows, windows_ending_at
 from models.base import Forecaster, Intervals, forecast_frame, is_calendar_column
-from pricecast.errors import ConfigError, DataError, ModelFitError
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from common.errors import ConfigError, ModelFitError
 from models._stats import (
     SEASONAL_STRENGTH_THRESHOLD,
     MinTrainSize,
@@ -37,7 +38,6 @@ from models._stats import (
     single_thread_blas,
 )
 from models.base import Forecaster, Intervals
-from pricecast.errors import ConfigError, ModelFitError
 
 _SIM_REPETITIONS = 500
 _SIM_SEED = 20240601

@@ -1,3 +1,3 @@
-"""pricecast: forecasting pipeline for daily market prices (console CLI and settings live here)."""
+"""pricecast: forecasting pipeline for daily market prices. This package is the console face: nothing imports it."""
 
 __version__ = "0.1.0"

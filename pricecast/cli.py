@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pricecast.errors import PricecastError
+from common.errors import PricecastError
 
 app = typer.Typer(
     help="pricecast: forecasting pipeline for daily market prices (ingest, backtest, forecast, report).",
@@ -273,14 +273,14 @@ def _date(value: str | None, option: str) -> date | None:
 
 @contextmanager
 def progress_bars(starting: str) -> Iterator[None]:
-    """Rich progress bars on stderr for every stage the flow reports (pricecast.progress); logs with --verbose.
+    """Rich progress bars on stderr for every stage the flow reports (common.progress); logs with --verbose.
 
     A spinner labelled `starting` covers the time before the first unit finishes (Prefect start-up, ingest,
     features); one bar per stage follows, with the unit that just finished.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from pricecast import progress
+    from common import progress
 
     if _state["verbose"]:
         yield
@@ -370,9 +370,9 @@ def ingest_cmd(
     calendar: CalendarOpt = None,
 ) -> None:
     """Ingest prices into the local store (incremental for live sources) and print the data-quality summary."""
+    from common.settings import store_path
     from ingest.load import load_panel
-    from ingest.store import PriceStore
-    from pricecast.settings import store_path
+    from ingest.price_store import PriceStore
 
     spec = _source_spec(
         source,
@@ -576,7 +576,7 @@ def _print_backtest(outcome: dict) -> None:
 
 
 def _print_panel_summary(panel, quality) -> None:
-    from features.schema import DS, ID, Y
+    from common.schema import DS, ID, Y
 
     summary = (
         panel.groupby(ID, sort=True)
@@ -621,10 +621,10 @@ def forecast_cmd(
     calendar: CalendarOpt = None,
 ) -> None:
     """Forecast the next sessions with every model plus the ensemble; stored for the live track record."""
+    from common.settings import store_path
     from flows.forecast import FORECAST_MODELS, forecast_flow
     from ingest.sources.sample import sample_start_note
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from store.results_store import ResultStore
 
     names = _model_list(models, default=FORECAST_MODELS, check=_forecast_model)
     if horizon <= 0:
@@ -687,9 +687,9 @@ def report_cmd(
     Stored event runs (`backtest --task event`, the daily-event deployment) re-render to the event report.
     """
     from backtest.evaluate import evaluate
-    from pricecast.settings import runs_dir, store_path
+    from common.settings import runs_dir, store_path
     from reports.verdict import verdict
-    from store.results import ResultStore
+    from store.results_store import ResultStore
     from tasks.backtest import save_run
 
     out_path = _out_dir(out_dir)
@@ -740,7 +740,7 @@ def _run_from_directory(path: Path):
 def _run_from_store(store, run_id: str):
     """A run's tables from the results store, in the canonical dtypes `evaluate` expects."""
     from backtest.results import FAILURE_COLUMNS, FOLD_INFO_COLUMNS, BacktestResult, normalize
-    from features.schema import BACKTEST_COLUMNS, TIMING_COLUMNS
+    from common.schema import BACKTEST_COLUMNS, TIMING_COLUMNS
 
     tables, meta = store.backtest_run(run_id)
     if tables["fold_info"].empty:
@@ -759,12 +759,12 @@ def _run_from_store(store, run_id: str):
 
 
 def _event_report_from_store(store, run_id: str, target: Path) -> None:
-    """A stored event run re-scored and written as the flow wrote it (tasks.events.save_event_run)."""
-    from backtest.events import EventResult, evaluate_events, normalize_predictions
+    """A stored event run re-scored and written as the flow wrote it (tasks.event_backtest.save_event_run)."""
+    from backtest.event_task import EventResult, evaluate_events, normalize_predictions
     from backtest.results import FAILURE_COLUMNS, normalize
-    from features.schema import TIMING_COLUMNS
-    from reports.events import event_verdict
-    from tasks.events import save_event_run
+    from common.schema import TIMING_COLUMNS
+    from reports.event_report import event_verdict
+    from tasks.event_backtest import save_event_run
 
     tables, meta = store.event_run(run_id)
     result = EventResult(
@@ -801,8 +801,8 @@ def history_cmd(
 ) -> None:
     """Past backtest leaderboards, each ticker's champion and its changes, and each model's live-forecast record
     (MAE, MASE, hit rate of scored forecasts)."""
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from common.settings import store_path
+    from store.results_store import ResultStore
 
     store = ResultStore(store_path())
     store.score_live()  # prices ingested since the last flow may score more forecasts
@@ -867,7 +867,7 @@ def reports_cmd(
     """
     import signal
 
-    from pricecast.settings import runs_dir
+    from common.settings import runs_dir
     from reports.server import DEFAULT_PORT, start_report_server
 
     with start_report_server(directory or runs_dir(), port=DEFAULT_PORT if port is None else port) as server:
@@ -905,9 +905,9 @@ def _store_check(path: Path | None) -> int:
     """`pricecast store check`: the exit code (guarded turns a missing file into one line and exit 2)."""
     import pandas as pd
 
-    from pricecast.duckdb_io import check_file, damaged_error
-    from pricecast.errors import StoreDamagedError
-    from pricecast.settings import store_path
+    from common.duckdb_io import check_file, damaged_error
+    from common.errors import StoreDamagedError
+    from common.settings import store_path
 
     target = Path(path).expanduser() if path else store_path()
     try:

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.io as pio
 from markupsafe import Markup
 
-from features.schema import CUTOFF, DS, FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRIC, MODEL, VALUE, YHAT, H, Y
+from common.schema import CUTOFF, DS, FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRIC, MODEL, VALUE, YHAT, H, Y
 from reports.data import BUY_AND_HOLD, EQUITY, LAST_Y, MAE, MASE, NAIVE, RULE
 
 PALETTE = (

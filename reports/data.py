@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from features.schema import ID, MODEL
-from pricecast.errors import DataError
+from common.errors import DataError
+from common.schema import ID, MODEL
 
-# Column names of the backtest tables that are not in features.schema (the backtest package writes the same names).
+# Column names of the backtest tables that are not in common.schema (the backtest package writes the same names).
 FIT_SECONDS = "fit_seconds"
 PREDICT_SECONDS = "predict_seconds"
 REFIT = "refit"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pricecast.errors import ConfigError
-from pricecast.fileio import atomic_write_text
+from common.errors import ConfigError
+from common.fileio import atomic_write_text
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

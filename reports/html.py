@@ -14,9 +14,9 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from features.schema import CUTOFF, FOLD, ID, MODEL, H
-from pricecast.fileio import atomic_write, atomic_write_text
-from pricecast.redact import redact
+from common.fileio import atomic_write, atomic_write_text
+from common.redact import redact
+from common.schema import CUTOFF, FOLD, ID, MODEL, H
 from reports import charts
 from reports.data import (
     BEATS_NAIVE_DM,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from features.schema import MODEL
-from pricecast.redact import redact
+from common.redact import redact
+from common.schema import MODEL
 from reports.data import LEADERBOARD_METRICS, MEAN_RANK, METRICS, ReportInput, model_order, series_ids
 from reports.format import fmt_num, fmt_seconds, fmt_value, sig_round
 from reports.verdict import verdict

@@ -31,10 +31,10 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pricecast.errors import ConfigError, PortInUseError
-from pricecast.fileio import atomic_write_text
-from pricecast.redact import redact
-from pricecast.settings import report_server_file, reports_root, reports_url, runs_dir
+from common.errors import ConfigError, PortInUseError
+from common.fileio import atomic_write_text
+from common.redact import redact
+from common.settings import report_server_file, reports_root, reports_url, runs_dir
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from features.schema import MODEL, H
+from common.schema import MODEL, H
 from reports.data import (
     BEATS_NAIVE_DM,
     LOSS,

@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from features.schema import ID, METRIC, MODEL, VALUE, H
-from pricecast.errors import ConfigError
-from store.results import AS_OF, RUN_ID, ResultStore
+from common.errors import ConfigError
+from common.schema import ID, METRIC, MODEL, VALUE, H
+from store.results_store import AS_OF, RUN_ID, ResultStore
 
 MASE, COVERAGE_95 = "mase", "coverage_95"  # backtest.metrics.ROW_METRICS names, as stored in backtest_metrics
 MONITOR_COLUMNS = (

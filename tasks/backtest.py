@@ -14,9 +14,9 @@ from backtest.engine import LeakageError, backtest_unit, fold_info_table
 from backtest.evaluate import Evaluation, evaluate
 from backtest.folds import Fold, FoldPlan, panel_folds
 from backtest.results import FAILURE_COLUMNS, BacktestResult, UnitResult, concat
+from common.fileio import safe_name, write_table
+from common.schema import ID
 from features.build import FeatureConfig, build_features_for
-from features.schema import ID
-from pricecast.fileio import safe_name, write_table
 from reports.data import ReportInput
 from reports.html import render_html
 from reports.markdown import leaderboard_records, summary_markdown
@@ -103,7 +103,7 @@ def crash_failures(uid: str, model: str, folds: list[Fold], exc: BaseException) 
 def failed_unit(series: pd.DataFrame, model: str, folds: list[Fold], exc: BaseException) -> UnitResult:
     """A unit whose task crashed after its retries: every fold recorded as failed, the run carries on."""
     from backtest.results import empty_table, normalize
-    from features.schema import BACKTEST_COLUMNS, TIMING_COLUMNS
+    from common.schema import BACKTEST_COLUMNS, TIMING_COLUMNS
 
     return UnitResult(
         forecasts=empty_table(BACKTEST_COLUMNS),

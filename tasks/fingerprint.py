@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from features.schema import DS, ID
-from pricecast.fileio import safe_name
+from common.fileio import safe_name
+from common.schema import DS, ID
 
 _PURE_PACKAGES = ("features", "models", "backtest")
 # Libraries whose upgrade can change a model's numbers: part of the code version too.

@@ -1,6 +1,6 @@
 """Fitted live models kept between forecast runs: a few new sessions update the stored fit instead of refitting.
 
-PRICECAST_HOME/models/<ticker>/<model>-<params digest>/ (the ticker encoded by pricecast.fileio.safe_name) holds
+PRICECAST_HOME/models/<ticker>/<model>-<params digest>/ (the ticker encoded by common.fileio.safe_name) holds
 the fitted model (its own `save`) and fit.json: the fingerprint (tasks.fingerprint.frame_fingerprint) of the rows
 it was fitted on, restricted to the columns the model reads (unique_id, ds, y and its exogenous columns), their last
 session and the code version; rows.npz keeps each row's hash so a refit can say where the history changed.
@@ -31,12 +31,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from features.schema import CALENDAR_PREFIX, DS, ID, Y
+from common.errors import DataError, ModelFitError
+from common.fileio import atomic_write_text, safe_name
+from common.schema import CALENDAR_PREFIX, DS, ID, Y
+from common.settings import home
 from models import make_model
 from models.base import Forecaster, fit_model
-from pricecast.errors import DataError, ModelFitError
-from pricecast.fileio import atomic_write_text, safe_name
-from pricecast.settings import home
 from tasks.fingerprint import code_version, digest, frame_fingerprint
 
 MAX_UPDATE_SESSIONS = 20
@@ -65,7 +65,7 @@ def fits_dir() -> Path:
 
 
 def fit_dir(root: Path, uid: str, model: str, params: dict[str, Any]) -> Path:
-    """root/<ticker>/<model>-<params digest>; the ticker as pricecast.fileio.safe_name encodes it (USD/KRW ->
+    """root/<ticker>/<model>-<params digest>; the ticker as common.fileio.safe_name encodes it (USD/KRW ->
     USD%2FKRW; `..` or `../x` never leave root), the model a registry name."""
     return root / safe_name(uid) / f"{model}-{digest({'model': model, 'params': params})[:12]}"
 

@@ -11,10 +11,10 @@ from prefect.artifacts import create_table_artifact
 from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 
-from features.schema import DS, ID, INTERVAL_COLUMNS, MODEL, YHAT, H
-from pricecast import progress
+from common import progress
+from common.schema import DS, ID, INTERVAL_COLUMNS, MODEL, YHAT, H
 from reports.format import sig_round
-from store.results import AS_OF, RESOLVED_MODEL, live_forecast_frame
+from store.results_store import AS_OF, RESOLVED_MODEL, live_forecast_frame
 from tasks.fitted import MAX_UPDATE_SESSIONS, fit_or_update, fits_dir
 from tasks.retry import retry_crashes
 

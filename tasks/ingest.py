@@ -7,11 +7,11 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.tasks import exponential_backoff
 
+from common.errors import SourceError
 from ingest.load import load_panel
+from ingest.price_store import PriceStore
 from ingest.quality import QualityReport
 from ingest.spec import SourceSpec
-from ingest.store import PriceStore
-from pricecast.errors import SourceError
 from tasks.retry import retry_network_errors
 
 

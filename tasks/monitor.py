@@ -15,7 +15,7 @@ from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
 
 from store.monitor import DEFAULT_POLICY, breach_markdown, live_monitor, monitor_records
-from store.results import ResultStore
+from store.results_store import ResultStore
 from tasks.retry import retry_network_errors
 
 BREACH_EVENT = "pricecast.live.breach"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pricecast.duckdb_io import is_lock_error
-from pricecast.errors import ConfigError, DataError, PricecastError
+from common.duckdb_io import is_lock_error
+from common.errors import ConfigError, DataError, PricecastError
 
 # OSErrors that another attempt will not fix.
 _PERMANENT_OS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)

@@ -21,11 +21,11 @@ from backtest.engine import resolve_refit_every
 from backtest.evaluate import TRADING_COST_BPS
 from backtest.folds import Fold, FoldPlan
 from backtest.results import UnitResult
-from features.schema import DS, ID, MODEL
+from common import progress
+from common.redact import redact
+from common.schema import DS, ID, MODEL
+from common.settings import runs_dir
 from ingest.spec import SourceSpec
-from pricecast import progress
-from pricecast.redact import redact
-from pricecast.settings import runs_dir
 from tasks.backtest import failed_unit
 from tasks.retry import is_task_timeout
 

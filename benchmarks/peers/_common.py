@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from features.schema import CUTOFF, DS, ID, MODEL, YHAT, H, Y  # noqa: E402
+from common.schema import CUTOFF, DS, ID, MODEL, YHAT, H, Y  # noqa: E402
 
 # Benchmarks time processes as an installed package would run them, with compiled bytecode: a private cache,
 # warmed before any timing (some sandboxes set PYTHONDONTWRITEBYTECODE, and then every new process, Dask

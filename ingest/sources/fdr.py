@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from common.redact import redact
 from ingest.sources.live import DEFAULT_ATTEMPTS, Failure, fetch_live, http_status, quiet_library_warnings
-from pricecast.redact import redact
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from typing import Literal
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
-from features.schema import CLOSE, DS, ID, PRICE_COLUMNS, VOLUME
+from common.errors import DataError, SourceError
+from common.redact import redact
+from common.schema import CLOSE, DS, ID, PRICE_COLUMNS, VOLUME
 from ingest.columns import column_role, duplicated_names, finish_raw, index_datetime, normalise_columns, one_based
 from ingest.spec import SourceSpec
-from pricecast.errors import DataError, SourceError
-from pricecast.redact import redact
 
 log = logging.getLogger(__name__)
 

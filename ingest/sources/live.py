@@ -12,10 +12,10 @@ from typing import Literal
 
 import pandas as pd
 
+from common.errors import DataError, SourceError
+from common.redact import redact
 from ingest.columns import empty_raw, finish_raw, index_datetime, normalise_columns, one_based
 from ingest.retry import RetriesExhausted, retry_call
-from pricecast.errors import DataError, SourceError
-from pricecast.redact import redact
 
 log = logging.getLogger(__name__)
 

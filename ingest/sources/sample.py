@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.schema import ID
+from common.errors import SourceError
+from common.schema import ID
 from ingest.columns import finish_raw, normalise_columns, one_based
 from ingest.spec import SAMPLE_TICKERS, SourceSpec
-from pricecast.errors import SourceError
 
 SAMPLE_FILE = "stocks.csv.gz"
 # Where backtest and forecast runs of the sample start unless --start says otherwise: ~2,000 sessions per ticker

@@ -7,8 +7,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from common.schema import DS, ID, Y
 from features.calendar import sessions
-from features.schema import DS, ID, Y
 from models.base import Forecaster
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from backtest.audit import audit_leakage, fold_problems
 from backtest.folds import FoldPlan, panel_folds
+from common.schema import ID
 from features.build import FeatureConfig, build_features_for
-from features.schema import ID
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from backtest.engine import run_backtest
 from backtest.evaluate import evaluate
 from backtest.folds import FoldPlan
 from backtest.significance import ALPHA, beats_reference, dm_table
-from features.schema import ID, MODEL, Y
+from common.schema import ID, MODEL, Y
 
 PLAN = FoldPlan(horizon=2, step=1, windows=20)
 
@@ -136,7 +136,7 @@ def _champions(models: dict[str, str]) -> pd.DataFrame:
 
 
 def test_store_keeps_every_runs_champions_idempotently_newest_per_ticker_and_the_changes(tmp_path):
-    from store.results import CHAMPION_TABLE_COLUMNS, ResultStore
+    from store.results_store import CHAMPION_TABLE_COLUMNS, ResultStore
 
     assert CHAMPION_TABLE_COLUMNS[2:] == CHAMPION_COLUMNS  # the store repeats the names (layers): pinned here
     store = ResultStore(tmp_path / "s.duckdb")
@@ -169,7 +169,7 @@ def test_an_existing_live_table_gains_the_resolved_model_column(tmp_path):
     """Stores made before champions existed: the DDL adds resolved_model (NULL on old rows) on first connect."""
     import duckdb
 
-    from store.results import LIVE, RESOLVED_MODEL, ResultStore
+    from store.results_store import LIVE, RESOLVED_MODEL, ResultStore
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

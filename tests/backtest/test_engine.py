@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from backtest.engine import LeakageError, backtest_unit, fold_info_table, run_backtest, training_frame
 from backtest.folds import Fold, FoldPlan, make_folds
 from backtest.results import BacktestResult
-from features.schema import BACKTEST_COLUMNS, CUTOFF, DS, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, YHAT, H, Y
-from pricecast.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
+from common.schema import BACKTEST_COLUMNS, CUTOFF, DS, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, YHAT, H, Y
 
 PLAN = FoldPlan(horizon=3, step=2, windows=7)
 

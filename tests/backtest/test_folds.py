@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtest.folds import FoldPlan, make_folds, panel_folds, required_length
-from features.schema import DS, ID, Y
-from pricecast.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
+from common.schema import DS, ID, Y
 
 DS20 = pd.bdate_range("2024-01-01", periods=20)
 

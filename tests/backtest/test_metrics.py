@@ -22,7 +22,7 @@ from backtest.metrics import (
     winkler_score,
 )
 from backtest.significance import dm_table
-from features.schema import CUTOFF, DS, FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRICS_COLUMNS, MODEL, YHAT, Y
+from common.schema import CUTOFF, DS, FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRICS_COLUMNS, MODEL, YHAT, Y
 
 PLAN = FoldPlan(horizon=4, step=3, windows=6)
 

@@ -12,7 +12,7 @@ from bt_helpers import panel
 
 from backtest.engine import run_backtest
 from backtest.folds import FoldPlan
-from features.schema import CUTOFF, DS, ID, MODEL, YHAT, H, Y
+from common.schema import CUTOFF, DS, ID, MODEL, YHAT, H, Y
 
 statsforecast = pytest.importorskip("statsforecast")
 pytest.importorskip("models.baselines")

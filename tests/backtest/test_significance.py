@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from backtest.significance import DM_COLUMNS, beats_reference, dm_differential, dm_pairwise, dm_table, dm_test
-from features.schema import FOLD, ID, MODEL, YHAT, H, Y
+from common.schema import FOLD, ID, MODEL, YHAT, H, Y
 
 
 def _hand_dm(d: list[float], h: int) -> tuple[float, float, float]:

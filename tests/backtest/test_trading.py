@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from backtest.trading import CURVE_COLUMNS, TRADING_COLUMNS, equity_curves, max_drawdown, trading_table
-from features.schema import CUTOFF, DS, FOLD, ID, MODEL, YHAT, H, Y
+from common.schema import CUTOFF, DS, FOLD, ID, MODEL, YHAT, H, Y
 
 # Four origins; last_y is 100 each time so returns are easy: +2%, -1%, +3%, -2%.
 LAST_Y = [100.0, 100.0, 100.0, 100.0]

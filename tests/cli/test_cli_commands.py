@@ -91,8 +91,8 @@ def test_backtest_then_report_re_renders_the_run_from_the_store_and_from_its_dir
     listed = invoke("report", "--list")
     assert listed.exit_code == 0 and "drift,naive" in listed.output
 
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from common.settings import store_path
+    from store.results_store import ResultStore
 
     run_id = ResultStore(store_path()).resolve_run("latest")
     again = tmp_path / "again"

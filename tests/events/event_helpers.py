@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from backtest.folds import FoldPlan
+from common.schema import DS, ID, VOLUME, Y
 from features.build import FeatureConfig
-from features.schema import DS, ID, VOLUME, Y
-from models.events import EventClassifier
+from models.classifiers import EventClassifier
 
 # Short windows: about 20 warm-up sessions instead of 120, so small panels leave room for folds.
 SMALL_FEATURES = FeatureConfig(

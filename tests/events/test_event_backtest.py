@@ -10,7 +10,7 @@ import pytest
 
 from backtest.engine import LeakageError
 from backtest.event_metrics import EVENT_PREDICTION_COLUMNS, THRESHOLD, P
-from backtest.events import (
+from backtest.event_task import (
     LABEL,
     evaluate_events,
     event_folds,
@@ -19,9 +19,9 @@ from backtest.events import (
     training_window,
 )
 from backtest.folds import FoldPlan
-from features.schema import DS, FOLD, ID, MODEL, Y
+from common.errors import ConfigError, DataError
+from common.schema import DS, FOLD, ID, MODEL, Y
 from models import make_event_model
-from pricecast.errors import ConfigError, DataError
 from tests.events.event_helpers import SMALL_FEATURES, TINY_RNN, Spy, panel, plan
 
 H = 5
@@ -175,7 +175,7 @@ def test_bad_parameters_and_data_fail_with_specific_errors():
 
 
 def test_leakage_guard_raises_rather_than_recording_a_failure(monkeypatch):
-    import backtest.events as events
+    import backtest.event_task as events
 
     def leaky(labels, *, start, cutoff, horizon):
         raise LeakageError("label reads past the cutoff")

@@ -42,8 +42,8 @@ def stored_run(prefect_server, tmp_path):
 
 
 def test_an_event_run_is_stored_and_report_re_renders_it_with_the_same_figures(stored_run, tmp_path):
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from common.settings import store_path
+    from store.results_store import ResultStore
 
     summary, out, _ = stored_run
     run_id = summary["flow_run_id"]
@@ -74,8 +74,8 @@ def test_an_event_run_is_stored_and_report_re_renders_it_with_the_same_figures(s
 
 
 def test_todays_probabilities_are_stored_and_published_one_per_ticker_and_model(stored_run):
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from common.settings import store_path
+    from store.results_store import ResultStore
 
     summary, _, prices = stored_run
     live = ResultStore(store_path()).live_event_probabilities(summary["flow_run_id"])

@@ -18,10 +18,10 @@ from backtest.event_live import (
     live_probability_records,
 )
 from backtest.event_metrics import P
-from backtest.events import LABEL, event_frame, model_specs
-from features.schema import DS, FOLD, ID, MODEL, H, Y
+from backtest.event_task import LABEL, event_frame, model_specs
+from common.schema import DS, FOLD, ID, MODEL, H, Y
 from models import make_event_model
-from models.events import training_rows
+from models.classifiers import training_rows
 from tests.events.event_helpers import SMALL_FEATURES, Spy, panel
 
 HORIZON, RISE = 5, 0.03

@@ -35,7 +35,7 @@ from backtest.event_metrics import (
     significance_table,
 )
 from backtest.significance import dm_differential
-from features.schema import CUTOFF, DS, FOLD, ID, METRIC, MODEL, VALUE, H, Y
+from common.schema import CUTOFF, DS, FOLD, ID, METRIC, MODEL, VALUE, H, Y
 
 Y5 = np.array([0, 1, 1, 0, 1.0])
 P5 = np.array([0.1, 0.8, 0.6, 0.4, 0.3])

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import models
+from common.errors import ConfigError, DataError, NotFittedError
 from models import EVENT_REGISTRY, REGISTRY, event_model_names, make_event_model
-from models.events import BaseRate, LogisticEvent, balanced_weights, prior_shift
-from pricecast.errors import ConfigError, DataError, NotFittedError
+from models.classifiers import BaseRate, LogisticEvent, balanced_weights, prior_shift
 from tests.events.event_helpers import TINY_RNN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def test_the_event_registry_is_separate_and_lists_five_models():
 
 def test_importing_the_event_models_loads_neither_tensorflow_nor_sklearn():
     code = (
-        "import sys, models, models.events, models.event_rnn, backtest.events;"
+        "import sys, models, models.classifiers, models.event_rnn, backtest.event_task;"
         "print(','.join(m for m in ('tensorflow', 'keras', 'sklearn', 'prefect') if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

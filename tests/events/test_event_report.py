@@ -8,16 +8,16 @@ import pandas as pd
 import pytest
 
 import models
-from backtest.events import evaluate_events, run_event_backtest
-from features.schema import ID, MODEL
-from reports.events import (
+from backtest.event_task import evaluate_events, run_event_backtest
+from common.schema import ID, MODEL
+from reports.event_report import (
     EventReportInput,
     event_leaderboard_records,
     event_summary_markdown,
     event_verdict,
     render_event_html,
 )
-from tasks.events import report_input
+from tasks.event_backtest import report_input
 from tests.events.event_helpers import SMALL_FEATURES, panel, plan
 
 EVIL = "<script>alert(1)</script>"

@@ -8,13 +8,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-import store.results as sr
+import store.results_store as sr
 from backtest import event_live, event_metrics
 from backtest.event_live import live_event_probabilities
-from backtest.events import evaluate_events, event_frame, model_specs, normalize_predictions, run_event_backtest
-from features.schema import ID, MODEL
-from pricecast.errors import DataError
-from store.results import ResultStore
+from backtest.event_task import evaluate_events, event_frame, model_specs, normalize_predictions, run_event_backtest
+from common.errors import DataError
+from common.schema import ID, MODEL
+from store.results_store import ResultStore
 from tests.events.event_helpers import SMALL_FEATURES, panel, plan
 
 HORIZON, RISE = 5, 0.03

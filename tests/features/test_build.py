@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import ConfigError, DataError
+from common.schema import ADJ_CLOSE, CALENDAR_PREFIX, CLOSE, DS, HIGH, ID, LOW, OPEN, PANEL_COLUMNS, VOLUME, Y
 from features import indicators as ind
 from features.build import FeatureConfig, build_features, build_features_for, series_features
 from features.calendar import CALENDAR_COLUMNS
-from features.schema import ADJ_CLOSE, CALENDAR_PREFIX, CLOSE, DS, HIGH, ID, LOW, OPEN, PANEL_COLUMNS, VOLUME, Y
-from pricecast.errors import ConfigError, DataError
 
 
 def make_panel(tickers: dict[str, int], *, seed: int = 0) -> pd.DataFrame:

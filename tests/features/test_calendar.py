@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from common.schema import CALENDAR_PREFIX
 from features.calendar import (
     CALENDAR_COLUMNS,
     _calendar,
@@ -14,7 +15,6 @@ from features.calendar import (
     next_sessions_for,
     sessions,
 )
-from features.schema import CALENDAR_PREFIX
 
 
 @pytest.mark.parametrize(

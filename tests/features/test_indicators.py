@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import ConfigError
 from features import indicators as ind
-from pricecast.errors import ConfigError
 
 
 def _random_walk(n: int = 300, *, seed: int = 0) -> pd.Series:

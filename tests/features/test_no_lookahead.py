@@ -7,8 +7,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.schema import ADJ_CLOSE, CLOSE, DS, HIGH, ID, LOW, OPEN, PANEL_COLUMNS, VOLUME, Y
 from features.build import FeatureConfig, build_features, build_features_for
-from features.schema import ADJ_CLOSE, CLOSE, DS, HIGH, ID, LOW, OPEN, PANEL_COLUMNS, VOLUME, Y
 
 prices = st.floats(min_value=0.01, max_value=1e5, allow_nan=False, allow_infinity=False)
 volumes = st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=1e9, allow_nan=False))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.errors import ConfigError, DataError, NotFittedError
 from features.scaling import TrainScaler
-from pricecast.errors import ConfigError, DataError, NotFittedError
 
 
 @pytest.mark.parametrize("method", ["standard", "minmax"])

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.errors import ConfigError, DataError
+from common.schema import CLOSE, DS, ID, Y
 from features import targets as tg
-from features.schema import CLOSE, DS, ID, Y
-from pricecast.errors import ConfigError, DataError
 
 
 def test_event_target_course_example():

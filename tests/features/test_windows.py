@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.errors import DataError
 from features.windows import sliding_windows, windows_ending_at
-from pricecast.errors import DataError
 
 
 def test_alignment_inputs_then_targets():

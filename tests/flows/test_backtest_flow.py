@@ -23,8 +23,8 @@ def _run(**params):
 
 
 def test_rerun_of_an_unchanged_backtest_is_all_cached_and_both_runs_are_stored(prefect_server, tmp_path):
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from common.settings import store_path
+    from store.results_store import ResultStore
 
     first = _run(tickers=["AAPL"], out_dir=str(tmp_path / "a"))
     assert first.is_completed(), first.message

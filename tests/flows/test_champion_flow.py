@@ -29,11 +29,11 @@ def _prices(tmp_path, *, drop_last: int) -> str:
 
 
 def test_backtest_stores_champions_and_the_forecast_runs_them_then_updates_their_fits(prefect_server, tmp_path):
+    from common.settings import store_path
     from flows.backtest import backtest_flow
     from flows.forecast import forecast_flow
     from models import make_model
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from store.results_store import ResultStore
 
     short, full = _prices(tmp_path, drop_last=1), _prices(tmp_path, drop_last=0)
     backtest = backtest_flow(
@@ -75,9 +75,9 @@ def test_backtest_stores_champions_and_the_forecast_runs_them_then_updates_their
 
 
 def test_champion_without_a_stored_one_is_naive_with_a_warning(prefect_server):
+    from common.settings import store_path
     from flows.forecast import forecast_flow
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from store.results_store import ResultStore
 
     state = forecast_flow(
         tickers=["AAPL"], models=["champion"], horizon=2, start="2012-01-01", model_params=ENSEMBLE, return_state=True

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from common.schema import DS, ID, Y
 from features.build import FeatureConfig, build_features_for
-from features.schema import DS, ID, Y
 from ingest.load import load_panel
 from ingest.spec import SourceSpec
 from models import make_model
@@ -112,7 +112,7 @@ def test_tickers_unsafe_as_file_names_get_a_safe_directory(tmp_path):
 
 
 def test_forecast_unit_reports_its_path_and_what_a_champion_ran(series):
-    from store.results import RESOLVED_MODEL
+    from store.results_store import RESOLVED_MODEL
     from tasks.forecast import FIT_PATH, forecast_unit
 
     kwargs = {"uid": "AAPL", "params": {}, "horizon": 2, "source": "sample", "target": "adj_close"}

@@ -15,10 +15,10 @@ ENSEMBLE = {"ensemble": {"members": ["naive", "drift", "ses"]}}
 
 
 def test_forecast_is_stored_shown_and_scored_after_the_next_ingest(prefect_server, tmp_path):
+    from common.settings import store_path
     from flows.forecast import forecast_flow
     from flows.ingest import ingest_flow
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from store.results_store import ResultStore
 
     short = sample_csv(tmp_path / "short.csv", ("AAPL",), start="2012-01-01", end="2012-06-29", drop_last={"AAPL": 0})
     full = sample_csv(tmp_path / "full.csv", ("AAPL",), start="2012-01-01", end="2012-07-31")
@@ -49,9 +49,9 @@ def test_forecast_is_stored_shown_and_scored_after_the_next_ingest(prefect_serve
 
 
 def test_a_failing_model_is_recorded_and_the_others_are_stored(prefect_server, monkeypatch):
+    from common.settings import store_path
     from flows.forecast import forecast_flow
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from store.results_store import ResultStore
 
     register_boom(monkeypatch)
     state = forecast_flow(

@@ -22,9 +22,9 @@ def test_ingest_flow_stores_sample_and_publishes_quality(prefect_server):
     from prefect.client.orchestration import get_client
     from prefect.utilities.asyncutils import run_coro_as_sync
 
+    from common.settings import store_path
     from flows.ingest import ingest_flow
-    from ingest.store import PriceStore
-    from pricecast.settings import store_path
+    from ingest.price_store import PriceStore
 
     counts = ingest_flow(tickers=["AAPL", "IBM"], start="2012-01-01")
     assert set(counts) == {"AAPL", "IBM"} and all(n > 250 for n in counts.values())

@@ -275,10 +275,10 @@ def _drop_minute_schedule(session: Session, deployment_id: str) -> None:
 def _seed_breaching_live_record(pricecast_home: Path) -> None:
     """A stored backtest of naive on AAPL (MASE 1, 95% coverage 0.95) and 25 earlier one-step live forecasts
     20% off the price, far outside their intervals: scored by the next forecast run, they breach."""
-    from features.schema import DS, ID, Y
+    from common.schema import DS, ID, Y
     from ingest.sources.sample import read_sample
     from ingest.spec import SourceSpec
-    from store.results import ResultStore
+    from store.results_store import ResultStore
 
     prices = read_sample(SourceSpec(tickers=("AAPL",)))
     prices = prices[prices[ID] == "AAPL"].sort_values(DS).reset_index(drop=True)

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingest.store import TABLE, PriceStore
-from pricecast.errors import DataError, SourceError
-from store.results import PRICES, ResultStore, leaderboard_long, live_forecast_frame, score_live_forecasts
+from common.errors import DataError, SourceError
+from ingest.price_store import TABLE, PriceStore
+from store.results_store import PRICES, ResultStore, leaderboard_long, live_forecast_frame, score_live_forecasts
 
 DS = pd.bdate_range("2021-03-01", periods=12)
 

@@ -11,10 +11,10 @@ import yaml
 
 from backtest.engine import backtest_unit
 from backtest.folds import FoldPlan, panel_folds
+from common.errors import ConfigError, DataError, ModelFitError, SourceError
 from features.build import FeatureConfig
 from ingest.load import load_panel
 from ingest.spec import SourceSpec
-from pricecast.errors import ConfigError, DataError, ModelFitError, SourceError
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = FoldPlan(horizon=3, step=3, windows=2, window_type="expanding", train_size=None)

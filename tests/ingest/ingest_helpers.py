@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import ADJ_CLOSE, CLOSE, DS, HIGH, ID, LOW, OPEN, VOLUME
+from common.schema import ADJ_CLOSE, CLOSE, DS, HIGH, ID, LOW, OPEN, VOLUME
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
 

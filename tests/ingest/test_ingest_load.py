@@ -8,11 +8,11 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from features.schema import DS, ID, PANEL_COLUMNS
+from common.errors import DataError
+from common.schema import DS, ID, PANEL_COLUMNS
 from ingest.load import fetch_start, load_panel
+from ingest.price_store import PriceStore
 from ingest.spec import SourceSpec
-from ingest.store import PriceStore
-from pricecast.errors import DataError
 
 
 def yahoo_spec(**kw) -> SourceSpec:

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from ingest_helpers import bars
 
-from features.schema import ADJ_CLOSE, CLOSE, DS, ID, PANEL_COLUMNS, Y
+from common.errors import DataError, SourceError
+from common.schema import ADJ_CLOSE, CLOSE, DS, ID, PANEL_COLUMNS, Y
 from ingest.load import load_panel
 from ingest.sources import read_source
 from ingest.spec import SourceSpec
-from pricecast.errors import DataError, SourceError
 
 
 def as_file_frame(raw: pd.DataFrame, *, with_ticker: bool = False) -> pd.DataFrame:

@@ -10,13 +10,13 @@ import pytest
 import requests
 from ingest_helpers import FIXTURES
 
-from features.schema import ADJ_CLOSE, CLOSE, DS, ID
+from common.errors import DataError, SourceError
+from common.schema import ADJ_CLOSE, CLOSE, DS, ID
 from ingest.retry import RetriesExhausted, backoff_delays, retry_call
 from ingest.sources.fdr import fetch_fdr
 from ingest.sources.yahoo import fetch_yahoo
 from ingest.spec import SourceSpec
 from ingest.validate import validate
-from pricecast.errors import DataError, SourceError
 
 # ---------------------------------------------------------------------------------------------- retry helper
 

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ingest_helpers import bars
 
-from features.schema import DS, ID
+from common.errors import ConfigError
+from common.schema import DS, ID
 from ingest.spec import SourceSpec
 from ingest.validate import validate
-from pricecast.errors import ConfigError
 
 
 def test_defaults_and_coercion():

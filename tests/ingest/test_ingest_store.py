@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from ingest_helpers import bars
 
-from features.schema import BAR_COLUMNS, DS, ID
+from common.errors import DataError, SourceError
+from common.schema import BAR_COLUMNS, DS, ID
+from common.settings import store_path
+from ingest.price_store import PriceStore
 from ingest.spec import SourceSpec
-from ingest.store import PriceStore
 from ingest.validate import validate
-from pricecast.errors import DataError, SourceError
-from pricecast.settings import store_path
 
 
 def panel_of(*raws: pd.DataFrame) -> pd.DataFrame:

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from ingest_helpers import bars
 
-from features.schema import ADJ_CLOSE, CLOSE, DS, ID, OPEN, PANEL_COLUMNS, VOLUME, Y
+from common.errors import DataError
+from common.schema import ADJ_CLOSE, CLOSE, DS, ID, OPEN, PANEL_COLUMNS, VOLUME, Y
 from ingest.spec import SourceSpec
 from ingest.validate import validate
-from pricecast.errors import DataError
 
 
 def spec(**kw) -> SourceSpec:

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.schema import DS, ID, Y
 from features.calendar import sessions
-from features.schema import DS, ID, Y
 
 _START = "2012-01-03"
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import HI_95, LO_80, YHAT
+from common.errors import DataError, ModelFitError
+from common.schema import HI_95, LO_80, YHAT
 from models.arima import (
     ARIMAX,
     SARIMA,
@@ -19,7 +20,6 @@ from models.arima import (
     kpss_statistic,
     stepwise_search,
 )
-from pricecast.errors import DataError, ModelFitError
 from tests.models.conftest import ar1, series_frame, synthetic_prices
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from features.schema import HI_80, HI_95, LO_80, LO_95, YHAT
+from common.errors import ConfigError, ModelFitError
+from common.schema import HI_80, HI_95, LO_80, LO_95, YHAT
 from models.baselines import Drift, MovingAverage, Naive, SeasonalNaive
-from pricecast.errors import ConfigError, ModelFitError
 from tests.models.conftest import series_frame, synthetic_prices
 
 Z80, Z95 = norm.ppf(0.9), norm.ppf(0.975)

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import DataError, ModelFitError, NotFittedError
+from common.schema import CUTOFF, DS, FORECAST_COLUMNS, HI_80, HI_95, ID, INTERVAL_COLUMNS, LO_80, LO_95, YHAT, H, Y
 from features.calendar import sessions
-from features.schema import CUTOFF, DS, FORECAST_COLUMNS, HI_80, HI_95, ID, INTERVAL_COLUMNS, LO_80, LO_95, YHAT, H, Y
 from models import REGISTRY, make_model, model_class
 from models.base import fit_model
-from pricecast.errors import DataError, ModelFitError, NotFittedError
 
 HORIZON = 5
 HORIZONS = (1, 10, 30)  # a one-step run, the issue-14 `--horizon 10` and a month ahead

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.schema import YHAT
+from common.errors import ConfigError, ModelFitError
+from common.schema import YHAT
 from models import make_model
 from models.ensemble import Ensemble
-from pricecast.errors import ConfigError, ModelFitError
 from tests.models.conftest import series_frame
 
 MEMBERS = ("naive", "drift", "ses")

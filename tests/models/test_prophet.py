@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import ConfigError, DataError
+from common.schema import CUTOFF, DS, FORECAST_COLUMNS, HI_80, HI_95, ID, INTERVAL_COLUMNS, LO_80, LO_95, YHAT, Y
 from features.calendar import sessions
-from features.schema import CUTOFF, DS, FORECAST_COLUMNS, HI_80, HI_95, ID, INTERVAL_COLUMNS, LO_80, LO_95, YHAT, Y
 from models.prophet_model import ProphetForecaster, market_holidays
-from pricecast.errors import ConfigError, DataError
 
 N_TRAIN = 400
 H = 5

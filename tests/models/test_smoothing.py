@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import HI_80, HI_95, LO_80, LO_95, YHAT
+from common.errors import ModelFitError
+from common.schema import HI_80, HI_95, LO_80, LO_95, YHAT
 from models.smoothing import (
     SES,
     AutoETS,
@@ -19,7 +20,6 @@ from models.smoothing import (
     relative_variance,
     simulate_paths,
 )
-from pricecast.errors import ModelFitError
 from tests.models.conftest import ar1, series_frame, synthetic_prices
 
 WEEK = np.array([1.2, -0.8, 0.4, 0.0, -0.8])

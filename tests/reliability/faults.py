@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from features.schema import YHAT, H
+from common.schema import YHAT, H
 from models.base import Forecaster
 
 FAULTY = "IBM"

@@ -25,14 +25,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.schema import ADJ_CLOSE, CLOSE, DS, HIGH, ID, LOW, OPEN, VOLUME
+from common.errors import PricecastError
+from common.schema import ADJ_CLOSE, CLOSE, DS, HIGH, ID, LOW, OPEN, VOLUME
+from common.settings import store_path
 from ingest.load import load_panel
+from ingest.price_store import PriceStore
 from ingest.quality import LABELS, QualityReport
 from ingest.spec import SourceSpec
-from ingest.store import PriceStore
 from pricecast.cli import app
-from pricecast.errors import PricecastError
-from pricecast.settings import store_path
 from tests.ingest.ingest_helpers import bars
 
 EXIT_BAD_INPUT = 2

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import ConfigError, DataError
+from common.schema import DS, ID, Y
 from features.calendar import SUFFIX_CALENDARS, infer_calendar, sessions
-from features.schema import DS, ID, Y
 from ingest.load import load_panel
+from ingest.price_store import PriceStore
 from ingest.spec import SourceSpec
-from ingest.store import PriceStore
 from models import make_model
 from models.base import fit_model
-from pricecast.errors import ConfigError, DataError
 
 BIN = Path(sys.executable).parent
 
@@ -275,9 +275,9 @@ def test_forecast_command_dates_follow_each_tickers_calendar(prefect_server, tmp
 
     from typer.testing import CliRunner
 
+    from common.settings import store_path
     from pricecast.cli import app
-    from pricecast.settings import store_path
-    from store.results import ResultStore
+    from store.results_store import ResultStore
 
     days = exchange_days("XLON", "2022-09-01", "2023-02-17")
     yahoo_csv(tmp_path / "f" / "SEGA.L.csv", days)

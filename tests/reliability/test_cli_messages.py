@@ -190,8 +190,8 @@ class TestNames:
         assert make_model("Drift").name == "drift"
 
     def test_an_ambiguous_run_prefix_lists_the_matching_runs(self):
-        from pricecast.errors import DataError
-        from store.results import _match_run
+        from common.errors import DataError
+        from store.results_store import _match_run
 
         runs = pd.DataFrame(
             {

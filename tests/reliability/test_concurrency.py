@@ -1,7 +1,7 @@
 """Two backtests writing to the same PRICECAST_HOME at once: both complete and neither loses a row.
 
 DuckDB allows one writing process per file. Every store operation opens a short-lived connection and waits out
-another process's lock with exponential backoff (pricecast/duckdb_io.py), and each run's rows are written in one
+another process's lock with exponential backoff (common/duckdb_io.py), and each run's rows are written in one
 transaction keyed by its flow-run id. The two runs share units (naive on both tickers), so they also race on
 the unit cache.
 """

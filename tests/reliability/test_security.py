@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.schema import ID
+from common.errors import ConfigError, SourceError
+from common.redact import MASK, redact
+from common.schema import ID
 from ingest.sources.yahoo import fetch_yahoo
 from ingest.spec import SourceSpec
 from pricecast.cli import app
-from pricecast.errors import ConfigError, SourceError
-from pricecast.redact import MASK, redact
 from reports.html import render_html
 from reports.markdown import summary_markdown
 from tests.reports.conftest import make_report_input

@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 import requests
 
-from features.schema import DS, ID
+from common.errors import DataError, SourceError
+from common.schema import DS, ID
 from ingest.load import load_panel
+from ingest.price_store import PriceStore
 from ingest.sources.fdr import fetch_fdr
 from ingest.sources.yahoo import fetch_yahoo
 from ingest.spec import SourceSpec
-from ingest.store import PriceStore
-from pricecast.errors import DataError, SourceError
 from tasks.retry import is_network_error
 from tests.ingest.ingest_helpers import FIXTURES, bars
 

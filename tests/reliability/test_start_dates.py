@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from common.schema import ADJ_CLOSE, CLOSE, DS, HIGH, LOW, OPEN, VOLUME
 from features.calendar import sessions
-from features.schema import ADJ_CLOSE, CLOSE, DS, HIGH, LOW, OPEN, VOLUME
 from ingest.sources.sample import SAMPLE_START, default_start
 from ingest.spec import SourceSpec
 from ingest.validate import validate
@@ -162,7 +162,7 @@ class TestTheCutRunsAfterTheHolidayCheck:
         assert q.rows_out == 3 and q.rows_in == q.rows_out + q.zero_volume_dropped + q.outside_range_dropped
 
     def test_a_start_after_all_the_data_still_names_the_tickers_span(self):
-        from pricecast.errors import DataError
+        from common.errors import DataError
 
         with pytest.raises(DataError, match=r"AAPL: no rows between start=2025-01-01.*runs 2024-01-02 \.\. 2024-01-15"):
             validate(bars("AAPL", 10), SourceSpec(source="csv", path=Path("x.csv"), start="2025-01-01"))

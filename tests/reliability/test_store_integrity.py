@@ -13,16 +13,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.schema import CLOSE, DS, ID
+from common.duckdb_io import is_lock_error
+from common.errors import StoreDamagedError
+from common.fileio import name_of, safe_name
+from common.schema import CLOSE, DS, ID
+from common.settings import home, store_path
 from ingest.load import load_panel
+from ingest.price_store import PriceStore
 from ingest.spec import SourceSpec
-from ingest.store import PriceStore
 from pricecast.cli import app
-from pricecast.duckdb_io import is_lock_error
-from pricecast.errors import StoreDamagedError
-from pricecast.fileio import name_of, safe_name
-from pricecast.settings import home, store_path
-from store.results import ResultStore
+from store.results_store import ResultStore
 from tests.ingest.ingest_helpers import bars
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2

@@ -19,14 +19,14 @@ from typer.testing import CliRunner
 from backtest.engine import run_backtest
 from backtest.evaluate import evaluate
 from backtest.folds import FoldPlan
+from common.errors import DataError
+from common.schema import ADJ_CLOSE, CLOSE, DS, HIGH, ID, LOW, OPEN, VOLUME, Y
 from features.calendar import sessions
-from features.schema import ADJ_CLOSE, CLOSE, DS, HIGH, ID, LOW, OPEN, VOLUME, Y
 from ingest.load import load_panel
 from ingest.quality import LABELS
 from ingest.spec import SourceSpec
 from ingest.validate import validate
 from pricecast.cli import app
-from pricecast.errors import DataError
 from tests.ingest.ingest_helpers import bars
 
 KRX = "005930.KS"

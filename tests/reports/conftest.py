@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import (
+from common.schema import (
     CUTOFF,
     DS,
     FOLD,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.schema import ID
-from pricecast.errors import ConfigError
+from common.errors import ConfigError
+from common.schema import ID
 from reports.export import export_csv
 
 

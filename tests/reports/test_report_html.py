@@ -7,8 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from features.schema import FOLD, ID
-from pricecast.errors import DataError
+from common.errors import DataError
+from common.schema import FOLD, ID
 from reports.charts import forecast_chart
 from reports.data import ReportInput
 from reports.html import PLOTLY_JS, SECTION_IDS, SECTIONS, render_html

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pricecast.errors import PortInUseError
-from pricecast.settings import REPORTS_ROOT_ENV, REPORTS_URL_ENV, report_server_file, runs_dir
+from common.errors import PortInUseError
+from common.settings import REPORTS_ROOT_ENV, REPORTS_URL_ENV, report_server_file, runs_dir
 from reports.html import render_html
 from reports.server import report_url, start_report_server
 
@@ -164,7 +164,7 @@ def test_the_server_logs_requests_quietly(server, report, capfd, caplog):
 
 
 def test_only_loopback_hosts():
-    from pricecast.errors import ConfigError
+    from common.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not loopback"):
         start_report_server(runs_dir(), port=0, host="0.0.0.0")
@@ -261,9 +261,9 @@ def backtest_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def event_run(tmp_path_factory):
     """A tiny event backtest (one series, base_rate + logistic) with its report."""
-    from backtest.events import evaluate_events, run_event_backtest
-    from reports.events import render_event_html
-    from tasks.events import report_input
+    from backtest.event_task import evaluate_events, run_event_backtest
+    from reports.event_report import render_event_html
+    from tasks.event_backtest import report_input
     from tests.events.event_helpers import SMALL_FEATURES, panel, plan
 
     result = run_event_backtest(
@@ -291,7 +291,7 @@ def _publish(kind: str, backtest_run, event_run, report: Path):
     from prefect import flow
 
     from tasks.backtest import publish_artifacts
-    from tasks.events import REPORT_KEY, publish_event_artifacts
+    from tasks.event_backtest import REPORT_KEY, publish_event_artifacts
     from tests.flows.helpers import latest_artifacts
 
     @flow(name="publish-report-artifact")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.schema import MODEL, H
+from common.schema import MODEL, H
 from reports.data import BEATS_NAIVE_DM, MASE, MEAN_RANK
 from reports.verdict import verdict
 

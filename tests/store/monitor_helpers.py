@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ingest.store import PriceStore
-from store.results import ResultStore
+from ingest.price_store import PriceStore
+from store.results_store import ResultStore
 
 DAYS = pd.bdate_range("2023-01-02", periods=60)
 BACKTEST_COV = 0.95

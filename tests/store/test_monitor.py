@@ -8,9 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-from pricecast.errors import ConfigError
+from common.errors import ConfigError
 from store.monitor import MONITOR_COLUMNS, MonitorPolicy, breach_markdown, live_monitor, monitor_records
-from store.results import ResultStore
+from store.results_store import ResultStore
 from tests.store.monitor_helpers import BACKTEST_COV, seed_backtest, seed_live
 
 # Window of 20 as_of dates, the newest with only h = 1 scored: 20 rows at h = 1 and 19 at h = 2.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from pricecast.errors import SourceError, StoreDamagedError
+from common.errors import SourceError, StoreDamagedError
 
 log = logging.getLogger(__name__)
 

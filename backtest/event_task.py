@@ -61,14 +61,14 @@ from backtest.event_metrics import (
 )
 from backtest.folds import Fold, FoldPlan, panel_folds
 from backtest.results import ERROR_TYPE, FAILURE_COLUMNS, MESSAGE
+from common.errors import ConfigError, DataError, ModelFitError
+from common.fileio import atomic_write_text, write_table
+from common.schema import CUTOFF, DS, FOLD, ID, MODEL, TIMING_COLUMNS, VOLUME, H, Y
 from features import indicators as ind
 from features.build import FeatureConfig, build_features_for
-from features.schema import CUTOFF, DS, FOLD, ID, MODEL, TIMING_COLUMNS, VOLUME, H, Y
 from features.targets import event_target_panel, target_name
 from models import EVENT_REGISTRY, event_model_class, make_event_model
-from models.events import training_rows
-from pricecast.errors import ConfigError, DataError, ModelFitError
-from pricecast.fileio import atomic_write_text, write_table
+from models.classifiers import training_rows
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Event classifiers: P("the close rises >= x% within h sessions") at an origin, from causal features.
 
-The contract is on arrays of ONE series, so the backtest (backtest/events.py) owns every date and fold:
+The contract is on arrays of ONE series, so the backtest (backtest/event_task.py) owns every date and fold:
 
     fit(features, labels)          features (T, F): consecutive sessions in time order, causal values;
                                    labels (T,): 1.0 / 0.0, NaN where the outcome is unknown (the backtest
@@ -10,7 +10,7 @@ The contract is on arrays of ONE series, so the backtest (backtest/events.py) ow
                                    origins; the value at row r may read features[: r + 1] only.
 
 Fitted state ends with `_`; constructor arguments are never mutated. sklearn is imported on use, so
-`import models.events` stays light; the Keras classifier lives in models/event_rnn.py.
+`import models.classifiers` stays light; the Keras classifier lives in models/event_rnn.py.
 
 Class weights and probabilities: training with class_weight="balanced" multiplies the odds the model learns
 by n_neg / n_pos. With `prior_correction=True` (default) the predicted odds are multiplied back by
@@ -25,8 +25,8 @@ from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
+from common.errors import ConfigError, DataError, ModelFitError, NotFittedError
 from features.scaling import TrainScaler
-from pricecast.errors import ConfigError, DataError, ModelFitError, NotFittedError
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from prefect.tasks import exponential_backoff
 from backtest.champion import champions_from_backtest
 from backtest.evaluate import REFERENCE, Evaluation
 from backtest.results import BacktestResult
-from features.schema import ID, MODEL
+from common.schema import ID, MODEL
+from common.settings import home
 from models import REGISTRY
-from pricecast.settings import home
-from store.results import ResultStore, score_live_forecasts
+from store.results_store import ResultStore, score_live_forecasts
 from tasks.retry import retry_network_errors
 
 # DuckDB has one writer: another process holding the file lock is the failure worth retrying.

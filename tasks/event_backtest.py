@@ -14,7 +14,7 @@ from prefect.artifacts import (
 )
 
 from backtest.event_live import LiveEventResult, live_event_probabilities, live_probability_records
-from backtest.events import (
+from backtest.event_task import (
     EventEvaluation,
     EventResult,
     EventUnitResult,
@@ -26,21 +26,21 @@ from backtest.events import (
     gather,
 )
 from backtest.folds import Fold, FoldPlan
+from common.schema import ID, TIMING_COLUMNS
 from features.build import FeatureConfig
-from features.schema import ID, TIMING_COLUMNS
 from ingest.spec import SourceSpec
-from reports.events import (
+from reports.event_report import (
     EventReportInput,
     event_leaderboard_records,
     event_summary_markdown,
     event_verdict,
     render_event_html,
 )
-from store.results import ResultStore
+from store.results_store import ResultStore
 from tasks.backtest import crash_failures, publish_report_link
 from tasks.fingerprint import unit_key
+from tasks.results_store import LOCK_RETRIES
 from tasks.retry import retry_crashes
-from tasks.store import LOCK_RETRIES
 from tasks.units import run_meta, wait_for_units
 
 LEADERBOARD_KEY = "event-leaderboard"

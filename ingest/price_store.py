@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from features.schema import BAR_COLUMNS, DS, ID
-from pricecast.duckdb_io import locked_connection
-from pricecast.errors import DataError
+from common.duckdb_io import locked_connection
+from common.errors import DataError
+from common.schema import BAR_COLUMNS, DS, ID
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class PriceStore:
             con.register("gone", gone)
             con.execute(_DELETE_GONE, [source])
             con.unregister("gone")
-        # Not in a `finally` (as store.results._insert): after a failed statement the transaction is aborted and
+        # Not in a `finally` (as store.results_store._insert): after a failed statement the transaction is aborted and
         # unregister would raise an error that hides the real one; the connection closes (views gone) anyway.
         con.unregister("spans")
         con.unregister("incoming_keys")

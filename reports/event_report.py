@@ -1,6 +1,6 @@
 """The event-forecast report ("will the close rise >= x% within h sessions?") as offline HTML and Markdown.
 
-Reads the tables backtest/events.py writes (predictions, leaderboard, per-series metrics, reliability bins,
+Reads the tables backtest/event_task.py writes (predictions, leaderboard, per-series metrics, reliability bins,
 ROC/PR curve points, Diebold-Mariano tests against the base rate, failures); never imports models. Reuses the
 forecasting report's machinery: the autoescaping Jinja environment, plotly.js written once beside the file,
 plotly fragments via reports.charts.to_html (user strings JSON-escaped) and reports.tables view-models.
@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from features.schema import DS, FOLD, ID, METRIC, MODEL, VALUE, Y
+from common.schema import DS, FOLD, ID, METRIC, MODEL, VALUE, Y
 from reports import charts
 from reports.data import require_columns
 from reports.format import fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_value, sig_round
@@ -94,7 +94,7 @@ SUMMARY_COLUMNS = (BRIER, BRIER_SKILL, ROC_AUC, PR_AUC, LOG_LOSS, F1, MEAN_RANK,
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class EventReportInput:
-    """Every table of one event backtest; optional ones may be None. `meta` as backtest.events.event_meta."""
+    """Every table of one event backtest; optional ones may be None. `meta` as backtest.event_task.event_meta."""
 
     leaderboard: pd.DataFrame
     predictions: pd.DataFrame | None = None

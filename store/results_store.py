@@ -5,7 +5,7 @@ one transaction, so re-running a write (a retried task) is idempotent. Tables ar
 backtest output; `leaderboards()` and `live_record()` are the read side for `pricecast history`.
 
 Live forecasts are scored lazily: `score_live_forecasts` joins every stored forecast with the stored price of
-its session (the `prices` table written by ingest.store.PriceStore, same file) once that price exists.
+its session (the `prices` table written by ingest.price_store.PriceStore, same file) once that price exists.
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.schema import DS, ID, INTERVAL_COLUMNS, METRICS_COLUMNS, MODEL, YHAT, H, Y
-from pricecast.duckdb_io import locked_connection
-from pricecast.errors import DataError
+from common.duckdb_io import locked_connection
+from common.errors import DataError
+from common.schema import DS, ID, INTERVAL_COLUMNS, METRICS_COLUMNS, MODEL, YHAT, H, Y
 
 log = logging.getLogger(__name__)
 
-PRICES = (
-    "prices"  # ingest.store.TABLE: store/ sits beside ingest in the layers, so the name is repeated (pinned by a test)
-)
+PRICES = "prices"  # ingest.price_store.TABLE: store/ sits beside ingest, so the name is repeated (pinned by a test)
 LIVE = "live_forecasts"
 SCORES = "live_scores"
 RUNS = "backtest_runs"
@@ -121,7 +119,7 @@ SELECT {RUN_ID}, {ID}, {MODEL}, {H}, {DS}, actual, abs(actual - {YHAT}), abs(act
 FROM ({_ACTUALS}) joined
 WHERE actual IS NOT NULL
 """
-# Scores whose price is gone (a corrected file re-ingested without the row: ingest.store.PriceStore.replace) or
+# Scores whose price is gone (a corrected file re-ingested without the row: ingest.price_store.PriceStore.replace) or
 # no longer has the target: deleted, so the track record follows the store's current prices. A price that
 # changed is re-scored by _SCORE's INSERT OR REPLACE.
 _UNSCORE = f"""
