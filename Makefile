@@ -33,13 +33,14 @@ dev: $(VENV)/.dev-installed ## Install the development dependencies too
 run: install ## Backtest every model family on the bundled sample; prints the leaderboard and report path
 	$(BIN)/pricecast backtest
 
-test: dev ## Run every test (lint, import layering, unit, integration)
+test: dev ## Run every test (lint, import layering, types over every package, unit, integration)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-lint: dev ## ruff lint + format check, import-linter contracts, mypy on the pure packages
+lint: dev ## ruff lint + format check, import-linter contracts, mypy over every package (no tests)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

@@ -24,13 +24,9 @@ import pandas as pd
 from backtest.evaluate import REFERENCE, Evaluation
 from backtest.results import BacktestResult
 from backtest.significance import ALPHA, Loss, dm_series_table
-from common.schema import ID, MODEL
+from common.schema import CHAMPION_COLUMNS, ID, LOSS, MASE, MODEL, NAIVE_MASE, P_LESS, P_VALUE, PARAMS, REASON
 
 log = logging.getLogger(__name__)
-
-CHAMPION = "champion"  # the model name forecast_flow resolves, per ticker, to the stored champion
-MASE, NAIVE_MASE, P_VALUE, REASON, PARAMS = "mase", "naive_mase", "p_value", "reason", "params"
-CHAMPION_COLUMNS = (ID, MODEL, MASE, NAIVE_MASE, P_VALUE, REASON, PARAMS)
 
 
 def choose_champions(
@@ -109,8 +105,8 @@ def _iut_p_values(dm_series: pd.DataFrame, *, loss: Loss) -> dict[tuple[str, str
     """{(series, model): largest one-sided p over the horizon steps}; a NaN step (untestable) counts as p = 1."""
     if dm_series.empty:
         return {}
-    rows = dm_series.loc[dm_series["loss"] == loss]
-    worst = rows.assign(_p=rows["p_less"].astype(float).fillna(1.0)).groupby([ID, MODEL])["_p"].max()
+    rows = dm_series.loc[dm_series[LOSS] == loss]
+    worst = rows.assign(_p=rows[P_LESS].astype(float).fillna(1.0)).groupby([ID, MODEL])["_p"].max()
     return {(str(uid), str(model)): float(p) for (uid, model), p in worst.items()}
 
 

@@ -15,9 +15,9 @@ from backtest.results import BacktestResult
 from backtest.significance import DM_COLUMNS, dm_pairwise, dm_table
 from backtest.trading import equity_curves, trading_table
 from common.fileio import write_table
-from common.schema import MODEL
+from common.schema import MODEL, NAIVE
 
-REFERENCE = "naive"
+REFERENCE = NAIVE  # the model every significance test and champion choice compares against
 TRADING_COST_BPS = 5.0  # per unit of turnover: a liquid large cap's spread plus commission, roughly
 
 

@@ -1,7 +1,7 @@
 """Live event probabilities: P(event) at each ticker's latest session, from a model fitted on every labelled one.
 
 The daily step after an event backtest, on the backtest's own code path (backtest.event_task.fit_event_model, then
-one predict_proba call): the cutoff is the series' last session, so the leakage guard masks the last h labels
+one predict_proba call): the cutoff is the series' last session, so the leakage guard masks the last L labels
 (their outcome reads closes that have not happened yet; the event frame holds them as NaN already) and only
 labelled rows with finite features train. The origin is the last session (`as_of`), whose features are known
 at its close; the decision threshold is chosen on the training tail as in every backtest fold. Training
@@ -18,30 +18,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.engine import LeakageError
-from backtest.event_metrics import P
-from backtest.event_task import (
-    DEFAULT_TAIL_FRACTION,
+from backtest.blocks import LeakageError, failure_row
+from backtest.event_task import DEFAULT_TAIL_FRACTION, EventFactory, fit_event_model, training_window, with_lookahead
+from common.errors import DataError
+from common.schema import (
+    AS_OF,
+    DECISION_THRESHOLD,
+    DS,
+    FAILURE_COLUMNS,
+    ID,
     LABEL,
-    EventFactory,
-    fit_event_model,
-    training_window,
-    with_event_horizon,
+    LIVE_EVENT_COLUMNS,
+    MESSAGE,
+    MODEL,
+    N_TRAIN,
+    THRESHOLD,
+    TRAIN_END,
+    H,
+    P,
 )
-from backtest.results import ERROR_TYPE, FAILURE_COLUMNS, MESSAGE
-from common.errors import DataError, ModelFitError
-from common.schema import DS, FOLD, ID, MODEL, H
 from models import make_event_model
 from models.classifiers import training_rows
 
 log = logging.getLogger(__name__)
 
-AS_OF = "as_of"  # the origin: the series' last session
-EVENT_THRESHOLD = "threshold"  # the event's rise x (the flow's `threshold`); not the decision cut below
-DECISION_THRESHOLD = "decision_threshold"  # max-F1 cut on the training tail (the backtest predictions' threshold)
-TRAIN_END = "train_end"  # the last training session: the latest whose outcome is known (h sessions before as_of)
-N_TRAIN = "n_train"  # training samples: labelled rows with finite features
-LIVE_EVENT_COLUMNS = (ID, MODEL, AS_OF, H, EVENT_THRESHOLD, P, DECISION_THRESHOLD, TRAIN_END, N_TRAIN)
 LIVE_FOLD = -1  # FOLD of a live fit's failure row (backtest folds count from 0)
 
 
@@ -59,7 +59,7 @@ def live_event_unit(
     model: str,
     params: Mapping[str, Any] | None = None,
     threshold: float,
-    horizon: int,
+    lookahead: int,
     columns: list[str],
     tail_fraction: float = DEFAULT_TAIL_FRACTION,
     factory: EventFactory = make_event_model,
@@ -79,27 +79,18 @@ def live_event_unit(
             f"{uid}: {', '.join(missing)} NaN at the latest session {ds[origin].date()}; "
             "fill the source's gap (volume, price) or drop the ticker for today"
         )
-    params = with_event_horizon(model, dict(params or {}), horizon, factory)
-    instance, decision = fit_event_model(
-        X,
-        labels,
-        model=model,
-        params=params,
-        start=0,
-        cutoff=origin,
-        horizon=horizon,
-        tail_fraction=tail_fraction,
-        factory=factory,
-    )
+    params = with_lookahead(model, dict(params or {}), lookahead, factory)
+    window = {"start": 0, "cutoff": origin, "lookahead": lookahead}
+    instance, decision = fit_event_model(factory(model, **params), X, labels, **window, tail_fraction=tail_fraction)
     p = instance.predict_proba(X, np.array([origin]))
-    trained = training_rows(X, training_window(labels, start=0, cutoff=origin, horizon=horizon)[1])
+    trained = training_rows(X, training_window(labels, **window)[1])
     return pd.DataFrame(
         {
             ID: [uid],
             MODEL: [model],
             AS_OF: [ds[origin]],
-            H: [int(horizon)],
-            EVENT_THRESHOLD: [float(threshold)],
+            H: [int(lookahead)],
+            THRESHOLD: [float(threshold)],
             P: [float(p[0])],
             DECISION_THRESHOLD: [float(decision)],
             TRAIN_END: [ds[trained.max()]],
@@ -113,7 +104,7 @@ def live_event_probabilities(
     *,
     models: Mapping[str, Mapping[str, Any]],
     threshold: float,
-    horizon: int,
+    lookahead: int,
     columns: list[str],
     tail_fraction: float = DEFAULT_TAIL_FRACTION,
     factory: EventFactory = make_event_model,
@@ -129,7 +120,7 @@ def live_event_probabilities(
                         model=name,
                         params=params,
                         threshold=threshold,
-                        horizon=horizon,
+                        lookahead=lookahead,
                         columns=columns,
                         tail_fraction=tail_fraction,
                         factory=factory,
@@ -147,8 +138,9 @@ def live_event_probabilities(
 
 
 def _failure_row(uid: str, model: str, exc: BaseException) -> dict[str, Any]:
-    reason = exc if isinstance(exc, ModelFitError) else ModelFitError(model, uid, f"{type(exc).__name__}: {exc}")
-    return {ID: uid, MODEL: model, FOLD: LIVE_FOLD, ERROR_TYPE: type(exc).__name__, MESSAGE: f"live fit: {reason}"}
+    """blocks.failure_row on fold LIVE_FOLD, the message marked as the live fit's."""
+    row = failure_row(uid, model, LIVE_FOLD, exc)
+    return {**row, MESSAGE: f"live fit: {row[MESSAGE]}"}
 
 
 def _normalize(frame: pd.DataFrame | None) -> pd.DataFrame:
@@ -159,7 +151,7 @@ def _normalize(frame: pd.DataFrame | None) -> pd.DataFrame:
             MODEL: frame[MODEL].astype(str),
             AS_OF: pd.to_datetime(frame[AS_OF]).astype("datetime64[ns]"),
             H: frame[H].astype("int64"),
-            EVENT_THRESHOLD: frame[EVENT_THRESHOLD].astype(float),
+            THRESHOLD: frame[THRESHOLD].astype(float),
             P: frame[P].astype(float),
             DECISION_THRESHOLD: frame[DECISION_THRESHOLD].astype(float),
             TRAIN_END: pd.to_datetime(frame[TRAIN_END]).astype("datetime64[ns]"),
@@ -177,7 +169,7 @@ def live_probability_records(probabilities: pd.DataFrame, *, digits: int = 4) ->
             "model": str(row[MODEL]),
             "as_of": pd.Timestamp(row[AS_OF]).date().isoformat(),
             "horizon": int(row[H]),
-            "threshold": float(row[EVENT_THRESHOLD]),
+            "threshold": float(row[THRESHOLD]),
             "p": round(float(row[P]), digits),
             "decision_threshold": round(float(row[DECISION_THRESHOLD]), digits),
         }

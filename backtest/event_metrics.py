@@ -39,55 +39,60 @@ import pandas as pd
 
 from backtest.significance import ALPHA, dm_differential
 from common.errors import DataError
-from common.schema import CUTOFF, DS, FOLD, ID, METRIC, METRICS_COLUMNS, MODEL, VALUE, H, Y
-
-# ---- column and metric names (event tables only; the forecasting ones live in common.schema) ----------
-P = "p"  # predicted probability of the event
-THRESHOLD = "threshold"  # the fold's decision threshold, chosen on its training tail
-EVENT_PREDICTION_COLUMNS = (ID, MODEL, FOLD, CUTOFF, DS, H, Y, P, THRESHOLD)
-ALL_FOLDS = -1  # FOLD value of metric rows pooled over every fold of a series
-
-ROC_AUC, PR_AUC, BRIER, LOG_LOSS = "roc_auc", "pr_auc", "brier", "log_loss"
-PRECISION, RECALL, F1 = "precision", "recall", "f1"
-POSITIVE_RATE, EVENT_RATE = "positive_rate", "event_rate"
-BRIER_SKILL = "brier_skill"
-N_OBS, N_POS = "n", "n_pos"
-EVENT_METRICS = (ROC_AUC, PR_AUC, BRIER, BRIER_SKILL, LOG_LOSS, PRECISION, RECALL, F1, POSITIVE_RATE, EVENT_RATE)
-FOLD_METRICS = (N_OBS, N_POS, EVENT_RATE, BRIER, LOG_LOSS, POSITIVE_RATE)
-LOWER_IS_BETTER = (BRIER, LOG_LOSS)
-
-MEAN_RANK, N_SERIES, N_FAILURES, N_AUC_UNDEFINED = "mean_rank", "n_series", "n_failures", "n_auc_undefined"
-REFERENCE, LOSS, STAT, P_VALUE, P_LESS = "reference", "loss", "stat", "p_value", "p_less"
-MODEL_LOSS, REFERENCE_LOSS, BEATS_BASE_RATE = "model_brier", "reference_brier", "beats_base_rate"
-SIGNIFICANCE_COLUMNS = (
-    MODEL,
-    REFERENCE,
-    LOSS,
-    N_OBS,
-    MODEL_LOSS,
-    REFERENCE_LOSS,
-    STAT,
-    P_VALUE,
-    P_LESS,
+from common.schema import (
+    BASE_RATE,
     BEATS_BASE_RATE,
-)
-LEADERBOARD_COLUMNS = (
-    MODEL,
-    *EVENT_METRICS,
+    BIN,
+    BIN_LOWER,
+    BIN_UPPER,
+    BRIER,
+    BRIER_SKILL,
+    CALIBRATION_COLUMNS,
+    COUNT,
+    CURVE_COLUMNS,
+    DS,
+    EVENT_LEADERBOARD_COLUMNS,
+    EVENT_METRICS,
+    EVENT_PREDICTION_COLUMNS,
+    EVENT_RATE,
+    EVENT_SIGNIFICANCE_COLUMNS,
+    F1,
+    FOLD,
+    ID,
+    LOG_LOSS,
+    LOSS,
+    MEAN_PREDICTED,
     MEAN_RANK,
-    N_SERIES,
+    METRIC,
+    METRICS_COLUMNS,
+    MODEL,
+    MODEL_LOSS,
     N_AUC_UNDEFINED,
     N_FAILURES,
-    P_VALUE,
+    N_OBS,
+    N_POS,
+    N_SERIES,
+    OBSERVED_FREQUENCY,
     P_LESS,
-    BEATS_BASE_RATE,
+    P_VALUE,
+    POSITIVE_RATE,
+    PR_AUC,
+    PRECISION,
+    RECALL,
+    REFERENCE,
+    REFERENCE_LOSS,
+    ROC_AUC,
+    STAT,
+    THRESHOLD,
+    VALUE,
+    H,
+    P,
+    Y,
 )
-BIN, BIN_LOWER, BIN_UPPER = "bin", "bin_lower", "bin_upper"
-MEAN_PREDICTED, OBSERVED_FREQUENCY, COUNT = "mean_predicted", "observed_frequency", "count"
-CALIBRATION_COLUMNS = (MODEL, BIN, BIN_LOWER, BIN_UPPER, MEAN_PREDICTED, OBSERVED_FREQUENCY, COUNT)
-CURVE, X, AREA = "curve", "x", "area"
-CURVE_COLUMNS = (MODEL, CURVE, X, "y", AREA)
-BASE_RATE = "base_rate"
+
+ALL_FOLDS = -1  # FOLD value of metric rows pooled over every fold of a series
+FOLD_METRICS = (N_OBS, N_POS, EVENT_RATE, BRIER, LOG_LOSS, POSITIVE_RATE)
+LOWER_IS_BETTER = (BRIER, LOG_LOSS)
 
 # Decision threshold when the training tail holds no event: F1 is 0 at every threshold there.
 FALLBACK_THRESHOLD = 0.5
@@ -215,7 +220,7 @@ def leaderboard(
 ) -> pd.DataFrame:
     """One row per model: mean over series of each metric, mean Brier rank, counts and the test vs base rate."""
     if per_series.empty:
-        return pd.DataFrame(columns=list(LEADERBOARD_COLUMNS))
+        return pd.DataFrame(columns=list(EVENT_LEADERBOARD_COLUMNS))
     ps = per_series.assign(_rank=per_series.groupby(ID)[BRIER].rank(method="average"))
     board = ps.groupby(MODEL, sort=False)[list(EVENT_METRICS)].mean()
     board[MEAN_RANK] = ps.groupby(MODEL, sort=False)["_rank"].mean()
@@ -229,7 +234,7 @@ def leaderboard(
     beats = sig[BEATS_BASE_RATE].reindex(board.index) if sig is not None else pd.Series(np.nan, index=board.index)
     board[BEATS_BASE_RATE] = beats.eq(True)  # a model without a test (NaN) does not beat the base rate
     board = board.reset_index().sort_values([MEAN_RANK, BRIER], kind="stable").reset_index(drop=True)
-    return board[list(LEADERBOARD_COLUMNS)]
+    return board[list(EVENT_LEADERBOARD_COLUMNS)]
 
 
 def calibration_table(predictions: pd.DataFrame, *, bins: int = 10) -> pd.DataFrame:
@@ -302,7 +307,7 @@ def significance_table(
     check_predictions(predictions)
     present = list(pd.unique(predictions[MODEL]))
     if reference not in present:
-        return pd.DataFrame(columns=list(SIGNIFICANCE_COLUMNS))
+        return pd.DataFrame(columns=list(EVENT_SIGNIFICANCE_COLUMNS))
     keys = [ID, FOLD, DS]
     lags = overlap_lags(horizon=horizon, origins_per_fold=origins_per_fold, step=step)
     loss = predictions[[*keys, MODEL]].assign(_l=(predictions[P] - predictions[Y]) ** 2)
@@ -328,4 +333,4 @@ def significance_table(
                 BEATS_BASE_RATE: bool(np.isfinite(p_less) and p_less < alpha),
             }
         )
-    return pd.DataFrame(rows, columns=list(SIGNIFICANCE_COLUMNS))
+    return pd.DataFrame(rows, columns=list(EVENT_SIGNIFICANCE_COLUMNS))

@@ -1,30 +1,28 @@
-"""Event backtest: "will the close rise >= x% within h sessions?" classifiers on rolling-origin folds.
+"""Event backtest: "will the close rise >= x% within `lookahead` sessions?" classifiers on rolling-origin folds.
 
 Design (the honest one, and why):
-- Label: features.targets.event_target on the modelling price (y, the adjusted close by default: a raw close
-  "falls" 50% at a 2:1 split): 1.0 if max(c[t+1..t+h]) >= c[t](1+x), else 0.0; NaN for the last h sessions.
+- Label: features.targets.event_target on the modelling price (y, the adjusted close: a raw close "falls" 50% at
+  a 2:1 split): 1.0 if max(c[t+1..t+L]) >= c[t](1+x), else 0.0 (L = lookahead); NaN for the last L sessions.
 - Features: features.build (returns, SMA 5/20/60/120, MACD, RSI, Bollinger, volatility, volume z-score,
   calendar), all causal. Price-level indicators are made scale-free before modelling (SMA/EMA/Bollinger bands
   as price ratios - 1, MACD lines over the price), so a model trained at $30 works at $300.
 - Origins: every session is a potential origin t; the prediction at t uses features at t (known at the close
   of t) and a model whose parameters were fitted at the fold's cutoff.
-- Folds: backtest.folds (FoldPlan, panel_folds), cut on each series' LABELLED sessions (the last h sessions,
-  whose outcome is still unknown, are dropped first). `plan.horizon` is therefore the number of test ORIGINS
-  per fold, not the event horizon: with `plan.horizon == plan.step` consecutive folds' origins tile the test
-  span, every labelled session there is scored exactly once. Every model sees the same folds.
-- Leakage guard: a training row t is usable only if its label is known at the cutoff c, i.e. t + h <= c. The
-  last h training rows' labels read closes after the cutoff, so they are masked (NaN) before `fit` sees them,
+- Folds: backtest.folds (FoldPlan, panel_folds), cut on each series' LABELLED sessions (the last L sessions,
+  whose outcome is still unknown, are dropped first). In this task a FoldPlan's `horizon` is the number of test
+  ORIGINS per fold, never the lookahead: build plans with `event_fold_plan(origins_per_fold=...)`. With
+  origins_per_fold == step consecutive folds' origins tile the test span, every labelled session there is scored
+  exactly once. Every model sees the same folds.
+- Leakage guard: a training row t is usable only if its label is known at the cutoff c, i.e. t + L <= c. The
+  last L training rows' labels read closes after the cutoff, so they are masked (NaN) before `fit` sees them,
   and fit receives the feature rows up to the cutoff only. Training rows come from [train_start, cutoff]; no
   shuffling or stratified splits across time. `LeakageError` (never recorded as a model failure) is raised if
   a fold would train on a label that reads past its cutoff.
 - Decision threshold: chosen per fit on the TRAINING tail (the last `tail_fraction` of the fold's labelled
   training samples, in-sample predictions) by maximising F1 (backtest.event_metrics.choose_threshold). The
   Keras classifiers use the same tail (their validation_fraction, 0.2 by default) for early stopping.
-- Refit policy `refit_every=k` as in backtest.engine: refit on the first fold of each block of k folds, then
-  predict every origin of the block in ONE predict_proba call with parameters fixed (features up to each
-  origin only). Default: each model class's `default_refit_every` (1 for base_rate and logistic, 10 for Keras).
-- Failures: a model that fails on a fold is recorded (series, model, fold, error) and the run carries on; a
-  failed fit makes the next fold refit.
+- Refit policy, failures, warm starts, timings: the block loop's (backtest.blocks), as for price forecasts (the
+  event task of the loop is backtest.units.EventTask); default: each model class's `default_refit_every`.
 - The base rate is always run (added when absent): it is the reference of every significance test.
 """
 
@@ -43,14 +41,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.engine import LeakageError, prepare_panel
-from backtest.engine import model_specs as parse_model_specs
+from backtest.blocks import LeakageError
+from backtest.blocks import model_specs as parse_model_specs
+from backtest.engine import Progress, prepare_panel
 from backtest.event_metrics import (
     ALPHA,
-    BASE_RATE,
-    EVENT_PREDICTION_COLUMNS,
-    THRESHOLD,
-    P,
     calibration_table,
     choose_threshold,
     curve_table,
@@ -59,11 +54,26 @@ from backtest.event_metrics import (
     per_series_table,
     significance_table,
 )
-from backtest.folds import Fold, FoldPlan, panel_folds
-from backtest.results import ERROR_TYPE, FAILURE_COLUMNS, MESSAGE
-from common.errors import ConfigError, DataError, ModelFitError
+from backtest.folds import Fold, FoldPlan, WindowType, panel_folds
+from common.errors import ConfigError, DataError
 from common.fileio import atomic_write_text, write_table
-from common.schema import CUTOFF, DS, FOLD, ID, MODEL, TIMING_COLUMNS, VOLUME, H, Y
+from common.schema import (
+    BASE_RATE,
+    CUTOFF,
+    DS,
+    EVENT_PREDICTION_COLUMNS,
+    FAILURE_COLUMNS,
+    FOLD,
+    ID,
+    LABEL,
+    MODEL,
+    THRESHOLD,
+    TIMING_COLUMNS,
+    VOLUME,
+    H,
+    P,
+    Y,
+)
 from features import indicators as ind
 from features.build import FeatureConfig, build_features_for
 from features.targets import event_target_panel, target_name
@@ -72,11 +82,8 @@ from models.classifiers import training_rows
 
 log = logging.getLogger(__name__)
 
-LABEL = "label"  # the event outcome column of the event frame (renamed to y in the predictions)
 DEFAULT_TAIL_FRACTION = 0.2
-DEFAULT_REFIT_EVERY = 1
 EventFactory = Callable[..., Any]  # (name, **params) -> unfitted EventClassifier; make_event_model by default
-Progress = Callable[[int, int, str, str], None]
 
 
 # ---- data: labels, scale-free causal features, folds ----------------------------------------------------
@@ -112,12 +119,12 @@ def event_frame(
     panel: pd.DataFrame,
     *,
     threshold: float,
-    horizon: int,
+    lookahead: int,
     config: FeatureConfig | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """unique_id, ds, y, label + scale-free feature columns, sorted by (unique_id, ds); and the feature names.
 
-    The label of the last `horizon` sessions of each series is NaN (their outcome is not known yet).
+    The label of the last `lookahead` sessions of each series is NaN (their outcome is not known yet).
     """
     panel = prepare_panel(panel)
     config = config or default_feature_config(panel)
@@ -129,25 +136,46 @@ def event_frame(
             f"{first[ID]}: {int(bad.sum())} non-positive or missing {config.price_col} value(s), first "
             f"{pd.Timestamp(first[DS]).date()}; the event target and scale-free features need positive prices"
         )
-    label = event_target_panel(panel, threshold=threshold, horizon=horizon, price_col=config.price_col)
+    label = event_target_panel(panel, threshold=threshold, horizon=lookahead, price_col=config.price_col)
     design = scale_free(build_features_for(panel, config), price, config)
     columns = list(design.columns)
     frame = pd.concat([panel[[ID, DS, Y]], pd.Series(label.to_numpy(), name=LABEL), design], axis=1)
     return frame, columns
 
 
-def labelled_sessions(frame: pd.DataFrame, *, horizon: int) -> pd.DataFrame:
-    """Each series without its last `horizon` sessions: the origins whose outcome is known."""
+def labelled_sessions(frame: pd.DataFrame, *, lookahead: int) -> pd.DataFrame:
+    """Each series without its last `lookahead` sessions: the origins whose outcome is known."""
     from_end = frame.groupby(ID, sort=False).cumcount(ascending=False)
-    return frame.loc[from_end >= horizon]
+    return frame.loc[from_end >= lookahead]
 
 
-def event_folds(frame: pd.DataFrame, plan: FoldPlan, *, horizon: int) -> dict[str, list[Fold]]:
-    """The fold plan on each series' labelled sessions (plan.horizon = test origins per fold)."""
-    return panel_folds(labelled_sessions(frame, horizon=horizon), plan)
+def event_fold_plan(
+    *,
+    origins_per_fold: int,
+    step: int = 1,
+    windows: int | None = None,
+    window_type: WindowType = "expanding",
+    train_size: int | None = None,
+    min_train_size: int | None = None,
+) -> FoldPlan:
+    """The FoldPlan of an event backtest: its `horizon` field is the number of test ORIGINS per fold (the one
+    place this task gives FoldPlan.horizon that meaning; the event's own "within L sessions" is `lookahead`)."""
+    return FoldPlan(
+        horizon=origins_per_fold,
+        step=step,
+        windows=windows,
+        window_type=window_type,
+        train_size=train_size,
+        min_train_size=min_train_size,
+    )
 
 
-# ---- one (series, model) unit ----------------------------------------------------------------------------
+def event_folds(frame: pd.DataFrame, plan: FoldPlan, *, lookahead: int) -> dict[str, list[Fold]]:
+    """The fold plan (see event_fold_plan) on each series' labelled sessions."""
+    return panel_folds(labelled_sessions(frame, lookahead=lookahead), plan)
+
+
+# ---- one unit: its result, its one fit (the block loop's event task is backtest.units.EventTask) ------------
 @dataclass
 class EventUnitResult:
     """What one (series, model) unit produces."""
@@ -157,135 +185,27 @@ class EventUnitResult:
     failures: pd.DataFrame
 
 
-def training_window(labels: np.ndarray, *, start: int, cutoff: int, horizon: int) -> tuple[slice, np.ndarray]:
-    """Rows [start, cutoff] and their labels with every label unknown at the cutoff masked (t + h > cutoff)."""
+def training_window(labels: np.ndarray, *, start: int, cutoff: int, lookahead: int) -> tuple[slice, np.ndarray]:
+    """Rows [start, cutoff] and their labels with every label unknown at the cutoff masked (t + L > cutoff)."""
     rows = slice(start, cutoff + 1)
     known = labels[rows].astype(float).copy()
-    first_unknown = max(cutoff - horizon + 1, start) - start  # rows t > cutoff - h read closes after the cutoff
+    first_unknown = max(cutoff - lookahead + 1, start) - start  # rows t > cutoff - L read closes after the cutoff
     known[first_unknown:] = np.nan
     latest = start + int(np.flatnonzero(np.isfinite(known)).max()) if np.isfinite(known).any() else None
-    if latest is not None and latest + horizon > cutoff:
-        raise LeakageError(f"training label at row {latest} reads row {latest + horizon} > cutoff row {cutoff}")
+    if latest is not None and latest + lookahead > cutoff:
+        raise LeakageError(f"training label at row {latest} reads row {latest + lookahead} > cutoff row {cutoff}")
     return rows, known
 
 
 def fit_event_model(
-    X: np.ndarray,
-    labels: np.ndarray,
-    *,
-    model: str,
-    params: Mapping[str, Any],
-    start: int,
-    cutoff: int,
-    horizon: int,
-    tail_fraction: float,
-    factory: EventFactory = make_event_model,
-    previous: Any = None,
+    instance: Any, X: np.ndarray, labels: np.ndarray, *, start: int, cutoff: int, lookahead: int, tail_fraction: float
 ) -> tuple[Any, float]:
-    """The event task's one fit: rows [start, cutoff] with every label unknown at the cutoff masked, and the
-    decision threshold on the training tail. The backtest's refits and the live step (backtest.event_live) call
-    it; a warm-start-capable `previous` instance (Keras) is refitted in place, the rest start fresh."""
-    rows, known = training_window(labels, start=start, cutoff=cutoff, horizon=horizon)
-    previous = previous if previous is not None and getattr(previous, "warm_start", False) else None
-    instance = (previous or factory(model, **params)).fit(X[rows], known)
+    """The event task's one fit (every backtest refit, backtest.units.EventTask, and the live step): `instance`
+    fitted on rows [start, cutoff] with every label unknown at the cutoff masked; the decision threshold chosen
+    on the training tail. Returns the fitted instance and the threshold."""
+    rows, known = training_window(labels, start=start, cutoff=cutoff, lookahead=lookahead)
+    instance = instance.fit(X[rows], known)
     return instance, _tail_threshold(instance, X[rows], known, tail_fraction)
-
-
-def event_unit(
-    series: pd.DataFrame,
-    *,
-    model: str,
-    params: Mapping[str, Any] | None = None,
-    folds: Sequence[Fold],
-    horizon: int,
-    columns: Sequence[str],
-    refit_every: int | None = None,
-    tail_fraction: float = DEFAULT_TAIL_FRACTION,
-    factory: EventFactory = make_event_model,
-) -> EventUnitResult:
-    """Backtest one event model on one series (an event_frame slice) over `folds`: the unit flows map over."""
-    frame = series.sort_values(DS, kind="stable").reset_index(drop=True)
-    uid = str(frame[ID].iloc[0])
-    if frame[ID].astype(str).nunique() != 1:
-        raise DataError(f"an event unit takes one series, got {sorted(frame[ID].astype(str).unique())[:5]}")
-    refit_every = resolve_refit_every(model, refit_every)
-    params = with_event_horizon(model, dict(params or {}), horizon, factory)
-    ds = pd.DatetimeIndex(frame[DS])
-    X = frame[list(columns)].to_numpy(dtype=float)
-    labels = frame[LABEL].to_numpy(dtype=float)
-    preds: list[pd.DataFrame] = []
-    timings: list[tuple] = []
-    failures: list[dict[str, Any]] = []
-    instance: Any = None
-    i = 0
-    while i < len(folds):
-        size = len(folds) - i if refit_every == 0 else refit_every
-        block = list(folds[i : i + size])
-        start, cutoff = _position(ds, block[0].train_start, uid), _position(ds, block[0].cutoff, uid)
-        _check_fold(block[0], ds)
-        try:
-            began = time.perf_counter()
-            instance, threshold = fit_event_model(
-                X,
-                labels,
-                model=model,
-                params=params,
-                start=start,
-                cutoff=cutoff,
-                horizon=horizon,
-                tail_fraction=tail_fraction,
-                factory=factory,
-                previous=instance,
-            )
-            fit_s = time.perf_counter() - began
-        except Exception as exc:  # models raise anything; recorded as a failure of this fold
-            failures.append(_failure_row(uid, model, block[0], exc))
-            instance, i = None, i + 1  # the next fold refits from scratch
-            continue
-        scored, bad = [], []
-        for fold in block:
-            origins = _origins(ds, fold, uid)
-            problem = _origin_problem(uid, fold, origins, X, labels, columns, ds)
-            if problem is not None:
-                bad.append((fold, problem))
-            else:
-                scored.append((fold, origins))
-        failures += [_failure_row(uid, model, fold, exc) for fold, exc in bad]
-        if scored:
-            all_rows = np.concatenate([o for _, o in scored])
-            try:
-                began = time.perf_counter()
-                # ONE call for every origin of the block; features up to the block's last origin, from train start.
-                p = instance.predict_proba(X[start : all_rows.max() + 1], all_rows - start)
-                pred_s = (time.perf_counter() - began) / len(scored)
-            except Exception as exc:
-                failures += [_failure_row(uid, model, fold, exc) for fold, _ in scored]
-                instance, i = None, i + len(block)
-                continue
-            offset = 0
-            for fold, origins in scored:
-                chunk = p[offset : offset + origins.size]
-                offset += origins.size
-                preds.append(
-                    _prediction_rows(uid, model, fold, ds[origins], labels[origins], chunk, threshold, horizon)
-                )
-                timings.append((uid, model, fold.fold, fit_s if fold is block[0] else 0.0, pred_s, fold is block[0]))
-        i += len(block)
-    if failures:
-        log.warning("%s on %s: %d of %d folds failed", model, uid, len(failures), len(folds))
-    return EventUnitResult(
-        predictions=_predictions_table(preds),
-        timings=pd.DataFrame(timings, columns=list(TIMING_COLUMNS)),
-        failures=pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)),
-    )
-
-
-def with_event_horizon(model: str, params: dict[str, Any], horizon: int, factory: EventFactory) -> dict[str, Any]:
-    """Models tagged `uses_horizon` (they purge label overlap before their validation tail) get the event h."""
-    if factory is make_event_model and model in EVENT_REGISTRY and "horizon" not in params:
-        if getattr(event_model_class(model), "uses_horizon", False):
-            params["horizon"] = horizon
-    return params
 
 
 def _tail_threshold(instance: Any, X: np.ndarray, known: np.ndarray, tail_fraction: float) -> float:
@@ -294,72 +214,13 @@ def _tail_threshold(instance: Any, X: np.ndarray, known: np.ndarray, tail_fracti
     return choose_threshold(known[tail], instance.predict_proba(X, tail))
 
 
-def _origin_problem(
-    uid: str,
-    fold: Fold,
-    origins: np.ndarray,
-    X: np.ndarray,
-    labels: np.ndarray,
-    columns: Sequence[str],
-    ds: pd.DatetimeIndex,
-) -> DataError | None:
-    """Why a fold's origins cannot be scored (no known outcome, NaN features), or None."""
-    if not np.all(np.isfinite(labels[origins])):
-        first = ds[origins[~np.isfinite(labels[origins])][0]].date()
-        return DataError(f"{uid}: fold {fold.fold} has test origins without a known outcome, first {first}")
-    finite = np.isfinite(X[origins])
-    if not finite.all():
-        col = int(np.flatnonzero(~finite.all(axis=0))[0])
-        row = origins[~finite[:, col]]
-        return DataError(
-            f"{uid}: column {columns[col]} is NaN at {row.size} test origin(s) of fold {fold.fold}, first "
-            f"{ds[row[0]].date()} (indicator warm-up); start the folds later (min_train_size) or use shorter windows"
-        )
-    return None
-
-
-def _position(ds: pd.DatetimeIndex, when: pd.Timestamp, uid: str) -> int:
-    pos = ds.get_indexer([pd.Timestamp(when)])[0]
-    if pos < 0:
-        raise DataError(f"{uid}: fold session {pd.Timestamp(when).date()} is not a session of the series")
-    return int(pos)
-
-
-def _origins(ds: pd.DatetimeIndex, fold: Fold, uid: str) -> np.ndarray:
-    pos = ds.get_indexer(pd.DatetimeIndex(fold.test_ds))
-    if (pos < 0).any():
-        raise DataError(f"{uid}: fold {fold.fold} tests on sessions missing from the series")
-    return pos.astype(np.int64)
-
-
-def _check_fold(fold: Fold, ds: pd.DatetimeIndex) -> None:
-    if fold.train_end != fold.cutoff or not fold.test_ds or fold.test_ds[0] <= fold.cutoff:
-        raise LeakageError(
-            f"fold {fold.fold}: training ends {fold.train_end.date()}, cutoff {fold.cutoff.date()}, first test "
-            f"origin {fold.test_ds[0].date() if fold.test_ds else None}; training must end at the cutoff"
-        )
-
-
-def _prediction_rows(uid, model, fold, origins, truth, p, threshold, horizon) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            ID: uid,
-            MODEL: model,
-            FOLD: fold.fold,
-            CUTOFF: fold.cutoff,
-            DS: pd.DatetimeIndex(origins),
-            H: horizon,
-            Y: truth,
-            P: p,
-            THRESHOLD: threshold,
-        }
-    )
-
-
-def _predictions_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    if not parts:
-        return empty_predictions()
-    return normalize_predictions(pd.concat(parts, ignore_index=True))
+def with_lookahead(model: str, params: dict[str, Any], lookahead: int, factory: EventFactory) -> dict[str, Any]:
+    """Models tagged `uses_horizon` (they purge label overlap before their validation tail) get the lookahead as
+    their `horizon` parameter."""
+    if factory is make_event_model and model in EVENT_REGISTRY and "horizon" not in params:
+        if getattr(event_model_class(model), "uses_horizon", False):
+            params["horizon"] = lookahead
+    return params
 
 
 def empty_predictions() -> pd.DataFrame:
@@ -383,31 +244,10 @@ def normalize_predictions(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values([ID, MODEL, FOLD, DS], kind="stable").reset_index(drop=True)
 
 
-def _failure_row(uid: str, model: str, fold: Fold, exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, LeakageError):
-        raise exc  # a bug, never a model failure
-    wrapped = exc if isinstance(exc, ModelFitError) else ModelFitError(model, uid, f"{type(exc).__name__}: {exc}")
-    if wrapped.unique_id == "?":
-        wrapped = ModelFitError(model, uid, wrapped.reason)
-    return {ID: uid, MODEL: model, FOLD: fold.fold, ERROR_TYPE: type(exc).__name__, MESSAGE: str(wrapped)}
-
-
-def resolve_refit_every(model: str, refit_every: int | None) -> int:
-    """The refit policy for `model`: the one asked for, else its class's `default_refit_every`."""
-    if refit_every is not None:
-        if not isinstance(refit_every, int) or isinstance(refit_every, bool) or refit_every < 0:
-            raise ConfigError(
-                f"refit_every must be an integer >= 0 (0 = fit once, 1 = every fold), got {refit_every!r}"
-            )
-        return refit_every
-    cls = event_model_class(model) if model in EVENT_REGISTRY else None
-    return int(getattr(cls, "default_refit_every", DEFAULT_REFIT_EVERY))
-
-
 # ---- a whole panel ----------------------------------------------------------------------------------------
 @dataclass
 class EventResult:
-    """Tidy tables of one event backtest plus run metadata (threshold, horizon, plan, models, features)."""
+    """Tidy tables of one event backtest plus run metadata (threshold, lookahead, plan, models, features)."""
 
     predictions: pd.DataFrame
     timings: pd.DataFrame
@@ -433,9 +273,9 @@ class EventResult:
         return f"{counts}, {len(self.failures)} failed folds"
 
 
-def check_event_params(*, threshold: float, horizon: int, tail_fraction: float = DEFAULT_TAIL_FRACTION) -> None:
-    """ConfigError for a bad threshold, event horizon or tail fraction (before any work)."""
-    target_name("event", horizon=horizon, threshold=threshold)  # validates the horizon
+def check_event_params(*, threshold: float, lookahead: int, tail_fraction: float = DEFAULT_TAIL_FRACTION) -> None:
+    """ConfigError for a bad threshold, lookahead or tail fraction (before any work)."""
+    target_name("event", horizon=lookahead, threshold=threshold)  # validates the lookahead
     if not np.isfinite(threshold) or threshold <= -1.0:
         raise ConfigError(f"threshold is a fractional rise (0.05 = 5%) and must be > -1, got {threshold!r}")
     if not 0.0 < tail_fraction < 1.0:
@@ -457,7 +297,7 @@ def run_event_backtest(
     panel: pd.DataFrame,
     *,
     threshold: float,
-    horizon: int,
+    lookahead: int,
     plan: FoldPlan,
     models: Mapping[str, Mapping[str, Any]] | Sequence[str] = ("base_rate", "logistic"),
     refit_every: int | None = None,
@@ -466,47 +306,44 @@ def run_event_backtest(
     factory: EventFactory = make_event_model,
     progress: Progress | None = None,
 ) -> EventResult:
-    """Backtest event classifiers on every series of a long panel, on the same folds, deterministic order.
+    """Backtest event classifiers on every series of a long panel, locally: plan_event_units + run_unit per unit.
 
     Args:
-        threshold: the rise x (0.05 = 5%); horizon: sessions h the rise may take.
-        plan: rolling-origin plan on labelled sessions; plan.horizon = test origins per fold.
-        models: event registry names (or {name: params}); base_rate is added when absent.
+        threshold: the rise x (0.05 = 5%); lookahead: sessions L the rise may take.
+        plan: rolling-origin plan on labelled sessions (event_fold_plan: plan.horizon = test origins per fold).
+        models: event registry names (or {name: params}); base_rate is added when absent (registry factory only).
     """
-    check_event_params(threshold=threshold, horizon=horizon, tail_fraction=tail_fraction)
-    specs = model_specs(models) if factory is make_event_model else _plain_specs(models)
+    from backtest.units import plan_event_units, run_unit  # units builds on this module
+
+    check_event_params(threshold=threshold, lookahead=lookahead, tail_fraction=tail_fraction)
+    specs = model_specs(models) if factory is make_event_model else parse_model_specs(models, kind="event models")
     started = time.perf_counter()
-    frame, columns = event_frame(panel, threshold=threshold, horizon=horizon, config=feature_config)
-    folds = event_folds(frame, plan, horizon=horizon)
+    frame, columns = event_frame(panel, threshold=threshold, lookahead=lookahead, config=feature_config)
+    folds = event_folds(frame, plan, lookahead=lookahead)
     series = {str(uid): g.reset_index(drop=True) for uid, g in frame.groupby(ID, sort=True)}
-    units = [(uid, name) for uid in sorted(series) for name in specs]
+    units = plan_event_units(
+        list(series),
+        models=specs,
+        folds=folds,
+        lookahead=lookahead,
+        columns=columns,
+        refit_every=refit_every,
+        tail_fraction=tail_fraction,
+    )
     results = []
-    for k, (uid, name) in enumerate(units):
-        results.append(
-            event_unit(
-                series[uid],
-                model=name,
-                params=specs[name],
-                folds=folds[uid],
-                horizon=horizon,
-                columns=columns,
-                refit_every=refit_every,
-                tail_fraction=tail_fraction,
-                factory=factory,
-            )
-        )
+    for k, unit in enumerate(units):
+        results.append(run_unit(unit, series[unit.uid], factory=factory))
         if progress:
-            progress(k + 1, len(units), uid, name)
+            progress(k + 1, len(units), unit.uid, unit.model)
     meta = event_meta(
         threshold=threshold,
-        horizon=horizon,
+        lookahead=lookahead,
         plan=plan,
         models=specs,
-        refit_every=refit_every,
+        refit_every={unit.model: unit.refit_every for unit in units},
         columns=columns,
         frame=frame,
         tail_fraction=tail_fraction,
-        factory=factory,
     )
     meta["elapsed_seconds"] = round(time.perf_counter() - started, 3)
     result = gather(results, meta=meta)
@@ -514,37 +351,29 @@ def run_event_backtest(
     return result
 
 
-def _plain_specs(models: Mapping[str, Mapping[str, Any]] | Sequence[str]) -> dict[str, dict[str, Any]]:
-    if isinstance(models, Mapping):
-        return {str(k): dict(v or {}) for k, v in models.items()}
-    return {str(m): {} for m in ([models] if isinstance(models, str) else models)}
-
-
 def event_meta(
     *,
     threshold: float,
-    horizon: int,
+    lookahead: int,
     plan: FoldPlan,
     models: Mapping[str, Mapping[str, Any]],
-    refit_every: int | None,
+    refit_every: Mapping[str, int],
     columns: Sequence[str],
     frame: pd.DataFrame,
     tail_fraction: float = DEFAULT_TAIL_FRACTION,
-    factory: EventFactory = make_event_model,
 ) -> dict[str, Any]:
-    """Run metadata the report header shows (JSON-ready)."""
+    """Run metadata the report header shows (JSON-ready); `refit_every` is each model's resolved policy (the
+    units' refit_every). "horizon" is kept beside "lookahead": reports and the results store read it."""
     labelled = frame[frame[LABEL].notna()]
     return {
         "task": "event",
-        "event": f"close rises >= {threshold * 100:g}% within {horizon} sessions",
+        "event": f"close rises >= {threshold * 100:g}% within {lookahead} sessions",
         "threshold": float(threshold),
-        "horizon": int(horizon),
+        "horizon": int(lookahead),
+        "lookahead": int(lookahead),
         "plan": {**plan.to_dict(), "origins_per_fold": plan.horizon},
         "plan_fingerprint": plan.fingerprint(),
-        "refit_every": {
-            name: (resolve_refit_every(name, refit_every) if factory is make_event_model else refit_every)
-            for name in models
-        },
+        "refit_every": {name: int(refit_every[name]) for name in models},
         "models": {name: dict(p) for name, p in models.items()},
         "features": list(columns),
         "tail_fraction": tail_fraction,
@@ -593,14 +422,16 @@ def evaluate_events(
 ) -> EventEvaluation:
     """Every metric, the leaderboard, reliability bins, ROC/PR curves and the DM tests against the base rate."""
     preds = result.predictions
-    horizon = int(result.meta.get("horizon") or (preds[H].iloc[0] if len(preds) else 1))
+    lookahead = int(
+        result.meta.get("lookahead") or result.meta.get("horizon") or (preds[H].iloc[0] if len(preds) else 1)
+    )
     metrics = metrics_table(preds)
     per_series = per_series_table(metrics, reference=reference)
     plan = result.meta.get("plan") or {}
     significance = significance_table(
         preds,
-        horizon=horizon,
-        origins_per_fold=int(plan.get("horizon") or 1),
+        horizon=lookahead,
+        origins_per_fold=int(plan.get("origins_per_fold") or plan.get("horizon") or 1),
         step=int(plan.get("step") or 1),
         reference=reference,
         alpha=alpha,

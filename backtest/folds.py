@@ -175,6 +175,6 @@ def _fold_at(ds: pd.DatetimeIndex, plan: FoldPlan, number: int, pos: int) -> Fol
     )
 
 
-def _require_positive_int(name: str, value) -> None:
+def _require_positive_int(name: str, value: object) -> None:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")

@@ -35,44 +35,64 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from backtest.results import LAST_Y, SCALE_MAE, SCALE_MSE
 from backtest.significance import beats_reference
-from common.schema import FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRIC, METRICS_COLUMNS, MODEL, VALUE, YHAT, H, Y
+from common.schema import (
+    BEATS_NAIVE_DM,
+    COVERAGE_80,
+    COVERAGE_95,
+    DIRECTIONAL_ACCURACY,
+    FOLD,
+    HI_80,
+    HI_95,
+    ID,
+    LAST_Y,
+    LEADERBOARD_COLUMNS,
+    LO_80,
+    LO_95,
+    MAE,
+    MAPE,
+    MASE,
+    MEAN_RANK,
+    METRIC,
+    METRICS_COLUMNS,
+    MODEL,
+    MSE,
+    MSSE,
+    N_FAILURES,
+    N_FOLDS,
+    N_SCALE_UNDEFINED,
+    N_SERIES,
+    RMSE,
+    RMSSE,
+    SCALE_MAE,
+    SCALE_MSE,
+    SMAPE,
+    VALUE,
+    WINKLER_80,
+    WINKLER_95,
+    YHAT,
+    H,
+    Y,
+)
 
 log = logging.getLogger(__name__)
 
-N_SCALE_UNDEFINED = "n_scale_undefined"  # leaderboard: (series, fold) pairs of a model with no valid MASE/RMSSE scale
 ROW_METRICS = (
-    "mae",
-    "mse",
-    "mape",
-    "smape",
-    "mase",
-    "msse",
-    "directional_accuracy",
-    "coverage_80",
-    "coverage_95",
-    "winkler_80",
-    "winkler_95",
+    MAE,
+    MSE,
+    MAPE,
+    SMAPE,
+    MASE,
+    MSSE,
+    DIRECTIONAL_ACCURACY,
+    COVERAGE_80,
+    COVERAGE_95,
+    WINKLER_80,
+    WINKLER_95,
 )
 # Squared row metrics and the name of their honest aggregate.
-ROOTED = {"mse": "rmse", "msse": "rmsse"}
+ROOTED = {MSE: RMSE, MSSE: RMSSE}
 SUMMARY_METRICS = tuple(ROOTED.get(m, m) for m in ROW_METRICS)
-LEADERBOARD_COLUMNS = (
-    "model",
-    "mae",
-    "rmse",
-    "mape",
-    "smape",
-    "mase",
-    "rmsse",
-    "directional_accuracy",
-    "coverage_80",
-    "coverage_95",
-    "winkler_95",
-    "mean_rank",
-    "beats_naive_dm",
-)
 
 
 # ---- row-level definitions ----------------------------------------------------------------------------------
@@ -134,17 +154,17 @@ def row_metrics(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFram
     y, yhat = rows[Y].to_numpy(float), rows[YHAT].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         metrics = {
-            "mae": absolute_error(y, yhat),
-            "mse": squared_error(y, yhat),
-            "mape": percentage_error(y, yhat),
-            "smape": symmetric_percentage_error(y, yhat),
-            "mase": absolute_error(y, yhat) / valid_scale(rows[SCALE_MAE]),
-            "msse": squared_error(y, yhat) / valid_scale(rows[SCALE_MSE]),
-            "directional_accuracy": direction_hit(y, yhat, rows[LAST_Y].to_numpy(float)),
-            "coverage_80": interval_covered(y, rows[LO_80], rows[HI_80]),
-            "coverage_95": interval_covered(y, rows[LO_95], rows[HI_95]),
-            "winkler_80": winkler_score(y, rows[LO_80], rows[HI_80], level=80),
-            "winkler_95": winkler_score(y, rows[LO_95], rows[HI_95], level=95),
+            MAE: absolute_error(y, yhat),
+            MSE: squared_error(y, yhat),
+            MAPE: percentage_error(y, yhat),
+            SMAPE: symmetric_percentage_error(y, yhat),
+            MASE: absolute_error(y, yhat) / valid_scale(rows[SCALE_MAE]),
+            MSSE: squared_error(y, yhat) / valid_scale(rows[SCALE_MSE]),
+            DIRECTIONAL_ACCURACY: direction_hit(y, yhat, rows[LAST_Y].to_numpy(float)),
+            COVERAGE_80: interval_covered(y, rows[LO_80], rows[HI_80]),
+            COVERAGE_95: interval_covered(y, rows[LO_95], rows[HI_95]),
+            WINKLER_80: winkler_score(y, rows[LO_80], rows[HI_80], level=80),
+            WINKLER_95: winkler_score(y, rows[LO_95], rows[HI_95], level=95),
         }
     out = rows[[ID, MODEL, FOLD, H]].copy()
     for name, values in metrics.items():
@@ -193,7 +213,7 @@ def summarise(metrics: pd.DataFrame, *, by: Sequence[str]) -> pd.DataFrame:
 def per_series_table(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFrame:
     """One row per (unique_id, model): every metric over all folds and horizon steps, plus n_folds."""
     table = summarise(metrics_table(forecasts, fold_info), by=[ID, MODEL])
-    n_folds = forecasts.groupby([ID, MODEL], observed=True)[FOLD].nunique().rename("n_folds").reset_index()
+    n_folds = forecasts.groupby([ID, MODEL], observed=True)[FOLD].nunique().rename(N_FOLDS).reset_index()
     return table.merge(n_folds, on=[ID, MODEL], how="left")
 
 
@@ -203,14 +223,14 @@ def per_horizon_table(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.Da
     return per.drop(columns=ID).groupby([MODEL, H], observed=True).mean().reset_index()
 
 
-def mean_rank(per_series: pd.DataFrame, *, by: str = "mase") -> pd.Series:
+def mean_rank(per_series: pd.DataFrame, *, by: str = MASE) -> pd.Series:
     """Mean over series of each model's rank by `by` within the series (1 = best, ties averaged).
 
     Only series where every model has a value count, so a model that fails on hard series gains nothing.
     """
     wide = per_series.pivot_table(index=ID, columns=MODEL, values=by, aggfunc="mean")
     common = wide.dropna(how="any")
-    return common.rank(axis=1, method="average").mean(axis=0).rename("mean_rank")
+    return common.rank(axis=1, method="average").mean(axis=0).rename(MEAN_RANK)
 
 
 def leaderboard(
@@ -226,19 +246,19 @@ def leaderboard(
     NaN when no DM table is given, for the reference model itself, and for models without DM rows.
     """
     per_series = per_series_table(forecasts, fold_info)
-    board = per_series.drop(columns=[ID, "n_folds"]).groupby(MODEL, observed=True).mean()
-    board["mean_rank"] = mean_rank(per_series)
-    board["beats_naive_dm"] = _dm_verdicts(dm_table, board.index)
-    board["n_series"] = per_series.groupby(MODEL, observed=True)[ID].nunique()
+    board = per_series.drop(columns=[ID, N_FOLDS]).groupby(MODEL, observed=True).mean()
+    board[MEAN_RANK] = mean_rank(per_series)
+    board[BEATS_NAIVE_DM] = _dm_verdicts(dm_table, board.index)
+    board[N_SERIES] = per_series.groupby(MODEL, observed=True)[ID].nunique()
     if failures is not None:
-        board["n_failures"] = failures.groupby(MODEL).size().reindex(board.index, fill_value=0).astype(int)
+        board[N_FAILURES] = failures.groupby(MODEL).size().reindex(board.index, fill_value=0).astype(int)
     undefined = undefined_scales(forecasts, fold_info)
     board[N_SCALE_UNDEFINED] = undefined.groupby(MODEL).size().reindex(board.index, fill_value=0).astype(int)
     _warn_undefined_scales(undefined)
     board = board.reset_index()
-    extra = [c for c in ("n_series", "n_failures", N_SCALE_UNDEFINED) if c in board.columns]
+    extra = [c for c in (N_SERIES, N_FAILURES, N_SCALE_UNDEFINED) if c in board.columns]
     board = board[[*LEADERBOARD_COLUMNS, *extra]]
-    return board.sort_values(["mean_rank", "mase"], kind="stable", na_position="last").reset_index(drop=True)
+    return board.sort_values([MEAN_RANK, MASE], kind="stable", na_position="last").reset_index(drop=True)
 
 
 def _warn_undefined_scales(undefined: pd.DataFrame) -> None:

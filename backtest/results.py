@@ -19,23 +19,41 @@ import numpy as np
 import pandas as pd
 
 from common.errors import DataError
-from common.schema import BACKTEST_COLUMNS, CUTOFF, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, H
+from common.schema import (
+    BACKTEST_COLUMNS,
+    CUTOFF,
+    DS,
+    ERROR_TYPE,
+    FAILURE_COLUMNS,
+    FIT_SECONDS,
+    FOLD,
+    FOLD_INFO_COLUMNS,
+    ID,
+    INTERVAL_COLUMNS,
+    LAST_Y,
+    MESSAGE,
+    MODEL,
+    PREDICT_SECONDS,
+    REFIT,
+    SCALE_MAE,
+    SCALE_MSE,
+    TIMING_COLUMNS,
+    TRAIN_END,
+    TRAIN_START,
+    YHAT,
+    H,
+    Y,
+)
 
 log = logging.getLogger(__name__)
 
-ERROR_TYPE = "error_type"
-MESSAGE = "message"
-FAILURE_COLUMNS = (ID, MODEL, FOLD, ERROR_TYPE, MESSAGE)
-TRAIN_START, TRAIN_END = "train_start", "train_end"
-LAST_Y, SCALE_MAE, SCALE_MSE = "last_y", "scale_mae", "scale_mse"
-FOLD_INFO_COLUMNS = (ID, FOLD, CUTOFF, TRAIN_START, TRAIN_END, LAST_Y, SCALE_MAE, SCALE_MSE)
 TABLES = ("forecasts", "timings", "failures", "fold_info")
 META_FILE = "meta.json"
 
 _STRINGS = (ID, MODEL, ERROR_TYPE, MESSAGE)
-_DATES = ("ds", CUTOFF, TRAIN_START, TRAIN_END)
+_DATES = (DS, CUTOFF, TRAIN_START, TRAIN_END)
 _INTS = (FOLD, H)
-_FLOATS = ("y", "yhat", *INTERVAL_COLUMNS, "fit_seconds", "predict_seconds", LAST_Y, SCALE_MAE, SCALE_MSE)
+_FLOATS = (Y, YHAT, *INTERVAL_COLUMNS, FIT_SECONDS, PREDICT_SECONDS, LAST_Y, SCALE_MAE, SCALE_MSE)
 
 
 def normalize(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -49,7 +67,7 @@ def normalize(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
             values = pd.to_datetime(values).astype("datetime64[ns]")
         elif col in _INTS:
             values = values.astype("int64")
-        elif col == "refit":
+        elif col == REFIT:
             values = values.astype(bool)
         elif col in _FLOATS:
             values = values.astype("float64")

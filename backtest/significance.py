@@ -23,7 +23,7 @@ tested over folds, which keeps cross-series correlation honest (series are not t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,11 +32,27 @@ import pandas as pd
 from scipy import stats
 
 from common.errors import ConfigError
-from common.schema import FOLD, ID, MODEL, YHAT, H, Y
+from common.schema import (
+    BEATS_NAIVE_DM,
+    BETTER,
+    DM_COLUMNS,
+    FOLD,
+    ID,
+    LOSS,
+    MODEL,
+    N_OBS,
+    NAIVE,
+    P_LESS,
+    P_VALUE,
+    REFERENCE,
+    STAT,
+    YHAT,
+    H,
+    Y,
+)
 
 Loss = Literal["squared", "absolute"]
 LOSSES: tuple[Loss, ...] = ("squared", "absolute")
-DM_COLUMNS = ("model", "reference", "h", "loss", "stat", "p_value", "p_less", "n", "better")
 ALPHA = 0.05
 
 
@@ -97,7 +113,7 @@ def dm_differential(d: np.ndarray, *, h: int = 1) -> DMResult:
 
 def dm_table(
     forecasts: pd.DataFrame,
-    reference: str = "naive",
+    reference: str = NAIVE,
     *,
     losses: Sequence[Loss] = LOSSES,
     step: int = 1,
@@ -119,7 +135,7 @@ def dm_table(
 
 def dm_series_table(
     forecasts: pd.DataFrame,
-    reference: str = "naive",
+    reference: str = NAIVE,
     *,
     losses: Sequence[Loss] = LOSSES,
     step: int = 1,
@@ -140,7 +156,7 @@ def dm_pairwise(forecasts: pd.DataFrame, *, h: int = 1, loss: Loss = "squared", 
     """Two-sided p-values of the overall DM test at step h for every pair of models (symmetric, NaN diagonal)."""
     at_h = forecasts.loc[forecasts[H] == h]
     names = sorted(at_h[MODEL].unique())
-    matrix = pd.DataFrame(np.nan, index=pd.Index(names, name=MODEL), columns=pd.Index(names, name="reference"))
+    matrix = pd.DataFrame(np.nan, index=pd.Index(names, name=MODEL), columns=pd.Index(names, name=REFERENCE))
     for reference in names:
         table = dm_table(at_h, reference, losses=(loss,), step=step)
         for row in table.itertuples():
@@ -155,12 +171,12 @@ def beats_reference(dm: pd.DataFrame, *, loss: Loss = "squared", alpha: float = 
     Requiring all steps is an intersection-union test, so the verdict keeps level alpha without a
     multiple-testing correction; it is deliberately conservative. NaN p-values count as not significant.
     """
-    rows = dm.loc[dm["loss"] == loss]
-    verdict = rows.assign(_sig=rows["p_less"].lt(alpha)).groupby("model")["_sig"].all()
-    return verdict.rename("beats_naive_dm")
+    rows = dm.loc[dm[LOSS] == loss]
+    verdict = rows.assign(_sig=rows[P_LESS].lt(alpha)).groupby(MODEL)["_sig"].all()
+    return verdict.rename(BEATS_NAIVE_DM)
 
 
-def _paired_errors(forecasts: pd.DataFrame, reference: str):
+def _paired_errors(forecasts: pd.DataFrame, reference: str) -> Iterator[tuple[str, pd.DataFrame]]:
     """(model, frame of unique_id, fold, h, _e1 = model error, _e2 = reference error) for every other model."""
     models = list(pd.unique(forecasts[MODEL]))
     if reference not in models:
@@ -179,13 +195,13 @@ def _dm_row(model: str, reference: str, h: int, loss: str, d: np.ndarray, *, ste
     result = dm_differential(d, h=math.ceil(h / step))
     better = bool(result.p_value_less < alpha) if np.isfinite(result.p_value_less) else False
     return {
-        "model": model,
-        "reference": reference,
-        "h": h,
-        "loss": loss,
-        "stat": result.stat,
-        "p_value": result.p_value,
-        "p_less": result.p_value_less,
-        "n": result.n,
-        "better": better,
+        MODEL: model,
+        REFERENCE: reference,
+        H: h,
+        LOSS: loss,
+        STAT: result.stat,
+        P_VALUE: result.p_value,
+        P_LESS: result.p_value_less,
+        N_OBS: result.n,
+        BETTER: better,
     }

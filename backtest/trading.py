@@ -24,26 +24,37 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtest.results import LAST_Y
 from common.errors import ConfigError
-from common.schema import CUTOFF, DS, FOLD, ID, MODEL, YHAT, H, Y
+from common.schema import (
+    ASSET_RETURN,
+    BUY_HOLD,
+    BUY_HOLD_RETURN,
+    BUY_HOLD_SHARPE,
+    CUM_RETURN,
+    CUTOFF,
+    DS,
+    EQUITY,
+    EQUITY_COLUMNS,
+    EXCESS_RETURN,
+    FOLD,
+    HIT_RATE,
+    ID,
+    LAST_Y,
+    MAX_DRAWDOWN,
+    MODEL,
+    N_ORIGINS,
+    POSITION,
+    RULE,
+    SHARPE,
+    STRATEGY_RETURN,
+    TRADING_COLUMNS,
+    TURNOVER,
+    YHAT,
+    H,
+    Y,
+)
 
 RULES = ("long_flat", "long_short")
-TRADING_COLUMNS = (
-    ID,
-    MODEL,
-    "rule",
-    "n_origins",
-    "hit_rate",
-    "cum_return",
-    "buy_hold_return",
-    "excess_return",
-    "sharpe",
-    "buy_hold_sharpe",
-    "max_drawdown",
-    "turnover",
-)
-CURVE_COLUMNS = (ID, MODEL, "rule", CUTOFF, DS, "position", "asset_return", "strategy_return", "equity", "buy_hold")
 
 
 def positions(signal: np.ndarray, *, rule: str) -> np.ndarray:
@@ -79,7 +90,7 @@ def sharpe_ratio(returns: np.ndarray, *, periods_per_year: int = 252) -> float:
 
 
 def equity_curves(forecasts: pd.DataFrame, fold_info: pd.DataFrame, *, cost_bps: float = 5.0) -> pd.DataFrame:
-    """Long frame CURVE_COLUMNS per (series, model, rule, origin): positions, returns, equity, buy-and-hold."""
+    """Long frame EQUITY_COLUMNS per (series, model, rule, origin): positions, returns, equity, buy-and-hold."""
     _check_cost(cost_bps)
     frames = []
     for (uid, model), group in _origins(forecasts, fold_info).groupby([ID, MODEL], sort=True):
@@ -93,20 +104,20 @@ def equity_curves(forecasts: pd.DataFrame, fold_info: pd.DataFrame, *, cost_bps:
                     {
                         ID: uid,
                         MODEL: model,
-                        "rule": rule,
+                        RULE: rule,
                         CUTOFF: group[CUTOFF].to_numpy(),
                         DS: group[DS].to_numpy(),
-                        "position": pos,
-                        "asset_return": asset,
-                        "strategy_return": strat,
-                        "equity": np.cumprod(1.0 + strat),
-                        "buy_hold": np.cumprod(1.0 + asset),
+                        POSITION: pos,
+                        ASSET_RETURN: asset,
+                        STRATEGY_RETURN: strat,
+                        EQUITY: np.cumprod(1.0 + strat),
+                        BUY_HOLD: np.cumprod(1.0 + asset),
                     }
                 )
             )
     if not frames:
-        return pd.DataFrame(columns=list(CURVE_COLUMNS))
-    return pd.concat(frames, ignore_index=True)[list(CURVE_COLUMNS)]
+        return pd.DataFrame(columns=list(EQUITY_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(EQUITY_COLUMNS)]
 
 
 def trading_table(
@@ -115,8 +126,8 @@ def trading_table(
     """One row per (series, model, rule): hit rate, returns vs buy-and-hold, Sharpe, drawdown, turnover."""
     curves = equity_curves(forecasts, fold_info, cost_bps=cost_bps)
     rows = []
-    for (uid, model, rule), c in curves.groupby([ID, MODEL, "rule"], sort=True):
-        pos, asset, strat = (c[k].to_numpy(float) for k in ("position", "asset_return", "strategy_return"))
+    for (uid, model, rule), c in curves.groupby([ID, MODEL, RULE], sort=True):
+        pos, asset, strat = (c[k].to_numpy(float) for k in (POSITION, ASSET_RETURN, STRATEGY_RETURN))
         held = pos != 0
         cum = float(np.prod(1.0 + strat) - 1.0)
         bh = float(np.prod(1.0 + asset) - 1.0)
@@ -124,16 +135,16 @@ def trading_table(
             {
                 ID: uid,
                 MODEL: model,
-                "rule": rule,
-                "n_origins": len(c),
-                "hit_rate": float(np.mean(pos[held] * asset[held] > 0)) if held.any() else np.nan,
-                "cum_return": cum,
-                "buy_hold_return": bh,
-                "excess_return": cum - bh,
-                "sharpe": sharpe_ratio(strat, periods_per_year=periods_per_year),
-                "buy_hold_sharpe": sharpe_ratio(asset, periods_per_year=periods_per_year),
-                "max_drawdown": max_drawdown(strat),
-                "turnover": float(np.mean(np.abs(np.diff(pos, prepend=0.0)))),
+                RULE: rule,
+                N_ORIGINS: len(c),
+                HIT_RATE: float(np.mean(pos[held] * asset[held] > 0)) if held.any() else np.nan,
+                CUM_RETURN: cum,
+                BUY_HOLD_RETURN: bh,
+                EXCESS_RETURN: cum - bh,
+                SHARPE: sharpe_ratio(strat, periods_per_year=periods_per_year),
+                BUY_HOLD_SHARPE: sharpe_ratio(asset, periods_per_year=periods_per_year),
+                MAX_DRAWDOWN: max_drawdown(strat),
+                TURNOVER: float(np.mean(np.abs(np.diff(pos, prepend=0.0)))),
             }
         )
     return pd.DataFrame(rows, columns=list(TRADING_COLUMNS))

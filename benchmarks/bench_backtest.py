@@ -449,11 +449,7 @@ def part_overhead(cfg: argparse.Namespace, work: Path) -> None:
     """Fixed cost of the CLI (Prefect server, tasks, caching, reports) vs the engine, with the cheapest model."""
     tickers, windows = cfg.tickers, cfg.windows
     sides = {f"cli_{r}": cli_cmd(["naive"], tickers=tickers, windows=windows, runner=r) for r in cfg.cli_runners}
-    sides["engine_n_jobs2"] = engine_cmd(["naive"], tickers=tickers, windows=windows, refit=None)
-    sides["engine_n_jobs1"] = lambda out: (
-        engine_cmd(["naive"], tickers=tickers, windows=windows, refit=None)(out)[0] + ["--n-jobs", "1"],
-        None,
-    )
+    sides["engine"] = engine_cmd(["naive"], tickers=tickers, windows=windows, refit=None)  # the local runner, serial
     runs = interleave(sides, cfg.repeats, work)
     rows = [
         {

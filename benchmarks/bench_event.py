@@ -46,12 +46,11 @@ def child(cfg: argparse.Namespace) -> None:
     started = time.perf_counter()
     import pandas as pd
 
-    from backtest.event_task import evaluate_events, run_event_backtest
-    from backtest.folds import FoldPlan
+    from backtest.event_task import evaluate_events, event_fold_plan, run_event_backtest
     from ingest.load import load_panel
     from ingest.spec import SourceSpec
     from reports.event_report import render_event_html
-    from tasks.event_backtest import report_input
+    from runs.write import event_report_input
 
     phases: dict[str, float] = {"imports": time.perf_counter() - started}
     tickers = QUICK_TICKERS if cfg.quick else TICKERS
@@ -67,9 +66,9 @@ def child(cfg: argparse.Namespace) -> None:
         last[0] = now
 
     t = time.perf_counter()
-    plan = FoldPlan(horizon=STEP, step=STEP, windows=QUICK_WINDOWS if cfg.quick else WINDOWS)
+    plan = event_fold_plan(origins_per_fold=STEP, step=STEP, windows=QUICK_WINDOWS if cfg.quick else WINDOWS)
     result = run_event_backtest(
-        panel, threshold=THRESHOLD, horizon=HORIZON, plan=plan, models=list(MODELS), progress=progress
+        panel, threshold=THRESHOLD, lookahead=HORIZON, plan=plan, models=list(MODELS), progress=progress
     )
     phases["backtest"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -80,7 +79,7 @@ def child(cfg: argparse.Namespace) -> None:
     result.save(out)
     evaluation.save(out)
     render_event_html(
-        report_input(result, evaluation),
+        event_report_input(result, evaluation),
         out / "report.html",
     )
     phases["write+report"] = time.perf_counter() - t

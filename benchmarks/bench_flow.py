@@ -69,15 +69,15 @@ def bench_overhead_and_cache(cfg: dict, models: list[str], tmp: Path, repeats: i
     from ingest.load import load_panel
     from ingest.price_store import PriceStore
     from ingest.spec import SourceSpec
+    from runs.write import save_run
     from store.results_store import ResultStore
-    from tasks.backtest import save_run
 
     plan = FoldPlan(horizon=cfg["horizon"], step=cfg["step"], windows=cfg["windows"], window_type="expanding")
     spec = SourceSpec(tickers=tuple(cfg["tickers"]), start=cfg["start"])
 
     def engine_only():
         panel, _ = load_panel(spec)
-        return evaluate(run_backtest(panel, models=models, plan=plan, n_jobs=1))
+        return evaluate(run_backtest(panel, models=models, plan=plan))
 
     def same_work(out: Path):
         """Everything the flow's tasks do, called directly: store, features, audit, units, scores, report."""
@@ -86,7 +86,7 @@ def bench_overhead_and_cache(cfg: dict, models: list[str], tmp: Path, repeats: i
         features = {str(u): g.reset_index(drop=True) for u, g in build_features_for(panel, config).groupby(ID)}
         folds = panel_folds(panel, plan)
         audit_leakage(panel, features, folds, config)
-        result = run_backtest(panel, models=models, plan=plan, n_jobs=1)
+        result = run_backtest(panel, models=models, plan=plan)
         evaluation = evaluate(result)
         save_run(result, evaluation, quality.to_frame(), out)
         ResultStore(store_path()).write_backtest(
@@ -96,15 +96,21 @@ def bench_overhead_and_cache(cfg: dict, models: list[str], tmp: Path, repeats: i
 
     flow = backtest_flow.with_options(task_runner=task_runner("threads", workers=1))
     _fresh_home(tmp, "warm")
-    flow(**{**cfg, "windows": 2}, models=models, out_dir=str(tmp / "warm-out"))  # imports, numba/statsmodels warm-up
+    flow(
+        params=_params(**{**cfg, "windows": 2}, models=models, out_dir=str(tmp / "warm-out"))
+    )  # imports, numba/statsmodels warm-up
     runs: dict[str, list[float]] = {"engine": [], "same": [], "flow": [], "cached": []}
     for i in range(repeats):
         runs["engine"].append(_timed(engine_only)[0])
         _fresh_home(tmp, f"same{i}")
         runs["same"].append(_timed(lambda i=i: same_work(tmp / f"same-out{i}"))[0])
         _fresh_home(tmp, f"flow{i}")
-        runs["flow"].append(_timed(lambda i=i: flow(**cfg, models=models, out_dir=str(tmp / f"first{i}")))[0])
-        runs["cached"].append(_timed(lambda i=i: flow(**cfg, models=models, out_dir=str(tmp / f"cached{i}")))[0])
+        runs["flow"].append(
+            _timed(lambda i=i: flow(params=_params(**cfg, models=models, out_dir=str(tmp / f"first{i}"))))[0]
+        )
+        runs["cached"].append(
+            _timed(lambda i=i: flow(params=_params(**cfg, models=models, out_dir=str(tmp / f"cached{i}"))))[0]
+        )
         print(f"  repeat {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in runs.items()), flush=True)
     med = {k: statistics.median(v) for k, v in runs.items()}
     return {
@@ -118,6 +124,15 @@ def bench_overhead_and_cache(cfg: dict, models: list[str], tmp: Path, repeats: i
         "cached_ratio": round(med["cached"] / med["flow"], 3),
         "walls": {k: [round(x, 2) for x in v] for k, v in runs.items()},
     }
+
+
+def _params(**flat):
+    """flows.params.BacktestParams from flat keywords: SourceSpec's fields go into `source`."""
+    from flows.params import BacktestParams
+    from ingest.spec import SourceSpec
+
+    source = {k: flat.pop(k) for k in list(flat) if k in SourceSpec.model_fields}
+    return BacktestParams(source=SourceSpec(**source), **flat)
 
 
 class CpuSampler:
@@ -189,7 +204,9 @@ def bench_dask(n_series: int, windows: int, models: list[str], tmp: Path) -> dic
         runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "processes": True, "threads_per_worker": 1})
         sampler = CpuSampler()
         seconds, _ = _timed(
-            lambda r=runner, w=workers: backtest_flow.with_options(task_runner=r)(**params, out_dir=str(tmp / f"d{w}"))
+            lambda r=runner, w=workers: backtest_flow.with_options(task_runner=r)(
+                params=_params(**params, out_dir=str(tmp / f"d{w}"))
+            )
         )
         out[f"workers_{workers}_s"] = round(seconds, 2)
         out[f"workers_{workers}_cpu_s"] = sampler.stop()

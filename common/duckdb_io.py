@@ -94,7 +94,7 @@ def locked_connection(
 
 def _open(
     path: Path, *, label: str, attempts: int, delay: float, sleep: Callable[[float], None], read_only: bool = False
-):
+) -> duckdb.DuckDBPyConnection:
     for attempt in range(1, attempts + 1):
         try:
             return duckdb.connect(str(path), read_only=read_only)

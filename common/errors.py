@@ -39,7 +39,8 @@ class ModelFitError(PricecastError):
         self.reason = reason
         super().__init__(f"{model} on {unique_id}: {reason}")
 
-    def __reduce__(self):  # keep picklable across process/Dask workers
+    def __reduce__(self) -> tuple[type[ModelFitError], tuple[str, str, str]]:
+        # Keep picklable across process/Dask workers.
         return (type(self), (self.model, self.unique_id, self.reason))
 
 

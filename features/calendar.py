@@ -13,13 +13,21 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import date
 from functools import lru_cache
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from common.errors import ConfigError
 from common.schema import CALENDAR_PREFIX
+
+if TYPE_CHECKING:  # annotations only: exchange_calendars takes 0.5 s to import
+    from exchange_calendars import ExchangeCalendar
+
+# A date as callers pass it: '2024-01-02', a datetime.date, a numpy datetime64 or a pandas Timestamp.
+DateLike: TypeAlias = str | date | np.datetime64 | pd.Timestamp
 
 _CALENDAR_START = "1985-01-01"
 _KRX_INDEX = {"KS11", "KQ11", "KS50", "KS100", "KS200", "KRX100", "KQ150"}
@@ -125,7 +133,7 @@ def weekend_share(ds: pd.DatetimeIndex) -> float:
 
 
 @lru_cache(maxsize=16)
-def _calendar(exchange: str):
+def _calendar(exchange: str) -> ExchangeCalendar:
     import exchange_calendars as xc  # 0.5 s import; only callers that need sessions pay it
 
     try:
@@ -134,7 +142,7 @@ def _calendar(exchange: str):
         return xc.get_calendar(exchange)
 
 
-def sessions(exchange: str, start, end) -> pd.DatetimeIndex:
+def sessions(exchange: str, start: DateLike, end: DateLike) -> pd.DatetimeIndex:
     """Trading sessions of `exchange` between start and end inclusive (tz-naive midnights)."""
     cal = _calendar(exchange)
     start = max(pd.Timestamp(start), cal.first_session)
@@ -144,7 +152,7 @@ def sessions(exchange: str, start, end) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(cal.sessions_in_range(start, end).tz_localize(None), name="ds")
 
 
-def next_sessions(exchange: str, after, n: int) -> pd.DatetimeIndex:
+def next_sessions(exchange: str, after: DateLike, n: int) -> pd.DatetimeIndex:
     """The `n` sessions of `exchange` strictly after the date `after` (tz-naive midnights, ns resolution).
 
     Dates outside the calendar's bounds (before its first or after its last session, about one year ahead)
@@ -153,25 +161,25 @@ def next_sessions(exchange: str, after, n: int) -> pd.DatetimeIndex:
     if n <= 0:
         return pd.DatetimeIndex([], dtype="datetime64[ns]", name="ds")
     cal = _calendar(exchange)
-    after = pd.Timestamp(after)
-    if after.tz is not None:  # a session is a local date: keep the wall-clock date, drop the zone
-        after = after.tz_localize(None)
-    after = after.normalize()
+    day = pd.Timestamp(after)
+    if day.tz is not None:  # a session is a local date: keep the wall-clock date, drop the zone
+        day = day.tz_localize(None)
+    day = day.normalize()
     first, last = cal.first_session, cal.last_session
     parts = []
-    if after < first - pd.Timedelta(days=1):  # before the calendar starts: weekdays up to its first session
-        parts.append(pd.bdate_range(after + pd.Timedelta(days=1), first - pd.Timedelta(days=1)))
-    if after < last:
-        start = max(after + pd.Timedelta(days=1), first)
+    if day < first - pd.Timedelta(days=1):  # before the calendar starts: weekdays up to its first session
+        parts.append(pd.bdate_range(day + pd.Timedelta(days=1), first - pd.Timedelta(days=1)))
+    if day < last:
+        start = max(day + pd.Timedelta(days=1), first)
         parts.append(cal.sessions_in_range(start, min(last, start + pd.Timedelta(days=7 * n + 31))))
     got = sum(len(p) for p in parts)
     if got < n:  # beyond the calendar's horizon: weekdays after its last session (or after `after`)
-        parts.append(pd.bdate_range(max(after, last) + pd.Timedelta(days=1), periods=n - got))
+        parts.append(pd.bdate_range(max(day, last) + pd.Timedelta(days=1), periods=n - got))
     out = pd.DatetimeIndex(np.concatenate([pd.DatetimeIndex(p).tz_localize(None).as_unit("ns").values for p in parts]))
     return pd.DatetimeIndex(out[:n], name="ds")
 
 
-def next_sessions_for(ticker: str, after, n: int) -> pd.DatetimeIndex:
+def next_sessions_for(ticker: str, after: DateLike, n: int) -> pd.DatetimeIndex:
     """The next `n` trading sessions of the ticker's own exchange after `after`."""
     return next_sessions(exchange_for(ticker), after, n)
 

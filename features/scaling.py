@@ -16,7 +16,7 @@ class TrainScaler:
     Works on (T,), (T, F) and (..., F) arrays: the last axis is the column axis.
     """
 
-    def __init__(self, method: Literal["standard", "minmax"] = "standard"):
+    def __init__(self, method: Literal["standard", "minmax"] = "standard") -> None:
         if method not in ("standard", "minmax"):
             raise ConfigError(f"TrainScaler: method must be 'standard' or 'minmax', got {method!r}")
         self.method = method

@@ -42,8 +42,38 @@ def sliding_windows(
 
     Returns:
         X of shape (N, window, F) and Y of shape (N, horizon), or (X, None) when horizon == 0.
+        `supervised_windows` is the same with horizon >= 1 and Y always an array.
     """
+    if horizon <= 0:  # a negative horizon fails in _inputs with the shared message
+        return _inputs(_as_2d(values), window=window, horizon=horizon), None
+    return supervised_windows(values, window=window, horizon=horizon, target=target)
+
+
+def supervised_windows(
+    values: np.ndarray,
+    *,
+    window: int,
+    horizon: int,
+    target: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training pairs for a direct multi-step model: X (N, window, F) and the next `horizon` targets Y (N, horizon).
+
+    Aligned as in the module docstring; `target` defaults to column 0 of `values`. Needs horizon >= 1.
+    """
+    if horizon < 1:
+        raise DataError(f"windows: supervised windows need horizon >= 1, got {horizon}; use sliding_windows")
     arr = _as_2d(values)
+    X = _inputs(arr, window=window, horizon=horizon)
+    n_rows, n = arr.shape[0], X.shape[0]
+    tgt = arr[:, 0] if target is None else np.asarray(target, dtype=float).reshape(-1)
+    if tgt.shape[0] != n_rows:
+        raise DataError(f"windows: target has {tgt.shape[0]} rows, values have {n_rows}")
+    Y = np.ascontiguousarray(sliding_window_view(tgt[window:], horizon)[:n])
+    return X, Y
+
+
+def _inputs(arr: np.ndarray, *, window: int, horizon: int) -> np.ndarray:
+    """The (N, window, F) input windows of a (T, F) array whose `horizon` targets exist."""
     n_rows = arr.shape[0]
     if window < 1 or horizon < 0:
         raise DataError(f"windows: need window >= 1 and horizon >= 0, got window={window}, horizon={horizon}")
@@ -54,14 +84,7 @@ def sliding_windows(
             f"need at least {window + horizon} rows, use a longer history or a shorter window"
         )
     # (T-window+1, F, window) view -> (N, window, F) copy, so callers may modify X freely.
-    X = np.ascontiguousarray(sliding_window_view(arr, window, axis=0)[:n].transpose(0, 2, 1))
-    if horizon == 0:
-        return X, None
-    tgt = arr[:, 0] if target is None else np.asarray(target, dtype=float).reshape(-1)
-    if tgt.shape[0] != n_rows:
-        raise DataError(f"windows: target has {tgt.shape[0]} rows, values have {n_rows}")
-    Y = np.ascontiguousarray(sliding_window_view(tgt[window:], horizon)[:n])
-    return X, Y
+    return np.ascontiguousarray(sliding_window_view(arr, window, axis=0)[:n].transpose(0, 2, 1))
 
 
 def windows_ending_at(values: np.ndarray, ends: np.ndarray, *, window: int) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""Prefect @flow definitions: typed parameters and composition only, no maths.
+"""Prefect @flow definitions: typed parameters (flows.params) and composition only, no maths.
 
-Importing `flows`, and starting any flow, routes the pure packages' stdlib loggers into the Prefect run logs
-(CLI runs, deployments, `pricecast serve` and Dask workers alike), see `enable_package_logs`.
+Importing `flows` changes nothing. Starting any flow (and `pricecast serve`) routes the pure packages' stdlib
+loggers into the Prefect run logs, see `enable_package_logs`; deployments set the same variable in prefect.yaml
+and Dask workers get it from flows.runners.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import os
 
 EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
 PACKAGE_LOGGERS = ("common", "ingest", "features", "models", "backtest", "reports", "store")
+
+
+def extra_loggers() -> list[str]:
+    """PREFECT_LOGGING_EXTRA_LOGGERS's names with the pure packages' added (the value child processes need)."""
+    current = [n for n in os.environ.get(EXTRA_LOGGERS_ENV, "").split(",") if n.strip()]
+    return list(dict.fromkeys([*current, *PACKAGE_LOGGERS]))
 
 
 def enable_package_logs() -> None:
@@ -23,9 +30,9 @@ def enable_package_logs() -> None:
     handler objects, never twice. Flows call this again when they start, once prefect's logging is surely
     configured. Levels are left alone: the loggers keep their effective level (WARNING unless configured).
     """
-    current = [n for n in os.environ.get(EXTRA_LOGGERS_ENV, "").split(",") if n.strip()]
-    names = list(dict.fromkeys([*current, *PACKAGE_LOGGERS]))
+    names = extra_loggers()
     os.environ[EXTRA_LOGGERS_ENV] = ",".join(names)
+    quiet_thread_timeout_notice()
     extra = logging.getLogger("prefect.extra")  # prefect's configured handlers for extra loggers
     for name in names:
         logger = logging.getLogger(name)
@@ -51,7 +58,3 @@ def quiet_thread_timeout_notice() -> None:
     logger = logging.getLogger("prefect.task_runs")
     if not any(isinstance(f, _ThreadTimeoutNotice) for f in logger.filters):
         logger.addFilter(_ThreadTimeoutNotice())
-
-
-enable_package_logs()
-quiet_thread_timeout_notice()

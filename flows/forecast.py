@@ -8,50 +8,26 @@ Failed naming the failed units, Completed when every unit forecast.
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any, Literal
-
 from prefect import flow, get_run_logger, unmapped
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
-from pydantic import Field
+from prefect.states import Completed, Failed, State
 
-from backtest.champion import CHAMPION
-from common.schema import ID, MODEL
+from common.schema import CHAMPION, ID, MODEL
 from common.settings import store_path
 from features.build import FeatureConfig
 from flows import enable_package_logs
+from flows.params import ForecastParams
 from flows.runners import task_runner
-from ingest.spec import SourceSpec
-from models import REGISTRY, make_model
 from tasks.backtest import build_ticker_features
-from tasks.fitted import MAX_UPDATE_SESSIONS
 from tasks.forecast import FIT_PATH, collect_forecasts, forecast_unit, publish_forecast
 from tasks.ingest import ingest_prices, publish_quality
 from tasks.monitor import monitor_live
 from tasks.results_store import resolve_champions, score_live, store_live_forecast
 
-# Statistical families plus their combination: minutes on a laptop for the sample. The ensemble always runs.
-FORECAST_MODELS = ["naive", "drift", "ses", "holt", "ets", "arima", "ensemble"]
-
 
 @flow(name="forecast", task_runner=task_runner(), validate_parameters=True)
-def forecast_flow(
-    tickers: list[str] | None = None,
-    models: list[str] = FORECAST_MODELS,  # noqa: B006 - Prefect parameters are copied per run
-    horizon: Annotated[int, Field(gt=0, le=260)] = 5,
-    source: Literal["sample", "csv", "parquet", "yfinance", "fdr"] = "sample",
-    path: str | None = None,
-    start: date | None = None,  # None: all the history (the sample: from SAMPLE_START)
-    end: date | None = None,
-    target: Literal["auto", "adj_close", "close"] = "auto",
-    spikes: Literal["error", "repair"] = "error",
-    columns: dict[str, str] | None = None,  # csv/parquet: schema column -> file column (SourceSpec.columns)
-    calendars: dict[str, str] | None = None,  # trading calendar per ticker, "*" = all (SourceSpec.calendars)
-    model_params: dict[str, dict[str, Any]] | None = None,
-    max_update_sessions: Annotated[int, Field(ge=0)] = MAX_UPDATE_SESSIONS,
-) -> dict[str, Any]:
-    """Forecast the next `horizon` sessions of `tickers` with every model (plus `ensemble`); store and show them.
+def forecast_flow(params: ForecastParams = ForecastParams()) -> State:  # noqa: B008 - frozen, validated once
+    """Forecast the next `horizon` sessions of every ticker with every model (plus `ensemble`); store and show them.
 
     The model name `champion` is each ticker's stored champion (chosen by the weekly backtest; naive without one),
     stored as `champion` with the model it ran in `resolved_model`. A model's fit from an earlier run is updated
@@ -59,21 +35,8 @@ def forecast_flow(
     """
     enable_package_logs()
     log = get_run_logger()
-    models = list(dict.fromkeys([*models, "ensemble"]))
-    for name in models:
-        if name not in REGISTRY and name != CHAMPION:
-            make_model(name)  # raises ConfigError naming the registered models, before any work
-    spec = SourceSpec.for_run(
-        source=source,
-        path=path,
-        tickers=tickers,
-        start=start,
-        end=end,
-        target=target,
-        spikes=spikes,
-        columns=columns,
-        calendars=calendars,
-    )
+    models, horizon = params.models, params.horizon
+    spec = params.run_source
     store_file = str(store_path())
     panel, quality = ingest_prices(spec, store_file)
     publish_quality(quality)
@@ -81,17 +44,16 @@ def forecast_flow(
     targets = {t: q.target or "close" for t, q in quality.tickers.items()}
     units = [(uid, name) for uid in sorted(features) for name in models]
     champions = resolve_champions(store_file, sorted(features)) if CHAMPION in models else {}
-    params = {name: dict((model_params or {}).get(name, {})) for name in models}
     futures = forecast_unit.map(
         series=[features[uid] for uid, _ in units],
         uid=[uid for uid, _ in units],
         model=[name for _, name in units],
-        params=[champions[uid]["params"] if name == CHAMPION else params[name] for uid, name in units],
+        params=[champions[uid]["params"] if name == CHAMPION else params.params_for(name) for uid, name in units],
         resolved=[champions[uid]["model"] if name == CHAMPION else None for uid, name in units],
         horizon=unmapped(horizon),
-        source=unmapped(source),
+        source=unmapped(spec.source),
         target=[targets.get(uid, "close") for uid, _ in units],
-        max_update_sessions=unmapped(max_update_sessions),
+        max_update_sessions=unmapped(params.max_update_sessions),
         calendar=[quality.tickers[uid].calendar if uid in quality.tickers else None for uid, _ in units],
     )
     table, failures = collect_forecasts(futures, units)

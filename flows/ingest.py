@@ -6,9 +6,6 @@ ingest, earlier live forecasts whose sessions now have prices are scored (the fo
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Literal
-
 from prefect import flow, get_run_logger
 
 from common.schema import ID
@@ -20,27 +17,11 @@ from tasks.monitor import monitor_live
 from tasks.results_store import score_live
 
 
-@flow(name="ingest", log_prints=False)
-def ingest_flow(
-    source: Literal["sample", "csv", "parquet", "yfinance", "fdr"] = "sample",
-    tickers: list[str] | None = None,
-    start: date | None = None,
-    end: date | None = None,
-    path: str | None = None,
-    target: Literal["auto", "adj_close", "close"] = "auto",
-    calendars: dict[str, str] | None = None,  # trading calendar per ticker, "*" = all (SourceSpec.calendars)
-) -> dict[str, int]:
-    """Ingest `tickers` from `source` into the store; returns sessions per ticker."""
+@flow(name="ingest", log_prints=False, validate_parameters=True)
+def ingest_flow(source: SourceSpec = SourceSpec()) -> dict[str, int]:  # noqa: B008 - frozen, validated once
+    """Ingest `source` (its tickers, dates, calendars and cleaning policy) into the store; sessions per ticker."""
     enable_package_logs()
-    spec = SourceSpec(
-        source=source,
-        path=path,
-        tickers=tuple(tickers) if tickers else None,
-        start=start,
-        end=end,
-        target=target,
-        calendars=calendars,
-    )
+    spec = source
     store_file = str(store_path())
     panel, quality = ingest_prices(spec, store_file)
     publish_quality(quality)

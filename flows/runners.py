@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
@@ -11,7 +12,7 @@ DASK_ENV = "PRICECAST_DASK_ADDRESS"  # tcp://host:8786 of a running scheduler; e
 WORKERS_ENV = "PRICECAST_WORKERS"
 
 
-def task_runner(kind: str | None = None, *, address: str | None = None, workers: int | None = None) -> TaskRunner:
+def task_runner(kind: str | None = None, *, address: str | None = None, workers: int | None = None) -> TaskRunner[Any]:
     """The runner for `kind` (default from PRICECAST_TASK_RUNNER)."""
     kind = (kind or os.environ.get(RUNNER_ENV) or "threads").lower()
     workers = workers or int(os.environ.get(WORKERS_ENV) or os.cpu_count() or 1)
@@ -25,5 +26,10 @@ def task_runner(kind: str | None = None, *, address: str | None = None, workers:
         address = address or os.environ.get(DASK_ENV) or None
         if address:
             return DaskTaskRunner(address=address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+        from flows import EXTRA_LOGGERS_ENV, extra_loggers
+
+        # The workers start before a flow's first line runs: they get the package loggers' routing from here.
+        env = {EXTRA_LOGGERS_ENV: ",".join(extra_loggers())}
+        cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "env": env}
+        return DaskTaskRunner(cluster_kwargs=cluster)
     raise ValueError(f"{RUNNER_ENV}={kind!r} is not a task runner; use threads, processes or dask")

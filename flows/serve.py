@@ -26,6 +26,7 @@ from prefect import serve
 
 from common.errors import ConfigError, PortInUseError
 from common.settings import runs_dir
+from flows import enable_package_logs
 from reports.server import DEFAULT_PORT, start_report_server
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def check_names(decls: list[DeploymentDecl]) -> list[str]:
             except ObjectNotFound:
                 return None
 
-    notes = []
+    notes: list[str] = []
     for d in decls:
         served = run_coro_as_sync(read(f"{d.flow_name}/{d.served_name}"))
         if served is not None and served.work_pool_name:
@@ -171,6 +172,7 @@ def serve_all(*, path: Path = PREFECT_YAML, limit: int = 1, report_port: int = D
     The report server makes the runs' report link artifacts http links the UI can open; when another
     `pricecast reports` already holds the port, that one serves them and serve carries on.
     """
+    enable_package_logs()  # the served runs run in child processes: they inherit the loggers' routing
     decls = declared_deployments(path)
     for note in check_names(decls):
         log.warning(note)

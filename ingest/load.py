@@ -81,7 +81,7 @@ def _load_incremental(
 
     A ticker that cannot be fetched (after retries) or validated is skipped and the others carry on, so the store
     holds every ticker either exactly as before or with all of its new bars - never part of them - and a rerun
-    (or Prefect's retry of the task) fetches only what is still missing. The error raised at the end names every
+    fetches only what is still missing. The error raised at the end names every
     ticker that failed and the ones that were stored.
     """
     tickers = spec.tickers or ()
@@ -158,7 +158,8 @@ def _fetch_failure(spec: SourceSpec, failed: dict[str, PricecastError], *, store
     """One error for the tickers an incremental ingest could not fetch, saying what was stored all the same.
 
     A DataError when any ticker failed on its data (unknown ticker, bad bars: a retry will not help); a
-    SourceUnavailable (a ConnectionError too, so tasks.retry tries again) when every failure was transient.
+    SourceUnavailable when every failure was transient (the source already retried each request: the one network
+    retry layer, ingest/sources/live.py; the Prefect task retries only a store lock).
     """
     kept = f"stored the other {len(stored)}: {', '.join(stored)}" if stored else "nothing was stored"
     if len(failed) == 1:

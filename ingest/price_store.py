@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
 
@@ -13,13 +14,11 @@ import pandas as pd
 
 from common.duckdb_io import locked_connection
 from common.errors import DataError
-from common.schema import BAR_COLUMNS, DS, ID
+from common.schema import BAR_COLUMNS, CALENDARS, DS, ID
+from common.schema import PRICES as TABLE
 
 log = logging.getLogger(__name__)
 
-TABLE = "prices"
-CALENDARS = "calendars"  # each ticker's trading calendar (features.calendar), kept so later runs use the same
-STORE_COLUMNS: tuple[str, ...] = ("source", ID, DS, *BAR_COLUMNS, "ingested_at")
 _BARS = ", ".join(BAR_COLUMNS)
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -232,7 +231,7 @@ class PriceStore:
         with self._connect() as con:
             return [r[0] for r in con.execute(f"SELECT DISTINCT source FROM {TABLE} ORDER BY 1").fetchall()]
 
-    def _connect(self, *, verify: bool = False):
+    def _connect(self, *, verify: bool = False) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A fresh connection with the table in place, closed afterwards; waits out another writer's lock.
 
         `verify` (a write's first connection) reads the whole file first: a damaged store is never written to."""

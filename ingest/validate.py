@@ -5,24 +5,13 @@ or response, and the date) and the fix. Each change (dropped duplicates, sorting
 gaps, dropped holiday rows) is counted in the QualityReport; suspicious jumps and a target that never changes are
 warned about and counted, never altered.
 
-Values that overflow and feed spikes (the policy):
-- Overflow: a price or volume beyond OVERFLOW_LIMIT (1e150), or one that reads as infinite ('inf', '1e400'), is
-  refused with the ticker, column and rows: squared errors and sums of such values overflow float64 to inf, which
-  would make scaled metrics 0 and every smoothing fit fail. Nothing above the limit is kept or repaired silently.
-- Round-trip spike: the target jumps beyond x3 or /3 and, within SPIKE_SESSIONS (20) sessions, jumps back the
-  other way to within x2 of the pre-spike level (a x100 spike that reverts after 8 sessions, a x1000 typo for one
-  session, a 1e308 cell). That is a feed error, not a split. By default (spikes='error') ingest stops with ONE
-  DataError naming the ticker, the column, the first and last spike session and the fix. Only spikes='repair'
-  (CLI --spikes repair) changes data: the spike sessions get the previous (pre-spike) session's prices, counted in
-  `spikes_repaired` and named in a warning. Repair runs before the overflow check, so a repaired 1e308 cell is gone.
-- A one-way jump (an unadjusted split: no return) is warned about and counted (`jumps_flagged`), never altered.
+The rules for values a feed got wrong (overflow, round-trip spikes) live in ingest/spikes.py, the wording of
+offending rows in ingest/messages.py; this module runs every rule in its per-ticker order (_validate_ticker).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -35,16 +24,13 @@ from common.redact import redact
 from common.schema import ADJ_CLOSE, BAR_COLUMNS, CLOSE, DS, ID, PANEL_COLUMNS, PRICE_COLUMNS, VOLUME, Y
 from features.calendar import HOW_STORED, HOW_USER, exchange_for, infer_calendar, non_sessions, weekend_share
 from ingest.columns import OPTIONAL_COLUMNS
+from ingest.messages import SHOW_ROWS, show_day, show_rows, show_span
 from ingest.quality import QualityReport, TickerQuality
 from ingest.spec import SourceSpec
+from ingest.spikes import JUMP_LIMIT, check_overflow, handle_spikes, raise_overflow
 
 log = logging.getLogger(__name__)
 
-JUMP_LIMIT = math.log(3.0)  # |log return| above this (a x3 or /3 move in one session) is worth a warning
-OVERFLOW_LIMIT = 1e150  # beyond this, squared differences (and their sums) overflow float64
-SPIKE_SESSIONS = 20  # a jump reverted within this many sessions is a round-trip spike (a feed error)
-SPIKE_TOLERANCE = math.log(2.0)  # ... when it comes back to within x2 of the pre-spike level
-SHOW_ROWS = 3
 CADENCE_MIN_ROWS = 14  # two weeks of rows before a cadence is judged
 WEEKEND_SHARE = 0.2  # a 7-day series has 2/7 = 0.29 of its rows on weekends; an exchange's almost none
 _EXCHANGE_TZ = {"XNYS": "America/New_York", "XNAS": "America/New_York", "XKRX": "Asia/Seoul", "24/5": "UTC"}
@@ -95,19 +81,19 @@ def _validate_ticker(g: pd.DataFrame, t: str, *, spec: SourceSpec, q: TickerQual
     g = _cut_before_start(g, spec, q)
     _check_calendar(g, t, q)
     g = _fill_gaps(g, t, target, spec, q)
-    g = _handle_spikes(g, t, target, spec, q)
-    _check_overflow(g, t)
+    g = handle_spikes(g, t, target, spec, q)
+    check_overflow(g, t)
     g = g.assign(**{Y: g[target]})
     _warn_missing_bars(g, t, target, q)
     _warn_jumps(g, t, target, q)
     _warn_flat(g, t, target, q)
     if len(g) < spec.min_sessions:
         raise DataError(
-            f"{t}: {len(g)} sessions after validation ({_span(g)}), need at least min_sessions={spec.min_sessions}; "
-            "widen start/end or lower min_sessions"
+            f"{t}: {len(g)} sessions after validation ({show_span(g)}), "
+            f"need at least min_sessions={spec.min_sessions}; widen start/end or lower min_sessions"
         )
     q.rows_out, q.target = len(g), target
-    q.first_session, q.last_session = (_day(g[DS].iloc[0]), _day(g[DS].iloc[-1])) if len(g) else (None, None)
+    q.first_session, q.last_session = (show_day(g[DS].iloc[0]), show_day(g[DS].iloc[-1])) if len(g) else (None, None)
     return g[list(PANEL_COLUMNS)]
 
 
@@ -140,7 +126,7 @@ def _complete(raw: pd.DataFrame) -> pd.DataFrame:
     blank = out[ID].isna() | (out[ID].astype(str).str.strip() == "")
     if blank.any():
         raise DataError(
-            f"column {ID!r} (ticker) is empty in {int(blank.sum())} rows: {_rows(out, blank, [ID, DS])}; "
+            f"column {ID!r} (ticker) is empty in {int(blank.sum())} rows: {show_rows(out, blank, [ID, DS])}; "
             "fill in the ticker or delete those rows"
         )
     return out.assign(**{ID: out[ID].astype(str).str.strip()})
@@ -204,7 +190,7 @@ def _parse_dates(g: pd.DataFrame, t: str, q: TickerQuality, *, exchange: str) ->
     empty = g[DS].isna()
     if empty.any():
         raise DataError(
-            f"{t}: column {DS!r} (Date) is empty in {int(empty.sum())} rows: {_rows(g, empty, [DS, CLOSE])}; "
+            f"{t}: column {DS!r} (Date) is empty in {int(empty.sum())} rows: {show_rows(g, empty, [DS, CLOSE])}; "
             "fill in the dates or delete those rows"
         )
     parsed, aware = _to_datetime(g[DS], t, exchange)
@@ -279,7 +265,7 @@ def _raise_bad_dates(s: pd.Series, t: str) -> None:
     frame = pd.DataFrame({DS: text})
     if bad.any():
         raise DataError(
-            f"{t}: column {DS!r} (Date) has {int(bad.sum())} unparseable dates: {_rows(frame, bad, [DS])}; "
+            f"{t}: column {DS!r} (Date) has {int(bad.sum())} unparseable dates: {show_rows(frame, bad, [DS])}; "
             "fix or delete those rows (write dates as YYYY-MM-DD)"
         )
     fmt = guess_datetime_format(text.iloc[0])
@@ -287,7 +273,7 @@ def _raise_bad_dates(s: pd.Series, t: str) -> None:
     odd.iloc[0] = False
     raise DataError(
         f"{t}: column {DS!r} (Date) mixes date formats: row {s.index[0]} is {text.iloc[0]!r} ({fmt or 'unknown'}) "
-        f"but {_rows(frame, odd, [DS])}; write every date in one format (ISO YYYY-MM-DD) - "
+        f"but {show_rows(frame, odd, [DS])}; write every date in one format (ISO YYYY-MM-DD) - "
         "dates like 01/04/2020 are ambiguous, so none is guessed"
     )
 
@@ -305,7 +291,7 @@ def _filter_range(g: pd.DataFrame, t: str, spec: SourceSpec, q: TickerQuality) -
         inside &= g[DS] <= pd.Timestamp(spec.end)
     if not inside.any():
         raise DataError(
-            f"{t}: no rows between start={spec.start} and end={spec.end}; its data runs {_span(g)}; widen start/end"
+            f"{t}: no rows between start={spec.start} and end={spec.end}; its data runs {show_span(g)}; widen start/end"
         )
     keep = inside.copy()
     if spec.start is not None:
@@ -323,9 +309,6 @@ def _cut_before_start(g: pd.DataFrame, spec: SourceSpec, q: TickerQuality) -> pd
     before = g[DS] < pd.Timestamp(spec.start)
     q.outside_range_dropped += int(before.sum())
     return g[~before]
-
-
-# ---------------------------------------------------------------------------------------------- values
 
 
 # ---------------------------------------------------------------------------------------------- calendars
@@ -358,14 +341,14 @@ def _check_calendar(g: pd.DataFrame, t: str, q: TickerQuality) -> None:
     if exchange != "24/7" and len(ds) >= CADENCE_MIN_ROWS and weekend >= WEEKEND_SHARE:
         n = int(round(weekend * len(ds)))
         raise DataError(
-            f"{t}: {n} of {len(ds)} rows ({_span(g)}) fall on Saturdays or Sundays - a 7-day series - but its "
+            f"{t}: {n} of {len(ds)} rows ({show_span(g)}) fall on Saturdays or Sundays - a 7-day series - but its "
             f"calendar is {exchange} ({q.calendar_how}); pass --calendar {t}=24/7 (or --calendar 24/7 for every "
             "ticker) so forecasts get every day's dates"
         )
     off = non_sessions(exchange, ds)
     q.non_session_rows = int(off.sum())
     if off.any():
-        shown = ", ".join(_day(d) for d in ds[off][:SHOW_ROWS])
+        shown = ", ".join(show_day(d) for d in ds[off][:SHOW_ROWS])
         more = f" and {int(off.sum()) - SHOW_ROWS} more" if off.sum() > SHOW_ROWS else ""
         msg = (
             f"{int(off.sum())} rows on days that are no {exchange} session ({shown}{more}); kept - "
@@ -373,6 +356,9 @@ def _check_calendar(g: pd.DataFrame, t: str, q: TickerQuality) -> None:
         )
         q.warnings.append(msg)
         log.warning("%s: %s", t, msg)
+
+
+# ---------------------------------------------------------------------------------------------- values
 
 
 def _to_numeric(g: pd.DataFrame, t: str) -> pd.DataFrame:
@@ -391,10 +377,10 @@ def _to_numeric(g: pd.DataFrame, t: str) -> pd.DataFrame:
             bad = (num.isna() & ~blank) | np.isinf(num)
         inf = pd.Series(np.isinf(num.to_numpy()), index=g.index)
         if inf.any():
-            _raise_overflow(g.assign(**{col: num}), t, col, inf)
+            raise_overflow(g.assign(**{col: num}), t, col, inf)
         if bad.any():
             raise DataError(
-                f"{t}: column {col!r} has {int(bad.sum())} non-numeric values: {_rows(g, bad, [col])}; "
+                f"{t}: column {col!r} has {int(bad.sum())} non-numeric values: {show_rows(g, bad, [col])}; "
                 "fix the source (plain numbers with '.' as decimal point, no thousands separators) or delete the rows"
             )
         out[col] = num
@@ -422,8 +408,8 @@ def _drop_exact_duplicates(g: pd.DataFrame, t: str, q: TickerQuality) -> pd.Data
         cols = [c for c in BAR_COLUMNS if same_day[c].nunique(dropna=False) > 1]
         dates = g.loc[conflict, DS].drop_duplicates()
         raise DataError(
-            f"{t}: {len(dates)} dates appear more than once with different {cols}, first {_day(first)}: "
-            f"{_rows(g, conflict, cols)}; deduplicate the source (one row per date)"
+            f"{t}: {len(dates)} dates appear more than once with different {cols}, first {show_day(first)}: "
+            f"{show_rows(g, conflict, cols)}; deduplicate the source (one row per date)"
         )
     q.exact_duplicates_dropped = int(exact.sum())
     return g
@@ -436,7 +422,7 @@ def _check_positive(g: pd.DataFrame, t: str) -> None:
         if bad.any():
             need = ">= 0" if col == VOLUME else "> 0"
             raise DataError(
-                f"{t}: column {col!r} has {int(bad.sum())} values not {need}: {_rows(g, bad, [col])}; "
+                f"{t}: column {col!r} has {int(bad.sum())} values not {need}: {show_rows(g, bad, [col])}; "
                 "fix or delete those rows (a price of 0 usually marks a missing value)"
             )
 
@@ -446,7 +432,7 @@ def _choose_target(g: pd.DataFrame, t: str, spec: SourceSpec) -> str:
     has_adj = bool(g[ADJ_CLOSE].notna().any())
     if spec.target == "adj_close" and not has_adj:
         raise DataError(
-            f"{t}: target='adj_close' but column {ADJ_CLOSE!r} is empty for {t} ({_span(g)}) or absent from the "
+            f"{t}: target='adj_close' but column {ADJ_CLOSE!r} is empty for {t} ({show_span(g)}) or absent from the "
             "source; use target='close' or 'auto', or add an Adj Close column to the source"
         )
     if spec.target == "close":
@@ -478,14 +464,15 @@ def _fill_gaps(g: pd.DataFrame, t: str, target: str, spec: SourceSpec, q: Ticker
     gaps = pd.Series(gap, index=g.index)
     lead = int(np.argmax(~gap)) if (~gap).any() else len(gap)
     if lead:
-        fix = f"set start after {_day(g[DS].iloc[lead - 1])}" if lead < len(gap) else "use another target"
+        fix = f"set start after {show_day(g[DS].iloc[lead - 1])}" if lead < len(gap) else "use another target"
         raise DataError(
-            f"{t}: column {target!r} is empty in its first {lead} rows: {_rows(g, gaps.iloc[:lead], [DS, target])}; "
-            f"nothing precedes them to forward-fill from; {fix} or fix the source"
+            f"{t}: column {target!r} is empty in its first {lead} rows: "
+            f"{show_rows(g, gaps.iloc[:lead], [DS, target])}; nothing precedes them to forward-fill from; "
+            f"{fix} or fix the source"
         )
     if spec.gap_policy == "error":
         raise DataError(
-            f"{t}: column {target!r} is empty in {int(gap.sum())} rows: {_rows(g, gaps, [target])}; "
+            f"{t}: column {target!r} is empty in {int(gap.sum())} rows: {show_rows(g, gaps, [target])}; "
             f"fill them in the source or use gap_policy='ffill' (runs up to max_ffill={spec.max_ffill} sessions)"
         )
     run_id = (gaps != gaps.shift()).cumsum()[gaps]
@@ -494,8 +481,8 @@ def _fill_gaps(g: pd.DataFrame, t: str, target: str, spec: SourceSpec, q: Ticker
     if too_long.any():
         rows = run_id.index[run_id == run_id[too_long].iloc[0]]
         raise DataError(
-            f"{t}: column {target!r} has a gap of {len(rows)} sessions from {_day(g.loc[rows[0], DS])} to "
-            f"{_day(g.loc[rows[-1], DS])} (rows {rows[0]}..{rows[-1]}), longer than max_ffill={spec.max_ffill}; "
+            f"{t}: column {target!r} has a gap of {len(rows)} sessions from {show_day(g.loc[rows[0], DS])} to "
+            f"{show_day(g.loc[rows[-1], DS])} (rows {rows[0]}..{rows[-1]}), longer than max_ffill={spec.max_ffill}; "
             "fix the source, raise max_ffill, or set start after the gap"
         )
     filled = g[list(PRICE_COLUMNS)].ffill()
@@ -503,88 +490,6 @@ def _fill_gaps(g: pd.DataFrame, t: str, target: str, spec: SourceSpec, q: Ticker
     out.loc[gaps, list(PRICE_COLUMNS)] = filled.loc[gaps]
     q.ffilled = int(gap.sum())
     return out
-
-
-# ---------------------------------------------------------------------------------------------- overflow and spikes
-
-
-def _handle_spikes(g: pd.DataFrame, t: str, target: str, spec: SourceSpec, q: TickerQuality) -> pd.DataFrame:
-    """Round-trip spikes of the target: refused (spikes='error') or set to the pre-spike prices (counted, warned)."""
-    y = g[target].to_numpy(dtype="float64")
-    spikes = find_spikes(y)
-    if not spikes:
-        return g
-    ds = g[DS]
-    shown = "; ".join(_describe_spike(y, ds, first, last) for first, last in spikes[:SHOW_ROWS])
-    more = f"; and {len(spikes) - SHOW_ROWS} more" if len(spikes) > SHOW_ROWS else ""
-    if spec.spikes == "error":
-        raise DataError(
-            f"{t}: column {target!r} has {len(spikes)} round-trip spike{'s' if len(spikes) > 1 else ''} (a jump "
-            f"beyond x3 or /3 that comes back within {SPIKE_SESSIONS} sessions: a feed error, not a split): "
-            f"{shown}{more}; fix the source, or pass spikes='repair' (CLI --spikes repair) to set those sessions to "
-            "the previous session's prices (counted in the quality report)"
-        )
-    out = g.copy()
-    cols = [out.columns.get_loc(c) for c in PRICE_COLUMNS]
-    for first, last in spikes:
-        out.iloc[first : last + 1, cols] = out.iloc[[first - 1] * (last - first + 1), cols].to_numpy()
-    q.spikes_repaired = sum(last - first + 1 for first, last in spikes)
-    msg = (
-        f"{q.spikes_repaired} session{'s' if q.spikes_repaired > 1 else ''} of {len(spikes)} round-trip "
-        f"spike{'s' if len(spikes) > 1 else ''} in {target} set to the previous session's prices "
-        f"(spikes='repair'): {shown}{more}"
-    )
-    q.warnings.append(msg)
-    log.warning("%s: %s", t, msg)
-    return out
-
-
-def find_spikes(y: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) positions of each round-trip spike in a positive series: a jump beyond x3 or /3 at `first`,
-    then within SPIKE_SESSIONS sessions a jump the other way beyond x3 back to within x2 of y[first - 1]."""
-    if len(y) < 3:
-        return []
-    with np.errstate(all="ignore"):
-        logy = np.log(np.asarray(y, dtype="float64"))
-    lr = np.diff(logy)
-    spikes: list[tuple[int, int]] = []
-    done = 0  # positions before this belong to a spike already found
-    for i in (int(k) + 1 for k in np.flatnonzero(np.abs(lr) > JUMP_LIMIT)):
-        if i < done:
-            continue
-        up = np.sign(lr[i - 1])
-        for j in range(i + 1, min(i + SPIKE_SESSIONS, len(y) - 1) + 1):
-            if -up * lr[j - 1] > JUMP_LIMIT and abs(logy[j] - logy[i - 1]) <= SPIKE_TOLERANCE:
-                spikes.append((i, j - 1))
-                done = j + 1
-                break
-    return spikes
-
-
-def _describe_spike(y: np.ndarray, ds: pd.Series, first: int, last: int) -> str:
-    """'2024-03-05 .. 2024-03-14 (8 sessions): 70000 -> 7e+06 (x100), back to 70500 on 2024-03-15'."""
-    n = last - first + 1
-    return (
-        f"{_day(ds.iloc[first])} .. {_day(ds.iloc[last])} ({n} session{'s' if n > 1 else ''}): "
-        f"{y[first - 1]:.6g} -> {y[first]:.6g} (x{y[first] / y[first - 1]:.3g}), "
-        f"back to {y[last + 1]:.6g} on {_day(ds.iloc[last + 1])}"
-    )
-
-
-def _check_overflow(g: pd.DataFrame, t: str) -> None:
-    """Prices and volume beyond OVERFLOW_LIMIT are refused: their squared differences overflow float64."""
-    for col in (*PRICE_COLUMNS, VOLUME):
-        big = g[col].abs() > OVERFLOW_LIMIT
-        if big.any():
-            _raise_overflow(g, t, col, big)
-
-
-def _raise_overflow(g: pd.DataFrame, t: str, col: str, bad: pd.Series) -> None:
-    raise DataError(
-        f"{t}: column {col!r} has {int(bad.sum())} values beyond {OVERFLOW_LIMIT:.0e} or infinite, too large for "
-        f"float64 arithmetic (squared errors overflow to inf): {_rows(g, bad, [col])}; fix the source (a typo or a "
-        "feed error) or set start/end to exclude those rows"
-    )
 
 
 # ---------------------------------------------------------------------------------------------- warnings
@@ -595,7 +500,9 @@ def _warn_missing_bars(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -
     for col in (c for c in PRICE_COLUMNS if c not in (target, ADJ_CLOSE)):
         n = int(g[col].isna().sum())
         if 0 < n < len(g):
-            q.warnings.append(f"column {col!r} is empty in {n} rows (left empty), first {_rows(g, g[col].isna(), [])}")
+            q.warnings.append(
+                f"column {col!r} is empty in {n} rows (left empty), first {show_rows(g, g[col].isna(), [])}"
+            )
 
 
 def _warn_jumps(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -> None:
@@ -611,7 +518,7 @@ def _warn_jumps(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -> None:
     q.jumps_flagged = len(idx)
     for i in idx[:SHOW_ROWS]:
         msg = (
-            f"suspicious jump on {_day(g[DS].iloc[i])}: {target} {y[i - 1]:.6g} -> {y[i]:.6g} "
+            f"suspicious jump on {show_day(g[DS].iloc[i])}: {target} {y[i - 1]:.6g} -> {y[i]:.6g} "
             f"(x{y[i] / y[i - 1]:.3g}); left as is - an unadjusted split? use adjusted prices or check the source"
         )
         q.warnings.append(msg)
@@ -627,42 +534,11 @@ def _warn_flat(g: pd.DataFrame, t: str, target: str, q: TickerQuality) -> None:
         return
     q.flat_target = len(y)
     msg = (
-        f"{target} is constant ({y[0]:.6g} in all {len(y)} sessions, {_span(g)}); left as is - a suspended or "
+        f"{target} is constant ({y[0]:.6g} in all {len(y)} sessions, {show_span(g)}); left as is - a suspended or "
         "delisted ticker? scaled errors (MASE, RMSSE) are undefined for it; check the source or drop the ticker"
     )
     q.warnings.append(msg)
     log.warning("%s: %s", t, msg)
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-
-
-def _rows(g: pd.DataFrame, mask: pd.Series | Iterable[bool], cols: list[str], limit: int = SHOW_ROWS) -> str:
-    """'row 12 (2020-01-03): close='abc'; ...' for the first `limit` rows where mask holds."""
-    mask = pd.Series(mask, index=g.index) if not isinstance(mask, pd.Series) else mask
-    hit = g.loc[mask.reindex(g.index, fill_value=False).to_numpy()]
-    items = []
-    for label, row in hit.head(limit).iterrows():
-        values = ", ".join(f"{c}={_value(row[c])}" for c in cols if c != DS)
-        items.append(f"row {label} ({_day(row[DS]) if DS in row else '?'})" + (f": {values}" if values else ""))
-    more = f" and {len(hit) - limit} more" if len(hit) > limit else ""
-    return "; ".join(items) + more
-
-
-def _value(value: object) -> str:
-    """A cell for messages: short floats, quoted text."""
-    return f"{value:.6g}" if isinstance(value, float) else repr(value)
-
-
-def _day(value: object) -> str:
-    """A date for messages: ISO day for timestamps, the raw text otherwise."""
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat() if value == value.normalize() else str(value)
-    return str(value)
-
-
-def _span(g: pd.DataFrame) -> str:
-    return f"{_day(g[DS].min())} .. {_day(g[DS].max())}" if len(g) else "no rows"
 
 
 def _panel_dtypes(panel: pd.DataFrame) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 `import models` loads neither TensorFlow nor Prophet: the registry holds import paths, not classes.
 Adding a model = one module + one REGISTRY line; tests/models/test_contract.py picks it up.
+Each entry's `summary` is the model's one description, and each instance made here is named after its key
+(`make_model("lstm").name == "lstm"`, though one class serves rnn, lstm and gru; see models/naming.py).
 """
 
 from __future__ import annotations
@@ -9,13 +11,25 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from common.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: importing models.base at run time would load pandas and the calendars
+    from models.base import Forecaster
+    from models.classifiers import EventClassifier
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One registry entry: where the class lives, the one description of the model, and its default arguments.
+
+    `summary` is the only description a model has (`pricecast models` prints it); classes carry none, since one
+    class can serve several entries (rnn/lstm/gru) and listing models must not import their modules.
+    """
+
     target: str  # "module:Class"
     summary: str
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -56,33 +70,43 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
-def model_class(name: str) -> type:
+def model_class(name: str) -> type[Forecaster]:
     """The class registered under `name` (imports its module)."""
-    spec = _spec(name)
-    module, _, attr = spec.target.partition(":")
-    return getattr(import_module(module), attr)
+    from models.base import Forecaster
+
+    return _load_class(_spec(name)[1], Forecaster)
 
 
-def make_model(name: str, **params: Any):
-    """A new unfitted model: registry defaults overridden by `params`."""
-    spec = _spec(name)
-    return model_class(name)(**{**spec.defaults, **params})
+def make_model(name: str, **params: Any) -> Forecaster:
+    """A new unfitted model named `name` (its registry spelling): registry defaults overridden by `params`."""
+    key, spec = _spec(name)
+    return model_class(key)(**{**spec.defaults, **params}).named(key)
 
 
 def model_names(family: str | None = None) -> list[str]:
     return [n for n, s in REGISTRY.items() if family is None or s.family == family]
 
 
-def _lookup(registry: dict[str, ModelSpec], name: str, kind: str, tail: str = "") -> ModelSpec:
-    """`registry[name]` (case-insensitive: 'NAIVE' is naive), or a ConfigError naming the closest registered names."""
-    try:
-        return registry[canonical_name(registry, name)]
-    except KeyError:
-        import difflib
+def _lookup(registry: dict[str, ModelSpec], name: str, kind: str, tail: str = "") -> tuple[str, ModelSpec]:
+    """(registered key, spec) for `name` (case-insensitive: 'NAIVE' is naive), or a ConfigError naming the
+    closest registered names."""
+    key = canonical_name(registry, name)
+    if key in registry:
+        return key, registry[key]
+    import difflib
 
-        close = difflib.get_close_matches(name, registry, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"unknown {kind} {name!r}{hint}; registered {kind}s: {', '.join(registry)}{tail}") from None
+    close = difflib.get_close_matches(name, registry, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ConfigError(f"unknown {kind} {name!r}{hint}; registered {kind}s: {', '.join(registry)}{tail}")
+
+
+def _load_class(spec: ModelSpec, base: type[_T]) -> type[_T]:
+    """Import `spec.target` ("module:Class") and check it implements the registry's contract `base`."""
+    module, _, attr = spec.target.partition(":")
+    cls = getattr(import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"registry entry {spec.target} is not a {base.__name__} subclass; fix models/__init__.py")
+    return cls
 
 
 def canonical_name(registry: Collection[str], name: str) -> str:
@@ -92,7 +116,7 @@ def canonical_name(registry: Collection[str], name: str) -> str:
     return {key.lower(): key for key in registry}.get(str(name).strip().lower(), name)
 
 
-def _spec(name: str) -> ModelSpec:
+def _spec(name: str) -> tuple[str, ModelSpec]:
     return _lookup(REGISTRY, name, "model", " (see `pricecast models`)")
 
 
@@ -116,20 +140,23 @@ EVENT_REGISTRY: dict[str, ModelSpec] = {
 }
 
 
-def event_model_class(name: str) -> type:
+def event_model_class(name: str) -> type[EventClassifier]:
     """The event classifier class registered under `name` (imports its module)."""
-    module, _, attr = _event_spec(name).target.partition(":")
-    return getattr(import_module(module), attr)
+    from models.classifiers import EventClassifier
+
+    return _load_class(_event_spec(name)[1], EventClassifier)
 
 
-def make_event_model(name: str, **params: Any):
-    """A new unfitted event classifier: registry defaults overridden by `params`."""
-    return event_model_class(name)(**{**_event_spec(name).defaults, **params})
+def make_event_model(name: str, **params: Any) -> EventClassifier:
+    """A new unfitted event classifier named `name` (its registry spelling): registry defaults overridden by
+    `params`."""
+    key, spec = _event_spec(name)
+    return event_model_class(key)(**{**spec.defaults, **params}).named(key)
 
 
 def event_model_names() -> list[str]:
     return list(EVENT_REGISTRY)
 
 
-def _event_spec(name: str) -> ModelSpec:
+def _event_spec(name: str) -> tuple[str, ModelSpec]:
     return _lookup(EVENT_REGISTRY, name, "event model")

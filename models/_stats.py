@@ -5,17 +5,23 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.stats import norm
 
 from common.schema import LEVELS
 
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
+
+    from models.base import Forecaster
+
 Intervals = dict[int, tuple[np.ndarray, np.ndarray]]
 
 _controller_lock = threading.Lock()
-_controller: object | None = None
+_controller: ThreadpoolController | None = None
 _controller_missing = False
 
 
@@ -30,7 +36,7 @@ def normal_intervals(mean: np.ndarray, sd: np.ndarray, levels: tuple[int, ...] =
     return out
 
 
-def _blas_controller():
+def _blas_controller() -> ThreadpoolController | None:
     """A cached threadpoolctl controller (building one scans loaded libraries: ~20 ms), or None if unavailable."""
     global _controller, _controller_missing
     if _controller is None and not _controller_missing:
@@ -102,9 +108,10 @@ class MinTrainSize:
     "N training sessions, needs at least M" message are right for e.g. MovingAverage(window=2).
     """
 
-    def __init__(self, default: int, per_instance) -> None:
+    # Any: the function reads the owning class's own arguments (e.g. self.window), unknown to Forecaster.
+    def __init__(self, default: int, per_instance: Callable[[Any], int]) -> None:
         self.default = default
         self.per_instance = per_instance
 
-    def __get__(self, obj, objtype=None) -> int:
+    def __get__(self, obj: Forecaster | None, objtype: type | None = None) -> int:
         return self.default if obj is None else int(self.per_instance(obj))

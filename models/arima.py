@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ from models._stats import (
     single_thread_blas,
 )
 from models.base import Forecaster, Intervals
+
+if TYPE_CHECKING:  # annotations only: statsmodels loads on first fit
+    from statsmodels.tsa.arima.model import ARIMA, ARIMAResults
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +164,9 @@ except ImportError:  # pragma: no cover
     _linear_filter = None
 
 
-def _css_residuals(params: np.ndarray, w: np.ndarray, Xw: np.ndarray | None, order: Order, m: int, n_cond: int):
+def _css_residuals(
+    params: np.ndarray, w: np.ndarray, Xw: np.ndarray | None, order: Order, m: int, n_cond: int
+) -> np.ndarray:
     k_exog = 0 if Xw is None else Xw.shape[1]
     c, beta, ar, ma = _polys(params, order, k_exog, m)
     x = w - c
@@ -186,7 +191,7 @@ def css_fit(w: np.ndarray, Xw: np.ndarray | None, order: Order, m: int, n_cond: 
     p, q, P, Q, const = order
     k_exog = 0 if Xw is None else Xw.shape[1]
     x0 = np.zeros(int(const) + k_exog + p + q + P + Q)
-    if k_exog:  # OLS start for the regression coefficients
+    if Xw is not None and k_exog:  # OLS start for the regression coefficients
         design = np.column_stack([np.ones(len(w)), Xw]) if const else Xw
         coef = np.linalg.lstsq(design, w, rcond=None)[0]
         x0[: int(const) + k_exog] = coef
@@ -376,7 +381,7 @@ class _ARIMAForecaster(Forecaster):
             cols.append(np.asarray(exog, dtype=float).reshape(len(t), -1))
         return np.hstack(cols) if cols else None
 
-    def _mle(self, y: np.ndarray, exog: np.ndarray | None, best: CSSFit):
+    def _mle(self, y: np.ndarray, exog: np.ndarray | None, best: CSSFit) -> ARIMAResults:
         from statsmodels.tsa.arima.model import ARIMA
 
         t = np.arange(1, len(y) + 1)
@@ -392,7 +397,7 @@ class _ARIMAForecaster(Forecaster):
             return model.filter(start)  # CSS estimates as final: one Kalman pass instead of an optimisation
         return model.fit(start_params=start)
 
-    def _start_params(self, model, best: CSSFit) -> np.ndarray | None:
+    def _start_params(self, model: ARIMA, best: CSSFit) -> np.ndarray | None:
         """CSS estimates mapped onto statsmodels' parameter vector (trend, exog, ar, ma, sar, sma, sigma2)."""
         o = best.order
         params = list(best.params)
@@ -426,8 +431,7 @@ class _ARIMAForecaster(Forecaster):
 class AutoARIMA(_ARIMAForecaster):
     """ARIMA(p,d,q) with drift/constant: d by KPSS, (p, q) by a stepwise CSS-AICc search, then exact MLE."""
 
-    name: ClassVar[str] = "arima"
-    description: ClassVar[str] = "ARIMA, order chosen by unit-root test + stepwise AICc search"
+    default_name: ClassVar[str] = "arima"
 
     def __init__(
         self,
@@ -451,8 +455,7 @@ class AutoARIMA(_ARIMAForecaster):
 class SARIMA(_ARIMAForecaster):
     """Seasonal ARIMA(p,d,q)(P,D,Q)_m: D by seasonal strength, d by KPSS, all orders by the stepwise search."""
 
-    name: ClassVar[str] = "sarima"
-    description: ClassVar[str] = "seasonal ARIMA with period m, orders chosen automatically"
+    default_name: ClassVar[str] = "sarima"
 
     def __init__(
         self,
@@ -502,8 +505,7 @@ class ARIMAX(_ARIMAForecaster):
     means price changes regress on changes of the lagged features. The first `exog_lag` rows are dropped.
     """
 
-    name: ClassVar[str] = "arimax"
-    description: ClassVar[str] = "ARIMA with exogenous features known at forecast time"
+    default_name: ClassVar[str] = "arimax"
     supports_exog: ClassVar[bool] = True
     min_train_size: ClassVar[int] = 25
     requires_horizon_in_fit: ClassVar[bool] = True  # the default lag follows the horizon

@@ -16,9 +16,9 @@ from __future__ import annotations
 import copy
 import logging
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, ParamSpec, Self, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,10 +27,13 @@ from common.errors import DataError, ModelFitError, NotFittedError
 from common.schema import CALENDAR_PREFIX, CUTOFF, DS, ID, LEVELS, YHAT, H, Y
 from common.schema import interval_columns as _interval_columns
 from features.calendar import calendar_features, exchange_for, next_sessions
+from models.naming import RegistryNamed
 
 log = logging.getLogger(__name__)
 
 Intervals = dict[int, tuple[np.ndarray, np.ndarray]]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def forecast_frame(
@@ -77,11 +80,13 @@ def fit_model(
     return model.fit(train, **kwargs)
 
 
-class Forecaster:
-    """Base class of every pricecast model. Constructor arguments are never mutated; fitted state ends in `_`."""
+class Forecaster(RegistryNamed):
+    """Base class of every pricecast model. Constructor arguments are never mutated; fitted state ends in `_`.
 
-    name: ClassVar[str] = "forecaster"
-    description: ClassVar[str] = ""
+    `name` is the registry key the model was made under (models.naming); subclasses set `default_name`, the
+    name of an instance built from the class directly. Descriptions live in the registry (ModelSpec.summary).
+    """
+
     supports_exog: ClassVar[bool] = False
     supports_intervals: ClassVar[bool] = False
     # Fewest training sessions the model can fit on; engines and error messages use it.
@@ -237,12 +242,12 @@ class Forecaster:
         """The `horizon` sessions after the last observed one, from the exchange calendar."""
         return next_sessions(self.exchange_, self.ds_[-1], horizon)
 
-    def exog_design(self, lag: int, horizon: int = 0) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    def exog_design(self, lag: int, horizon: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Exogenous design known at forecast time: calendar columns as-is, every other column lagged by `lag`.
 
-        Returns (train_design aligned to self.y_, future_design for `horizon` steps or None). The first `lag`
-        training rows have NaN lagged values; callers drop or fill them. Requires horizon <= lag, since a
-        feature lagged by `lag` sessions is only known `lag` steps ahead.
+        Returns (train_design aligned to self.y_, future_design for `horizon` steps; no rows when horizon=0).
+        The first `lag` training rows have NaN lagged values; callers drop or fill them. Requires horizon <= lag,
+        since a feature lagged by `lag` sessions is only known `lag` steps ahead.
         """
         if horizon > lag:
             raise DataError(
@@ -252,20 +257,28 @@ class Forecaster:
         cols = self.exog_columns
         cal_cols = [c for c in cols if is_calendar_column(c)]
         lag_cols = [c for c in cols if not is_calendar_column(c)]
+        observed = self.exog_rows() if lag_cols else None
         hist_cal = calendar_features(self.ds_)[cal_cols] if cal_cols else pd.DataFrame(index=range(len(self.ds_)))
-        lagged = self.X_[lag_cols].shift(lag).reset_index(drop=True) if lag_cols else None
+        lagged = observed[lag_cols].shift(lag).reset_index(drop=True) if observed is not None else None
         train = pd.concat([hist_cal, lagged], axis=1) if lagged is not None else hist_cal
         if horizon == 0:
-            return train[list(cols)], None
+            return train[list(cols)], train[list(cols)].iloc[:0]
         fut_ds = self.future_ds(horizon)
         fut_cal = calendar_features(fut_ds)[cal_cols] if cal_cols else pd.DataFrame(index=range(horizon))
-        if lag_cols:
-            n = len(self.X_)
-            rows = self.X_[lag_cols].iloc[n - lag : n - lag + horizon].reset_index(drop=True)
+        if observed is not None:
+            n = len(observed)
+            rows = observed[lag_cols].iloc[n - lag : n - lag + horizon].reset_index(drop=True)
             fut = pd.concat([fut_cal, rows], axis=1)
         else:
             fut = fut_cal
         return train[list(cols)], fut[list(cols)]
+
+    def exog_rows(self) -> pd.DataFrame:
+        """The observed non-calendar exogenous columns, one row per seen session (fit keeps them as `X_`)."""
+        X = getattr(self, "X_", None)
+        if X is None:
+            raise NotFittedError(f"{self.name}: no exogenous rows seen yet; call fit() with {list(self.exog_columns)}")
+        return X
 
     def _split(
         self, frame: pd.DataFrame, *, first: bool
@@ -306,11 +319,11 @@ class Forecaster:
         if not getattr(self, "is_fitted_", False):
             raise NotFittedError(f"{self.name}: call fit() before predict()/update()")
 
-    def _call(self, fn, *args):
+    def _call(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """Run a numeric hook; any failure becomes ModelFitError(model, series, reason)."""
         try:
             with np.errstate(all="ignore"):
-                return fn(*args)
+                return fn(*args, **kwargs)
         except (ModelFitError, DataError, NotFittedError):
             raise
         except Exception as exc:  # numerical libraries raise anything; callers need one type

@@ -28,8 +28,7 @@ def _check_positive_int(model: str, arg: str, value: int) -> None:
 class Naive(Forecaster):
     """Random walk: every future value equals the last observation; intervals y_T ± z·sigma·sqrt(h)."""
 
-    name: ClassVar[str] = "naive"
-    description: ClassVar[str] = "random walk: the last observed value, the benchmark to beat"
+    default_name: ClassVar[str] = "naive"
     supports_exog: ClassVar[bool] = False
     supports_intervals: ClassVar[bool] = True
     min_train_size: ClassVar[int] = 2
@@ -58,8 +57,7 @@ class Naive(Forecaster):
 class SeasonalNaive(Forecaster):
     """The value one season ago: yhat_{T+h} = y_{T+h-m(k+1)}, k = floor((h-1)/m); fpp3 5.5 intervals."""
 
-    name: ClassVar[str] = "seasonal_naive"
-    description: ClassVar[str] = "the value one season (m sessions) ago"
+    default_name: ClassVar[str] = "seasonal_naive"
     supports_exog: ClassVar[bool] = False
     supports_intervals: ClassVar[bool] = True
     min_train_size = MinTrainSize(6, lambda self: self.season_length + 1)  # one season plus one residual
@@ -102,8 +100,7 @@ class Drift(Forecaster):
     (n - 1 residuals, one estimated parameter) as fpp3 prescribes.
     """
 
-    name: ClassVar[str] = "drift"
-    description: ClassVar[str] = "random walk with drift: the line through first and last value"
+    default_name: ClassVar[str] = "drift"
     supports_exog: ClassVar[bool] = False
     supports_intervals: ClassVar[bool] = True
     min_train_size: ClassVar[int] = 3
@@ -144,8 +141,7 @@ class MovingAverage(Forecaster):
     widening band matters.
     """
 
-    name: ClassVar[str] = "moving_average"
-    description: ClassVar[str] = "mean of the last k sessions"
+    default_name: ClassVar[str] = "moving_average"
     supports_exog: ClassVar[bool] = False
     supports_intervals: ClassVar[bool] = True
     min_train_size = MinTrainSize(21, lambda self: self.window + 1)  # one window plus one residual

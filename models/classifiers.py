@@ -27,6 +27,7 @@ import numpy as np
 
 from common.errors import ConfigError, DataError, ModelFitError, NotFittedError
 from features.scaling import TrainScaler
+from models.naming import RegistryNamed
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,13 @@ def _check_rows(rows: np.ndarray, n: int, *, who: str) -> np.ndarray:
     return rows
 
 
-class EventClassifier:
-    """Base class: argument checks, the sample selection, fitted-state bookkeeping. Subclasses implement hooks."""
+class EventClassifier(RegistryNamed):
+    """Base class: argument checks, the sample selection, fitted-state bookkeeping. Subclasses implement hooks.
 
-    name: ClassVar[str] = "event"
-    description: ClassVar[str] = ""
+    `name` is the event-registry key the model was made under (models.naming); subclasses set `default_name`.
+    Descriptions live in the registry (models.EVENT_REGISTRY, ModelSpec.summary).
+    """
+
     # Backtest refit policy when none is asked for (refit every k-th fold; 0 = fit once).
     default_refit_every: ClassVar[int] = 1
 
@@ -137,8 +140,7 @@ class EventClassifier:
 class BaseRate(EventClassifier):
     """Climatology: the training window's event rate at every origin. The honest baseline to beat."""
 
-    name: ClassVar[str] = "base_rate"
-    description: ClassVar[str] = "climatology: the training positive rate"
+    default_name: ClassVar[str] = "base_rate"
 
     def _fit(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> None:
         self.rate_ = float(np.mean(y[rows]))
@@ -154,8 +156,7 @@ class LogisticEvent(EventClassifier):
     Newton steps (~3 ms), where lbfgs needs ~40 iterations (~90 ms) to a looser optimum.
     """
 
-    name: ClassVar[str] = "logistic"
-    description: ClassVar[str] = "logistic regression on standardised causal features"
+    default_name: ClassVar[str] = "logistic"
 
     def __init__(
         self,
@@ -165,7 +166,7 @@ class LogisticEvent(EventClassifier):
         prior_correction: bool = True,
         solver: str = "newton-cholesky",
         max_iter: int = 1000,
-    ):
+    ) -> None:
         if not float(C) > 0:
             raise ConfigError(f"logistic: C (inverse regularisation) must be > 0, got {C!r}")
         if class_weight not in (None, "balanced"):

@@ -21,8 +21,7 @@ from models.base import Forecaster, Intervals, fit_model
 class Ensemble(Forecaster):
     """Mean or median of member forecasts; members come from the registry (`models.make_model`)."""
 
-    name: ClassVar[str] = "ensemble"
-    description: ClassVar[str] = "mean or median of member models' forecasts"
+    default_name: ClassVar[str] = "ensemble"
     supports_exog: ClassVar[bool] = False
     supports_intervals: ClassVar[bool] = False
     min_train_size: ClassVar[int] = 2  # members enforce their own minimum and fail with their own reason

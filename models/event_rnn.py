@@ -27,15 +27,20 @@ Design choices (why, not what):
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from common.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError, NotFittedError
 from features.scaling import TrainScaler
 from features.windows import windows_ending_at
 from models.classifiers import MIN_SAMPLES, ClassWeight, EventClassifier, balanced_weights, prior_shift
-from models.rnn import _CELLS, TRAINING_LOCK, _keras
+from models.rnn import _CELLS, TRAINING_LOCK, _keras, cell_name
+
+if TYPE_CHECKING:  # annotations only: Keras and TensorFlow load on first fit
+    import keras
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +48,15 @@ log = logging.getLogger(__name__)
 class RecurrentEventClassifier(EventClassifier):
     """Keras SimpleRNN/LSTM/GRU on windows of standardised features with a sigmoid output."""
 
-    name: ClassVar[str] = "rnn_event"
-    description: ClassVar[str] = "Keras recurrent classifier (SimpleRNN/LSTM/GRU), sigmoid output"
     # A cold Keras fit costs seconds: refit every 10th fold (warm-started, parameters at most 10 folds old, the
     # forecasters' default policy) instead of at every fold. Not tuned on W1: pass refit_every=1 to compare.
     default_refit_every: ClassVar[int] = 10
     uses_horizon: ClassVar[bool] = True  # the backtest passes the event horizon (purge before the tail)
+
+    # Fitted Keras state, declared because it is also read before fit sets it (warm start, unpickling).
+    model_: keras.Model | None  # the live network; None in a pickle (weights_ holds it there)
+    weights_: list[np.ndarray]
+    serve_: Callable[[np.ndarray], tf.Tensor] | None  # the traced forward pass of model_
 
     def __init__(
         self,
@@ -70,9 +78,10 @@ class RecurrentEventClassifier(EventClassifier):
         seed: int = 0,
         warm_start: bool = True,
         warm_epochs: int = 3,
-    ):
+    ) -> None:
         if str(cell).lower() not in _CELLS:
             raise ConfigError(f"rnn_event: cell must be one of ['gru', 'lstm', 'rnn'], got {cell!r}")
+        who = f"{cell_name(cell)}_event"  # the registry key of this cell, e.g. lstm_event
         for label, value in (
             ("window", window),
             ("units", units),
@@ -83,16 +92,16 @@ class RecurrentEventClassifier(EventClassifier):
             ("warm_epochs", warm_epochs),
         ):
             if isinstance(value, bool) or int(value) != value or int(value) < 1:
-                raise ConfigError(f"rnn_event: {label} must be an integer >= 1, got {value!r}")
+                raise ConfigError(f"{who}: {label} must be an integer >= 1, got {value!r}")
         if not 0.0 < validation_fraction < 0.9:
             raise ConfigError(
-                f"rnn_event: validation_fraction must be in (0, 0.9) (early stopping needs a tail), "
+                f"{who}: validation_fraction must be in (0, 0.9) (early stopping needs a tail), "
                 f"got {validation_fraction}"
             )
         if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"rnn_event: dropout must be in [0, 1), got {dropout}")
+            raise ConfigError(f"{who}: dropout must be in [0, 1), got {dropout}")
         if class_weight not in (None, "balanced"):
-            raise ConfigError(f"rnn_event: class_weight must be None or 'balanced', got {class_weight!r}")
+            raise ConfigError(f"{who}: class_weight must be None or 'balanced', got {class_weight!r}")
         self.cell = str(cell).lower()
         self.window = int(window)
         self.units = int(units)
@@ -110,6 +119,11 @@ class RecurrentEventClassifier(EventClassifier):
         self.seed = int(seed)
         self.warm_start = bool(warm_start)
         self.warm_epochs = int(warm_epochs)
+
+    @property
+    def default_name(self) -> str:
+        """Built directly (not by make_event_model), the classifier is named by its cell: e.g. lstm_event."""
+        return f"{cell_name(self.cell)}_event"
 
     # ---- samples ------------------------------------------------------------------------------------------
     def _window_ok(self, X: np.ndarray) -> np.ndarray:
@@ -138,7 +152,7 @@ class RecurrentEventClassifier(EventClassifier):
         return train, val
 
     # ---- network ------------------------------------------------------------------------------------------
-    def _build(self, n_features: int):
+    def _build(self, n_features: int) -> keras.Model:
         keras = _keras()
         cell = getattr(keras.layers, _CELLS[self.cell])
         inputs = keras.Input(shape=(self.window, n_features))
@@ -151,15 +165,19 @@ class RecurrentEventClassifier(EventClassifier):
         model.compile(optimizer=opt, loss="binary_crossentropy")
         return model
 
-    def _serve(self):
+    def _serve(self) -> Callable[[np.ndarray], tf.Tensor]:
         """A forward pass traced once for any batch size (model.predict adds ~100 ms per call)."""
-        if getattr(self, "serve_", None) is None:
+        serve = getattr(self, "serve_", None)
+        if serve is None:
             import tensorflow as tf
 
             model = self.model_
+            if model is None:
+                raise NotFittedError(f"{self.name}: no network to predict with; call fit() first")
             spec = tf.TensorSpec(shape=(None, self.window, self.n_features_), dtype=tf.float32)
-            self.serve_ = tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
-        return self.serve_
+            serve = tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
+            self.serve_ = serve
+        return serve
 
     # ---- hooks --------------------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> None:
@@ -175,7 +193,8 @@ class RecurrentEventClassifier(EventClassifier):
             return
         keras = _keras()
         arch = (self.cell, self.window, X.shape[1], self.units, self.layers, self.dropout)
-        warm = self.warm_start and getattr(self, "model_", None) is not None and getattr(self, "arch_", None) == arch
+        previous = getattr(self, "model_", None)
+        warm = self.warm_start and previous is not None and getattr(self, "arch_", None) == arch
         Xw_train = windows_ending_at(X, train, window=self.window)
         self.scaler_ = TrainScaler().fit(Xw_train.reshape(-1, X.shape[1]))
         Xs_train = self.scaler_.transform(Xw_train).astype("float32")
@@ -183,8 +202,8 @@ class RecurrentEventClassifier(EventClassifier):
         y_val = y[val]
         weights = balanced_weights(y_train) if self.class_weight == "balanced" else {0: 1.0, 1: 1.0}
         self.class_weights_ = weights
-        if warm:  # same network, same traced train/serve functions: a few epochs from the previous weights
-            model, epochs = self.model_, self.warm_epochs
+        if warm and previous is not None:  # same network and traced functions: a few epochs from its weights
+            model, epochs = previous, self.warm_epochs
             keras.utils.set_random_seed(self.seed)
         else:
             keras.backend.clear_session(free_memory=False)  # before seeding: clearing resets Keras' seed state

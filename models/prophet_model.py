@@ -27,23 +27,26 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from common.errors import ConfigError
-from common.schema import DS, LEVELS, Y
+from common.schema import DS, LEVELS, YHAT, Y
 from features.calendar import sessions
 from models.base import Forecaster, Intervals, is_calendar_column
+
+if TYPE_CHECKING:  # annotations only: Prophet (and Stan) load on first fit
+    from prophet import Prophet
 
 log = logging.getLogger(__name__)
 
 # Prophet's own column names: its API requires exactly these (they equal our DS/Y constants).
-_P_DS, _P_Y, _P_YHAT = DS, Y, "yhat"
+_P_DS, _P_Y, _P_YHAT = DS, Y, YHAT
 _QUIET_LOGGERS = ("cmdstanpy", "prophet", "prophet.plot", "prophet.models")
 _SPECIAL = "special closure"
 _MIN_OCCURRENCES = 3  # names seen fewer times across the calendar are one-offs
@@ -62,8 +65,16 @@ def _quiet_stan_logs() -> None:
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
 
+# Prophet's internals we wrap: a Stan backend's prepare_data(init, data) -> (init, data), and
+# make_all_seasonality_features(df) -> (features, prior scales, component columns, modes).
+_PrepareData = Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]
+_Modes = dict[Literal["additive", "multiplicative"], list[str]]
+_Features = tuple[pd.DataFrame, list[float], pd.DataFrame, _Modes]
+_SeasonalityFeatures = Callable[[pd.DataFrame], _Features]
+
+
 @contextmanager
-def _quiet_prophet_calls():
+def _quiet_prophet_calls() -> Iterator[None]:
     """Prophet 1.5 calls pandas APIs deprecated in pandas 3; hide those warnings around our Prophet calls only."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # pandas' Pandas4Warning subclasses it
@@ -71,7 +82,7 @@ def _quiet_prophet_calls():
         yield
 
 
-def _as_arrays(prepare):
+def _as_arrays(prepare: _PrepareData) -> _PrepareData:
     """Wrap a Prophet backend's `prepare_data` so the Stan data holds numpy arrays instead of Python lists.
 
     Written by hand because the libraries are slow here: Prophet's CmdStanPy backend turns every array into a
@@ -85,6 +96,11 @@ def _as_arrays(prepare):
         return inits, {k: np.asarray(v, dtype=float) if isinstance(v, list) else v for k, v in stan_data.items()}
 
     return prepare_data
+
+
+# What make_all_seasonality_features returns besides the rows: prior scales, component columns, modes, and the
+# train_holiday_names it records on the model.
+_FeatureOutputs = tuple[list[float], pd.DataFrame, _Modes, pd.Series | None]
 
 
 class _FeatureRows:
@@ -103,18 +119,19 @@ class _FeatureRows:
     def __init__(self) -> None:
         self._key: tuple | None = None
         self._rows: pd.DataFrame | None = None
-        self._outputs: tuple | None = None  # prior scales, component columns, modes, train_holiday_names
+        self._outputs: _FeatureOutputs | None = None
 
-    def install(self, model: Any) -> None:
+    def install(self, model: Prophet) -> None:
         original = model.make_all_seasonality_features
 
-        def make_all_seasonality_features(df: pd.DataFrame):
+        def make_all_seasonality_features(df: pd.DataFrame) -> _Features:
             return self._features(model, original, df)
 
-        model.make_all_seasonality_features = make_all_seasonality_features
+        # Deliberately replaces the bound method on this one instance (the class and other models are untouched).
+        model.make_all_seasonality_features = make_all_seasonality_features  # type: ignore[method-assign]
 
     @staticmethod
-    def _configuration(model: Any) -> tuple | None:
+    def _configuration(model: Prophet) -> tuple | None:
         """What the rows depend on besides the date; None when they depend on more than the date."""
         if model.extra_regressors or any(p["condition_name"] is not None for p in model.seasonalities.values()):
             return None
@@ -125,12 +142,17 @@ class _FeatureRows:
         settings = (model.holidays_prior_scale, model.holidays_mode, model.country_holidays)
         return repr(sorted(model.seasonalities.items())), names, settings
 
-    def _features(self, model: Any, original, df: pd.DataFrame):
+    def _features(self, model: Prophet, original: _SeasonalityFeatures, df: pd.DataFrame) -> _Features:
         key = self._configuration(model)
         if key is None:
             return original(df)
         dates = pd.DatetimeIndex(df[_P_DS])
-        if key == self._key and self._rows is not None and dates.isin(self._rows.index).all():
+        if (
+            key == self._key
+            and self._rows is not None
+            and self._outputs is not None
+            and dates.isin(self._rows.index).all()
+        ):
             prior_scales, component_cols, modes, holiday_names = self._outputs
             if model.train_holiday_names is None and holiday_names is not None:
                 model.train_holiday_names = holiday_names.copy()
@@ -221,7 +243,7 @@ def _trim_holidays(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) 
     return pd.concat([placeholders, frame[keep]], ignore_index=True)
 
 
-def stan_init(model: Any) -> dict[str, Any]:
+def stan_init(model: Prophet) -> dict[str, Any]:
     """A fitted Prophet's MAP parameters in the form Stan's `init` takes (Prophet docs, warm start)."""
     res: dict[str, Any] = {}
     for pname in ("k", "m", "sigma_obs"):
@@ -253,8 +275,7 @@ class ProphetForecaster(Forecaster):
             arguments through), e.g. {"history_size": 10}; None = Prophet's own settings.
     """
 
-    name: ClassVar[str] = "prophet"
-    description: ClassVar[str] = "Prophet: trend + weekly/yearly seasonality + market holidays"
+    default_name: ClassVar[str] = "prophet"
     supports_exog: ClassVar[bool] = True
     supports_intervals: ClassVar[bool] = True
     # Prophet has no filter state: update() leaves the fitted curve as it was, so between refits forecasts come
@@ -276,12 +297,12 @@ class ProphetForecaster(Forecaster):
         regressors: Sequence[str] = (),
         exog_lag: int = 1,
         warm_start: bool = True,
-        warm_start_from: Any = None,
+        warm_start_from: ProphetForecaster | Prophet | dict[str, Any] | None = None,
         interval_width: float = 0.8,
         seed: int = 0,
         warm_tol_rel_grad: float | None = 1e9,
         optimize_args: Mapping[str, Any] | None = None,
-    ):
+    ) -> None:
         if growth not in ("linear", "flat"):
             raise ConfigError(f"prophet: growth must be 'linear' or 'flat' (logistic needs a cap), got {growth!r}")
         if seasonality_mode not in ("additive", "multiplicative"):
@@ -330,7 +351,7 @@ class ProphetForecaster(Forecaster):
             "interval_width": self.interval_width,
         }
 
-    def _new_prophet(self):
+    def _new_prophet(self) -> Prophet:
         from prophet import Prophet
 
         _quiet_stan_logs()  # after the import: cmdstanpy sets its own logger level when first imported
@@ -399,8 +420,8 @@ class ProphetForecaster(Forecaster):
         future = self._future_frame(horizon)
         n_samples, fit_holidays = m.uncertainty_samples, m.holidays
         m.uncertainty_samples = 0  # yhat does not depend on sampling; skip Prophet's own interval pass
-        if fit_holidays is not None:  # only the forecast dates' rows; Prophet re-adds the other fitted names
-            full = _market_holidays_cached(self.exchange_)
+        full = _market_holidays_cached(self.exchange_) if fit_holidays is not None else None
+        if full is not None:  # only the forecast dates' rows; Prophet re-adds the other fitted names
             m.holidays = full[full[_P_DS].between(future[_P_DS].iloc[0], future[_P_DS].iloc[-1])].reset_index(drop=True)
         try:
             with _quiet_prophet_calls():
@@ -439,8 +460,8 @@ class ProphetForecaster(Forecaster):
         return state
 
     @staticmethod
-    def _init_from(src: Any) -> dict[str, Any] | None:
-        model = getattr(src, "model_", src)
+    def _init_from(src: ProphetForecaster | Prophet) -> dict[str, Any] | None:
+        model = getattr(src, "model_", None) if isinstance(src, ProphetForecaster) else src
         return None if model is None else stan_init(model)
 
     def __setstate__(self, state: dict[str, Any]) -> None:

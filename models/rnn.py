@@ -28,11 +28,13 @@ Design choices (why, not what):
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,13 +43,23 @@ from common.errors import ConfigError, DataError, ModelFitError
 from common.schema import CUTOFF, DS, LEVELS
 from features.calendar import calendar_features, next_sessions
 from features.scaling import TrainScaler
-from features.windows import sliding_windows, windows_ending_at
+from features.windows import supervised_windows, windows_ending_at
 from models.base import Forecaster, Intervals, forecast_frame, is_calendar_column
+
+if TYPE_CHECKING:  # annotations only: Keras and TensorFlow load on first fit
+    import keras
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
 _CELLS = {"rnn": "SimpleRNN", "simplernn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 _MIN_TRAIN_SAMPLES = 8
+
+
+def cell_name(cell: str) -> str:
+    """The registry key of a recurrent cell ('LSTM' -> 'lstm'; the 'simplernn' alias -> 'rnn')."""
+    key = str(cell).lower()
+    return "rnn" if key == "simplernn" else key
 
 
 # Keras keeps its random seed and session in process-wide state. Two units training at once in threads (Prefect's
@@ -56,19 +68,24 @@ _MIN_TRAIN_SAMPLES = 8
 TRAINING_LOCK = threading.RLock()
 
 
-def _keras():
+def _keras() -> ModuleType:
     """Import Keras (TensorFlow backend) on demand, quietly and with deterministic ops."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no absl/oneDNN banners in a worker's or the CLI's log
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as the CLI sets it: same numbers in deployments and CLI
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
+
+    _configure_tensorflow()
+    return keras
+
+
+@functools.cache
+def _configure_tensorflow() -> None:
+    """Once per process: deterministic ops and a quiet TensorFlow logger."""
     import tensorflow as tf
 
-    if not getattr(_keras, "_configured", False):
-        tf.config.experimental.enable_op_determinism()
-        tf.get_logger().setLevel(logging.ERROR)
-        _keras._configured = True  # type: ignore[attr-defined]
-    return keras
+    tf.config.experimental.enable_op_determinism()
+    tf.get_logger().setLevel(logging.ERROR)
 
 
 def conformal_quantile(residuals: np.ndarray, level: int) -> np.ndarray:
@@ -82,12 +99,15 @@ def conformal_quantile(residuals: np.ndarray, level: int) -> np.ndarray:
 class RecurrentForecaster(Forecaster):
     """Keras SimpleRNN/LSTM/GRU on sliding windows, direct multi-step output, split-conformal 80/95 bands."""
 
-    name: ClassVar[str] = "rnn"
-    description: ClassVar[str] = "Keras recurrent network (SimpleRNN/LSTM/GRU), direct multi-step"
     supports_exog: ClassVar[bool] = True
     supports_intervals: ClassVar[bool] = True
     min_train_size: ClassVar[int] = 20
     requires_horizon_in_fit: ClassVar[bool] = True
+
+    # Fitted Keras state, declared because it is also read before fit sets it (warm start, unpickling).
+    model_: keras.Model | None  # the live network; None after unpickling until first use
+    weights_: list[np.ndarray]
+    serve_: tuple[keras.Model, Callable[[np.ndarray], tf.Tensor]]  # (network, its traced forward pass)
 
     def __init__(
         self,
@@ -109,18 +129,19 @@ class RecurrentForecaster(Forecaster):
         seed: int = 0,
         warm_start: bool = True,
         warm_epochs: int = 5,
-    ):
+    ) -> None:
         if str(cell).lower() not in _CELLS:
             raise ConfigError(f"rnn: cell must be one of {sorted(set(_CELLS) - {'simplernn'})}, got {cell!r}")
+        who = cell_name(cell)  # the registry key of this cell: what the user typed for make_model("lstm")
         if target_transform not in ("log_return", "level"):
-            raise ConfigError(f"rnn: target_transform must be 'log_return' or 'level', got {target_transform!r}")
+            raise ConfigError(f"{who}: target_transform must be 'log_return' or 'level', got {target_transform!r}")
         for label, value in (("window", window), ("units", units), ("layers", layers), ("horizon", horizon or 1)):
             if int(value) < 1:
-                raise ConfigError(f"rnn: {label} must be >= 1, got {value}")
+                raise ConfigError(f"{who}: {label} must be >= 1, got {value}")
         if not 0.0 <= validation_fraction < 0.9:
-            raise ConfigError(f"rnn: validation_fraction must be in [0, 0.9), got {validation_fraction}")
+            raise ConfigError(f"{who}: validation_fraction must be in [0, 0.9), got {validation_fraction}")
         if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"rnn: dropout must be in [0, 1), got {dropout}")
+            raise ConfigError(f"{who}: dropout must be in [0, 1), got {dropout}")
         self.cell = str(cell).lower()
         self.window = int(window)
         self.features = tuple(features)
@@ -138,6 +159,11 @@ class RecurrentForecaster(Forecaster):
         self.seed = int(seed)
         self.warm_start = warm_start
         self.warm_epochs = int(warm_epochs)
+
+    @property
+    def default_name(self) -> str:
+        """Built directly (not by make_model), the network is named by its cell: rnn, lstm or gru."""
+        return cell_name(self.cell)
 
     @property
     def exog_columns(self) -> tuple[str, ...]:
@@ -161,7 +187,7 @@ class RecurrentForecaster(Forecaster):
             cols.append(calendar_features(self.ds_)[cal].to_numpy(dtype=float))
         other = [c for c in self.features if not is_calendar_column(c)]
         if other:
-            cols.append(self.X_[other].to_numpy(dtype=float))
+            cols.append(self.exog_rows()[other].to_numpy(dtype=float))
         raw = np.concatenate(cols, axis=1)
         if not np.all(np.isfinite(raw)):
             raise DataError(f"{self.name} on {self.unique_id_}: non-finite feature values; fill or drop them first")
@@ -179,20 +205,22 @@ class RecurrentForecaster(Forecaster):
 
     def _outputs(self) -> int:
         """Steps the network is trained to output: the constructor's horizon if set, else the fit horizon."""
-        asked = getattr(self, "fit_horizon_", None)
-        if self.horizon is None and asked is None:
-            raise DataError(
-                f"{self.name} on {self.unique_id_}: a direct multi-step network needs the horizon at fit; "
-                "call fit(train, horizon=h) or construct it with horizon=h"
-            )
-        if self.horizon is not None and asked is not None and self.horizon < asked:
+        asked: int | None = getattr(self, "fit_horizon_", None)
+        if self.horizon is None:
+            if asked is None:
+                raise DataError(
+                    f"{self.name} on {self.unique_id_}: a direct multi-step network needs the horizon at fit; "
+                    "call fit(train, horizon=h) or construct it with horizon=h"
+                )
+            return int(asked)
+        if asked is not None and self.horizon < asked:
             raise DataError(
                 f"{self.name} on {self.unique_id_}: constructed with horizon={self.horizon} but fitted for {asked} "
                 f"steps; drop the horizon parameter (the run's horizon is used) or set horizon>={asked}"
             )
-        return self.horizon if self.horizon is not None else int(asked)  # type: ignore[arg-type]
+        return self.horizon
 
-    def _build(self):
+    def _build(self) -> keras.Model:
         keras = _keras()
         cell = getattr(keras.layers, _CELLS[self.cell])
         inputs = keras.Input(shape=(self.window, 1 + len(self.features)))
@@ -204,12 +232,12 @@ class RecurrentForecaster(Forecaster):
         self._compile(model)
         return model
 
-    def _compile(self, model) -> None:
+    def _compile(self, model: keras.Model) -> None:
         keras = _keras()
         opt = keras.optimizers.Adam(learning_rate=self.learning_rate, clipnorm=self.clipnorm)
         model.compile(optimizer=opt, loss="mse")
 
-    def _model(self):
+    def _model(self) -> keras.Model:
         """The live Keras model; rebuilt from stored weights after unpickling."""
         if getattr(self, "model_", None) is None:
             model = self._build()
@@ -217,7 +245,7 @@ class RecurrentForecaster(Forecaster):
             self.model_ = model
         return self.model_
 
-    def _serve(self):
+    def _serve(self) -> Callable[[np.ndarray], tf.Tensor]:
         """A graph-compiled forward pass traced ONCE for any batch size (input_signature with a None batch).
 
         An eager model(x) steps the RNN loop in Python (~250 ms for window 30); predict_on_batch retraces for
@@ -251,9 +279,7 @@ class RecurrentForecaster(Forecaster):
                 f"horizon={H}, validation_fraction={self.validation_fraction}; need >= {_MIN_TRAIN_SAMPLES} "
                 "training windows: use a longer history, a shorter window or a smaller horizon"
             )
-        target = raw[:, 0]
-        Xw, _ = sliding_windows(raw, window=W, horizon=H)
-        Yw = sliding_windows(target, window=W, horizon=H)[1]
+        Xw, Yw = supervised_windows(raw, window=W, horizon=H)  # targets: the target channel, column 0
         if self.target_transform == "log_return":
             Yw = Yw - Xw[:, -1:, 0]
         Xw = self._relative(Xw)

@@ -23,7 +23,7 @@ Design choices (why, not what):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ from models._stats import (
     single_thread_blas,
 )
 from models.base import Forecaster, Intervals
+
+if TYPE_CHECKING:  # annotations only: statsmodels loads on first fit
+    from statsmodels.tsa.exponential_smoothing.ets import ETSResults
 
 _SIM_REPETITIONS = 500
 _SIM_SEED = 20240601
@@ -90,14 +93,18 @@ class _State:
     trend: float | None
     season: np.ndarray | None  # the last m seasonal states, oldest first
 
+    def seasonal_states(self) -> np.ndarray:
+        """The last m seasonal states (oldest first); empty for a model without a season."""
+        return np.empty(0) if self.season is None else self.season
 
-def _fit_spec(y: np.ndarray, spec: ETSSpec):
+
+def _fit_spec(y: np.ndarray, spec: ETSSpec) -> ETSResults:
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
     return ETSModel(y, **spec.kwargs()).fit(disp=False)
 
 
-def _final_state(results, spec: ETSSpec) -> _State:
+def _final_state(results: ETSResults, spec: ETSSpec) -> _State:
     """The state after the last observation of a statsmodels ETS fit."""
     states = np.asarray(results.states, dtype=float)
     col = 1 + int(spec.trend is not None)
@@ -137,7 +144,7 @@ def forecast_mean(spec: ETSSpec, params: dict[str, float], state: _State, horizo
         base = base + _damped_sums(spec, params, horizon) * state.trend
     if not spec.seasonal:
         return base
-    season = state.season[np.arange(horizon) % spec.period]  # s_{T+h-m(k+1)}, season holds s_{T-m+1..T}
+    season = state.seasonal_states()[np.arange(horizon) % spec.period]  # s_{T+h-m(k+1)}, season holds s_{T-m+1..T}
     return base + season if spec.seasonal == "add" else base * season
 
 
@@ -149,7 +156,18 @@ def _coefficients(spec: ETSSpec, params: dict[str, float]) -> tuple[float, float
     return alpha, beta, gamma, phi
 
 
-def _step(spec: ETSSpec, coefs: tuple[float, float, float, float], level, trend, s, y):
+# A state value: a float while filtering, an array of simulated paths in simulate_paths.
+StateValue = float | np.ndarray
+
+
+def _step(
+    spec: ETSSpec,
+    coefs: tuple[float, float, float, float],
+    level: StateValue,
+    trend: StateValue,
+    s: StateValue,
+    y: StateValue,
+) -> tuple[StateValue, StateValue, StateValue, StateValue]:
     """One ETS transition given the observation y: returns (mu, level, trend, new seasonal state).
 
     Written in terms of the raw error y - mu, the state update is the same for additive and multiplicative
@@ -170,8 +188,9 @@ def _step(spec: ETSSpec, coefs: tuple[float, float, float, float], level, trend,
 def filter_state(spec: ETSSpec, params: dict[str, float], state: _State, y: np.ndarray) -> _State:
     """Condition the state on new observations with fixed parameters: O(len(y)), no model construction."""
     coefs = _coefficients(spec, params)
-    level, trend = state.level, state.trend or 0.0
-    season = list(state.season) if spec.seasonal else []
+    level: StateValue = state.level
+    trend: StateValue = state.trend or 0.0
+    season: list[StateValue] = list(state.seasonal_states()) if spec.seasonal else []
     for obs in np.asarray(y, dtype=float):
         s = season[0] if spec.seasonal else 0.0  # s_{t-m}: the oldest of the last m seasonal states
         _, level, trend, s_new = _step(spec, coefs, level, trend, s, obs)
@@ -188,9 +207,9 @@ def simulate_paths(spec: ETSSpec, params: dict[str, float], state: _State, eps: 
     """Sample paths (horizon x repetitions) of an additive-error ETS model from `state` with errors `eps`."""
     coefs = _coefficients(spec, params)
     reps = eps.shape[1]
-    level = np.full(reps, state.level)
-    trend = np.full(reps, state.trend or 0.0)
-    season = [np.full(reps, v) for v in state.season] if spec.seasonal else []
+    level: StateValue = np.full(reps, state.level)
+    trend: StateValue = np.full(reps, state.trend or 0.0)
+    season: list[StateValue] = [np.full(reps, v) for v in state.seasonal_states()] if spec.seasonal else []
     paths = np.empty_like(eps)
     for h in range(eps.shape[0]):
         s = season[h] if spec.seasonal else 0.0  # season grows by one row per step: row h is s_{T+h+1-m}
@@ -235,7 +254,7 @@ class _ETSForecaster(Forecaster):
         self.ic_scores_ = scores
         self._adopt(best[1], best[2])
 
-    def _adopt(self, spec: ETSSpec, results) -> None:
+    def _adopt(self, spec: ETSSpec, results: ETSResults) -> None:
         """Keep the chosen model: its form, smoothing parameters, scale and final state."""
         named = dict(zip(results.model.param_names, np.asarray(results.params, dtype=float), strict=True))
         self.spec_ = spec
@@ -293,8 +312,7 @@ class _ETSForecaster(Forecaster):
 class SES(_ETSForecaster):
     """Simple exponential smoothing = ETS(A,N,N): a flat forecast at the smoothed level."""
 
-    name: ClassVar[str] = "ses"
-    description: ClassVar[str] = "simple exponential smoothing (level only)"
+    default_name: ClassVar[str] = "ses"
     min_train_size: ClassVar[int] = ETSSpec().n_params + 2
 
     def _candidates(self, y: np.ndarray) -> list[ETSSpec]:
@@ -306,8 +324,7 @@ class SES(_ETSForecaster):
 class Holt(_ETSForecaster):
     """Holt's linear trend = ETS(A,A,N), or ETS(A,Ad,N) with `damped=True`."""
 
-    name: ClassVar[str] = "holt"
-    description: ClassVar[str] = "Holt's linear trend, optionally damped"
+    default_name: ClassVar[str] = "holt"
     min_train_size: ClassVar[int] = ETSSpec(trend="add", damped=True).n_params + 2
 
     def __init__(self, *, damped: bool = False) -> None:
@@ -322,8 +339,7 @@ class Holt(_ETSForecaster):
 class HoltWinters(_ETSForecaster):
     """Holt-Winters = ETS(A, trend, season) with period `season_length` (5 sessions = one trading week)."""
 
-    name: ClassVar[str] = "holt_winters"
-    description: ClassVar[str] = "Holt-Winters with additive or multiplicative season"
+    default_name: ClassVar[str] = "holt_winters"
     min_train_size = MinTrainSize(
         ETSSpec(seasonal="add", period=5).n_params + 2, lambda self: self._spec().n_params + 2
     )
@@ -371,8 +387,7 @@ class AutoETS(_ETSForecaster):
     every candidate's intervals analytic. Candidates with too few observations for their parameters are skipped.
     """
 
-    name: ClassVar[str] = "ets"
-    description: ClassVar[str] = "ETS state-space model, chosen among candidates by AICc"
+    default_name: ClassVar[str] = "ets"
     min_train_size: ClassVar[int] = ETSSpec().n_params + 2
 
     def __init__(
@@ -397,7 +412,9 @@ class AutoETS(_ETSForecaster):
         return self.ic
 
     def _candidates(self, y: np.ndarray) -> list[ETSSpec]:
-        errors = ["add"] + (["mul"] if self.multiplicative and np.min(y) > 0.0 else [])
+        errors: list[Literal["add", "mul"]] = ["add"]
+        if self.multiplicative and np.min(y) > 0.0:
+            errors.append("mul")
         trends: list[tuple[Literal["add"] | None, bool]] = [(None, False), ("add", False)]
         if self.damped:
             trends.append(("add", True))

@@ -10,8 +10,29 @@ import pandas as pd
 import plotly.io as pio
 from markupsafe import Markup
 
-from common.schema import CUTOFF, DS, FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRIC, MODEL, VALUE, YHAT, H, Y
-from reports.data import BUY_AND_HOLD, EQUITY, LAST_Y, MAE, MASE, NAIVE, RULE
+from common.schema import (
+    BUY_AND_HOLD,
+    CUTOFF,
+    DS,
+    EQUITY,
+    FOLD,
+    HI_80,
+    HI_95,
+    ID,
+    LAST_Y,
+    LO_80,
+    LO_95,
+    MAE,
+    MASE,
+    METRIC,
+    MODEL,
+    NAIVE,
+    RULE,
+    VALUE,
+    YHAT,
+    H,
+    Y,
+)
 
 PALETTE = (
     "#2563eb",

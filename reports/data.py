@@ -1,4 +1,4 @@
-"""The report's one input object, the column names of the backtest tables and what each metric means."""
+"""The report's one input object and what each metric means (table and column names: common.schema)."""
 
 from __future__ import annotations
 
@@ -9,50 +9,36 @@ from typing import Any, Literal
 import pandas as pd
 
 from common.errors import DataError
-from common.schema import ID, MODEL
-
-# Column names of the backtest tables that are not in common.schema (the backtest package writes the same names).
-FIT_SECONDS = "fit_seconds"
-PREDICT_SECONDS = "predict_seconds"
-REFIT = "refit"
-ERROR_TYPE = "error_type"
-MESSAGE = "message"
-TRAIN_START = "train_start"
-TRAIN_END = "train_end"
-LAST_Y = "last_y"
-SCALE_MAE = "scale_mae"
-SCALE_MSE = "scale_mse"
-MEAN_RANK = "mean_rank"
-BEATS_NAIVE_DM = "beats_naive_dm"
-N_SERIES = "n_series"
-N_FAILURES = "n_failures"
-REFERENCE = "reference"
-LOSS = "loss"
-STAT = "stat"
-P_VALUE = "p_value"
-P_LESS = "p_less"
-N_OBS = "n"
-BETTER = "better"
-RULE = "rule"
-EQUITY = "equity"
-CHECK = "check"
-COUNT = "count"
-DETAIL = "detail"
-REFIT_EVERY = "refit_every"
-SECONDS = "seconds"
-TRADING_METRICS = ("hit_rate", "cum_return", "buy_hold_return", "sharpe", "max_drawdown", "turnover")
-
-# The naive random walk: the reference of every significance test and the model name of buy-and-hold equity rows.
-NAIVE = "naive"
-BUY_AND_HOLD = "buy_and_hold"
-
-# Metric names (values of the `metric` column and columns of the leaderboard).
-MAE, RMSE, MAPE, SMAPE, MASE, RMSSE = "mae", "rmse", "mape", "smape", "mase", "rmsse"
-DIRECTIONAL_ACCURACY = "directional_accuracy"
-COVERAGE_80, COVERAGE_95 = "coverage_80", "coverage_95"
-WINKLER_80, WINKLER_95 = "winkler_80", "winkler_95"
+from common.schema import (
+    BEATS_NAIVE_DM,
+    BUY_HOLD_RETURN,
+    COVERAGE_80,
+    COVERAGE_95,
+    CUM_RETURN,
+    DIRECTIONAL_ACCURACY,
+    HIT_RATE,
+    ID,
+    MAE,
+    MAPE,
+    MASE,
+    MAX_DRAWDOWN,
+    MEAN_RANK,
+    MODEL,
+    N_FAILURES,
+    N_SCALE_UNDEFINED,
+    N_SERIES,
+    RMSE,
+    RMSSE,
+    SHARPE,
+    SMAPE,
+    TURNOVER,
+    WINKLER_80,
+    WINKLER_95,
+)
 
 Better = Literal["lower", "higher", "nominal", "none"]
+# The trading table's columns the report shows, in this order.
+TRADING_METRICS = (HIT_RATE, CUM_RETURN, BUY_HOLD_RETURN, SHARPE, MAX_DRAWDOWN, TURNOVER)
 
 
 @dataclass(frozen=True)
@@ -93,19 +79,19 @@ METRICS: dict[str, MetricInfo] = {
     ),
     N_SERIES: MetricInfo("Series", "none", "Series the model forecast."),
     N_FAILURES: MetricInfo("Failures", "none", "(series, fold) units where the model failed."),
-    "n_scale_undefined": MetricInfo(
+    N_SCALE_UNDEFINED: MetricInfo(
         "No MASE scale",
         "none",
         "(series, fold) pairs whose in-sample naive error is zero or not finite: their MASE/RMSSE are left out (NaN).",
     ),
-    "hit_rate": MetricInfo("Hit rate", "higher", "Share of trades whose direction was right."),
-    "cum_return": MetricInfo("Cum. return", "higher", "Cumulative return of the rule over the test sessions."),
-    "buy_hold_return": MetricInfo(
+    HIT_RATE: MetricInfo("Hit rate", "higher", "Share of trades whose direction was right."),
+    CUM_RETURN: MetricInfo("Cum. return", "higher", "Cumulative return of the rule over the test sessions."),
+    BUY_HOLD_RETURN: MetricInfo(
         "Buy & hold", "none", "Cumulative return of buying and holding over the same sessions."
     ),
-    "sharpe": MetricInfo("Sharpe", "higher", "Annualised Sharpe ratio of the rule's daily returns (no costs)."),
-    "max_drawdown": MetricInfo("Max DD", "lower", "Largest peak-to-trough fall of the equity curve."),
-    "turnover": MetricInfo("Turnover", "lower", "Average share of the position traded per session."),
+    SHARPE: MetricInfo("Sharpe", "higher", "Annualised Sharpe ratio of the rule's daily returns (no costs)."),
+    MAX_DRAWDOWN: MetricInfo("Max DD", "lower", "Largest peak-to-trough fall of the equity curve."),
+    TURNOVER: MetricInfo("Turnover", "lower", "Average share of the position traded per session."),
 }
 LEADERBOARD_METRICS = (
     MAE,

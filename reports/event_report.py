@@ -18,7 +18,53 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from common.schema import DS, FOLD, ID, METRIC, MODEL, VALUE, Y
+from common.schema import (
+    AREA,
+    BASE_RATE,
+    BEATS_BASE_RATE,
+    BIN,
+    BIN_LOWER,
+    BIN_UPPER,
+    BRIER,
+    BRIER_SKILL,
+    COUNT,
+    CURVE,
+    DS,
+    ERROR_TYPE,
+    EVENT_METRICS,
+    EVENT_RATE,
+    F1,
+    FIT_SECONDS,
+    FOLD,
+    ID,
+    LOG_LOSS,
+    MEAN_PREDICTED,
+    MEAN_RANK,
+    MESSAGE,
+    METRIC,
+    MODEL,
+    MODEL_LOSS,
+    N_AUC_UNDEFINED,
+    N_FAILURES,
+    N_OBS,
+    N_POS,
+    N_SERIES,
+    OBSERVED_FREQUENCY,
+    P_LESS,
+    P_VALUE,
+    POSITIVE_RATE,
+    PR_AUC,
+    PRECISION,
+    PREDICT_SECONDS,
+    RECALL,
+    REFERENCE_LOSS,
+    REFIT,
+    ROC_AUC,
+    STAT,
+    VALUE,
+    X,
+    Y,
+)
 from reports import charts
 from reports.data import require_columns
 from reports.format import fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_value, sig_round
@@ -28,21 +74,7 @@ from reports.tables import Cell, Column, Table, build_table
 log = logging.getLogger(__name__)
 
 TEMPLATE = "event_report.html.j2"
-BASE_RATE = "base_rate"
 DM_NAME = "Diebold–Mariano on Brier loss, per-origin losses averaged per fold, HLN-corrected"
-
-# Column names of the event tables (backtest/event_metrics.py writes the same names; reports never imports it).
-P, THRESHOLD = "p", "threshold"
-ROC_AUC, PR_AUC, BRIER, BRIER_SKILL, LOG_LOSS = "roc_auc", "pr_auc", "brier", "brier_skill", "log_loss"
-PRECISION, RECALL, F1, POSITIVE_RATE, EVENT_RATE = "precision", "recall", "f1", "positive_rate", "event_rate"
-MEAN_RANK, N_SERIES, N_AUC_UNDEFINED, N_FAILURES = "mean_rank", "n_series", "n_auc_undefined", "n_failures"
-N_OBS, N_POS = "n", "n_pos"
-REFERENCE, STAT, P_VALUE, P_LESS, BEATS = "reference", "stat", "p_value", "p_less", "beats_base_rate"
-MODEL_LOSS, REFERENCE_LOSS = "model_brier", "reference_brier"
-BIN, MEAN_PREDICTED, OBSERVED_FREQUENCY, COUNT = "bin", "mean_predicted", "observed_frequency", "count"
-CURVE, X, AREA = "curve", "x", "area"
-ERROR_TYPE, MESSAGE = "error_type", "message"
-FIT_SECONDS, PREDICT_SECONDS, REFIT = "fit_seconds", "predict_seconds", "refit"
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("verdict", "Verdict"),
@@ -84,12 +116,13 @@ METRICS: dict[str, MetricInfo] = {
     P_LESS: MetricInfo(
         "p (model better)", "none", "One-sided DM p-value: small = lower Brier loss than the base rate."
     ),
-    BEATS: MetricInfo("Beats base rate", "none", "Significantly lower Brier loss than the base rate at 5% (DM)."),
+    BEATS_BASE_RATE: MetricInfo(
+        "Beats base rate", "none", "Significantly lower Brier loss than the base rate at 5% (DM)."
+    ),
     N_OBS: MetricInfo("Origins", "none", "Scored origins."),
     N_POS: MetricInfo("Events", "none", "Origins that saw the event."),
 }
-LEADERBOARD_METRICS = (ROC_AUC, PR_AUC, BRIER, BRIER_SKILL, LOG_LOSS, PRECISION, RECALL, F1, POSITIVE_RATE, EVENT_RATE)
-SUMMARY_COLUMNS = (BRIER, BRIER_SKILL, ROC_AUC, PR_AUC, LOG_LOSS, F1, MEAN_RANK, P_LESS, BEATS)
+SUMMARY_COLUMNS = (BRIER, BRIER_SKILL, ROC_AUC, PR_AUC, LOG_LOSS, F1, MEAN_RANK, P_LESS, BEATS_BASE_RATE)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -266,7 +299,7 @@ def _table(frame: pd.DataFrame, columns: list[str], *, group: str | None = None,
     """build_table with the event metrics' labels, tooltips and best-value highlighting (per `group`)."""
     formatters = {c: (lambda v: fmt_p(v, digits=3)) for c in (P_VALUE, P_LESS)}
     formatters.update({c: _fmt_count for c in (N_SERIES, N_AUC_UNDEFINED, N_FAILURES, N_OBS, N_POS)})
-    formatters[BEATS] = lambda v: "yes" if v is True or v == 1 else "no"
+    formatters[BEATS_BASE_RATE] = lambda v: "yes" if v is True or v == 1 else "no"
     table = build_table(frame, columns, formatters=formatters, group=group)
     names = labels or {}
     for i, col in enumerate(table.columns):
@@ -285,7 +318,7 @@ def _table(frame: pd.DataFrame, columns: list[str], *, group: str | None = None,
             if pd.notna(score[i]) and abs(score[i] - best[i]) <= 1e-12 * (1 + abs(best[i])):
                 cell = row[j]
                 row[j] = Cell(cell.text, f"{cell.classes} best".strip(), cell.title)
-    _mark(table, BEATS, "yes", "good")
+    _mark(table, BEATS_BASE_RATE, "yes", "good")
     return table
 
 
@@ -306,8 +339,8 @@ def _leaderboard_section(data: EventReportInput, order: list[str]) -> dict[str, 
     lb = data.leaderboard.assign(**{MODEL: data.leaderboard[MODEL].astype(str)})
     lb = lb.set_index(MODEL).reindex(order).reset_index()
     # The event rate is the same for every model (same origins): the per-series table and the run header show it.
-    shown = [c for c in LEADERBOARD_METRICS if c != EVENT_RATE]
-    known = [MODEL, *shown, MEAN_RANK, N_SERIES, N_AUC_UNDEFINED, N_FAILURES, BEATS]
+    shown = [c for c in EVENT_METRICS if c != EVENT_RATE]
+    known = [MODEL, *shown, MEAN_RANK, N_SERIES, N_AUC_UNDEFINED, N_FAILURES, BEATS_BASE_RATE]
     overall = _table(lb, [c for c in known if c in lb.columns], labels={MODEL: "model"})
     per_series = None
     ps = data.per_series
@@ -315,7 +348,7 @@ def _leaderboard_section(data: EventReportInput, order: list[str]) -> dict[str, 
         ps = ps.assign(**{ID: ps[ID].astype(str), MODEL: ps[MODEL].astype(str)})
         rank = {m: i for i, m in enumerate(order)}
         ps = ps.assign(_o=ps[MODEL].map(rank)).sort_values([ID, "_o"], kind="stable").drop(columns="_o")
-        cols = [ID, MODEL, *LEADERBOARD_METRICS, N_OBS, N_POS]
+        cols = [ID, MODEL, *EVENT_METRICS, N_OBS, N_POS]
         per_series = _table(ps, [c for c in cols if c in ps.columns], group=ID, labels={ID: "series", MODEL: "model"})
     return {"overall": overall, "per_series": per_series}
 
@@ -328,13 +361,13 @@ def _significance_section(data: EventReportInput, order: list[str], alpha: float
     sig = sig.assign(**{MODEL: sig[MODEL].astype(str)})
     rank = {m: i for i, m in enumerate(order)}
     sig = sig.assign(_o=sig[MODEL].map(rank)).sort_values("_o", kind="stable").drop(columns="_o")
-    cols = [MODEL, N_OBS, MODEL_LOSS, REFERENCE_LOSS, STAT, P_VALUE, P_LESS, BEATS]
+    cols = [MODEL, N_OBS, MODEL_LOSS, REFERENCE_LOSS, STAT, P_VALUE, P_LESS, BEATS_BASE_RATE]
     labels = {
         MODEL: "model",
         MODEL_LOSS: "model Brier",
         REFERENCE_LOSS: "base rate Brier",
         STAT: "DM stat",
-        BEATS: f"beats base rate at {alpha * 100:g}%?",
+        BEATS_BASE_RATE: f"beats base rate at {alpha * 100:g}%?",
     }
     out["table"] = _table(sig, [c for c in cols if c in sig.columns], labels=labels)
     return out
@@ -371,7 +404,7 @@ def _calibration_section(data: EventReportInput, order: list[str]) -> dict[str, 
     figure = charts.to_html({"data": traces, "layout": layout}, "fig-reliability", height=420)
     table = build_table(
         cal.assign(_o=cal[MODEL].map({m: i for i, m in enumerate(order)})).sort_values(["_o", BIN]),
-        [MODEL, BIN, "bin_lower", "bin_upper", MEAN_PREDICTED, OBSERVED_FREQUENCY, COUNT],
+        [MODEL, BIN, BIN_LOWER, BIN_UPPER, MEAN_PREDICTED, OBSERVED_FREQUENCY, COUNT],
         labels={MODEL: "model", MEAN_PREDICTED: "mean predicted", OBSERVED_FREQUENCY: "observed", COUNT: "origins"},
         formatters={BIN: _fmt_count, COUNT: _fmt_count},
         group=MODEL,
@@ -401,7 +434,7 @@ def _curves_section(data: EventReportInput, order: list[str]) -> dict[str, Any]:
                 {
                     "type": "scatter",
                     "x": _floats(rows[X]),
-                    "y": _floats(rows["y"]),
+                    "y": _floats(rows[Y]),
                     "name": f"{model} ({area} {fmt_num(rows[AREA].iloc[0], digits=3)})",
                     "mode": "lines",
                     "line": {

@@ -16,21 +16,23 @@ from markupsafe import Markup
 
 from common.fileio import atomic_write, atomic_write_text
 from common.redact import redact
-from common.schema import CUTOFF, FOLD, ID, MODEL, H
-from reports import charts
-from reports.data import (
+from common.schema import (
     BEATS_NAIVE_DM,
+    BUY_HOLD_RETURN,
     CHECK,
     COUNT,
+    CUTOFF,
     DETAIL,
     ERROR_TYPE,
     FIT_SECONDS,
-    LEADERBOARD_METRICS,
+    FOLD,
+    ID,
     LOSS,
     MASE,
     MEAN_RANK,
     MESSAGE,
-    METRICS,
+    METRIC,
+    MODEL,
     N_FAILURES,
     N_OBS,
     N_SERIES,
@@ -44,14 +46,21 @@ from reports.data import (
     RULE,
     SECONDS,
     STAT,
+    VALUE,
+    H,
+)
+from reports import charts
+from reports.data import (
+    LEADERBOARD_METRICS,
+    METRICS,
     TRADING_METRICS,
     ReportInput,
     model_order,
     require_columns,
     series_ids,
 )
-from reports.format import fmt_date, fmt_num, fmt_p, fmt_seconds, fmt_value
-from reports.tables import Cell, Table, build_table
+from reports.format import fmt_num, fmt_p, fmt_seconds, fmt_value
+from reports.tables import Cell, Table, build_table, sessions_table
 from reports.verdict import DM_NAME, dm_versus_naive, verdict
 
 log = logging.getLogger(__name__)
@@ -129,7 +138,7 @@ def _check(data: ReportInput) -> None:
     if data.forecasts is not None and not data.forecasts.empty:
         require_columns(data.forecasts, [ID, MODEL, FOLD, CUTOFF], table="forecasts")
     if data.metrics is not None and not data.metrics.empty:
-        require_columns(data.metrics, [ID, MODEL, FOLD, H, "metric", "value"], table="metrics")
+        require_columns(data.metrics, [ID, MODEL, FOLD, H, METRIC, VALUE], table="metrics")
 
 
 @functools.cache
@@ -214,7 +223,7 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
     versions = meta.get("versions") or {}
     return {
         "facts": facts,
-        "sessions": _sessions_table(meta.get("sessions")),
+        "sessions": sessions_table(meta.get("sessions")),
         "versions": [(str(k), str(v)) for k, v in versions.items()] if isinstance(versions, Mapping) else [],
         "timings": _timings_table(data.timings, model_order(data.leaderboard)),
     }
@@ -251,29 +260,6 @@ def _describe(value: Any) -> str | None:
     if isinstance(value, list | tuple):
         return ", ".join(fmt_value(v) for v in value)
     return fmt_value(value)
-
-
-def _sessions_table(sessions: Any) -> Table | None:
-    if sessions is None:
-        return None
-    if isinstance(sessions, pd.DataFrame):
-        frame = sessions
-    elif isinstance(sessions, Mapping):
-        records = []
-        for ticker, span in sessions.items():
-            if isinstance(span, Mapping):
-                first, last = span.get("first"), span.get("last")
-                n = span.get("n", span.get("sessions"))
-            elif isinstance(span, list | tuple) and len(span) >= 2:
-                first, last = span[0], span[1]
-                n = span[2] if len(span) > 2 else None
-            else:
-                first, last, n = span, None, None
-            records.append({"ticker": str(ticker), "first": first, "last": last, "sessions": n})
-        frame = pd.DataFrame(records).dropna(axis=1, how="all")
-    else:
-        return None
-    return build_table(frame, formatters={"first": fmt_date, "last": fmt_date})
 
 
 def _timings_table(timings: pd.DataFrame | None, order: list[str]) -> Table | None:
@@ -497,7 +483,7 @@ def _trading_section(data: ReportInput, order: list[str], series: list[str], max
         summary = tr.groupby(keys, sort=False)[metrics].mean().reset_index()
         summary["_o"] = summary[MODEL].map({m: i for i, m in enumerate(order)})
         summary = summary.sort_values(["_o", *keys[1:]]).drop(columns="_o")
-        highlight = [c for c in metrics if c != "buy_hold_return"]
+        highlight = [c for c in metrics if c != BUY_HOLD_RETURN]
         out["summary"] = build_table(summary, [*keys, *metrics], highlight=highlight, labels={MODEL: "model"})
         series_pos = {u: i for i, u in enumerate(series)}
         tr = tr.assign(_s=tr[ID].map(series_pos), _o=tr[MODEL].map({m: i for i, m in enumerate(order)}))

@@ -8,15 +8,26 @@ from typing import Any
 import pandas as pd
 
 from common.redact import redact
-from common.schema import MODEL
-from reports.data import LEADERBOARD_METRICS, MEAN_RANK, METRICS, ReportInput, model_order, series_ids
+from common.schema import (
+    BEATS_NAIVE_DM,
+    COVERAGE_80,
+    COVERAGE_95,
+    DIRECTIONAL_ACCURACY,
+    MAE,
+    MASE,
+    MEAN_RANK,
+    MODEL,
+    RMSSE,
+    SMAPE,
+)
+from reports.data import LEADERBOARD_METRICS, METRICS, ReportInput, model_order, series_ids
 from reports.format import fmt_num, fmt_seconds, fmt_value, sig_round
 from reports.verdict import verdict
 
 __all__ = ["leaderboard_records", "summary_markdown", "verdict"]
 
 # The Markdown leaderboard keeps the columns that fit a Prefect UI panel; the HTML report has all of them.
-SUMMARY_COLUMNS = ("mase", "rmsse", "mae", "smape", "directional_accuracy", "coverage_80", "coverage_95", MEAN_RANK)
+SUMMARY_COLUMNS = (MASE, RMSSE, MAE, SMAPE, DIRECTIONAL_ACCURACY, COVERAGE_80, COVERAGE_95, MEAN_RANK)
 
 
 def summary_markdown(data: ReportInput, *, title: str = "Backtest summary", alpha: float = 0.05) -> str:
@@ -69,7 +80,7 @@ def _leaderboard_table(leaderboard: pd.DataFrame) -> list[str]:
     order = model_order(leaderboard)
     lb = leaderboard.assign(**{MODEL: leaderboard[MODEL].astype(str)}).set_index(MODEL).reindex(order)
     cols = [c for c in SUMMARY_COLUMNS if c in lb.columns and lb[c].notna().any()]
-    cols += [c for c in ("beats_naive_dm",) if c in lb.columns]
+    cols += [c for c in (BEATS_NAIVE_DM,) if c in lb.columns]
     if not cols:
         cols = [c for c in LEADERBOARD_METRICS if c in lb.columns]
     header = ["model", *[METRICS[c].label if c in METRICS else c for c in cols]]

@@ -29,6 +29,7 @@ from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from common.errors import ConfigError, PortInUseError
@@ -86,7 +87,9 @@ class ReportServer:
     def __enter__(self) -> ReportServer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None):
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -170,7 +173,8 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)  # HTTPServer's own also calls getfqdn(): a DNS lookup per start
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
-    def handle_error(self, request, client_address) -> None:  # a client that hangs up is no traceback on stderr
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
+        # A client that hangs up is no traceback on stderr.
         log.debug("report server: error while serving %s", client_address, exc_info=True)
 
 
@@ -190,7 +194,7 @@ class _ReportHandler(SimpleHTTPRequestHandler):
     sys_version = ""
     _target: Path
 
-    def send_head(self):
+    def send_head(self) -> io.BytesIO | BinaryIO | None:
         if not _loopback_host(self.headers.get("Host")):
             self.send_error(HTTPStatus.FORBIDDEN, "This report server answers loopback host names only")
             return None
@@ -215,7 +219,7 @@ class _ReportHandler(SimpleHTTPRequestHandler):
         self.send_header("Referrer-Policy", "no-referrer")
         super().end_headers()
 
-    def list_directory(self, path: str | os.PathLike[str]):
+    def list_directory(self, path: str | os.PathLike[str]) -> io.BytesIO | None:
         """Visible entries, newest first; a run directory with a report links to it directly."""
         directory = Path(path)
         try:
@@ -243,7 +247,7 @@ class _ReportHandler(SimpleHTTPRequestHandler):
         self.end_headers()
         return io.BytesIO(page)
 
-    def log_message(self, format: str, *args) -> None:  # one debug record per request, nothing on stderr
+    def log_message(self, format: str, *args: Any) -> None:  # one debug record per request, nothing on stderr
         log.debug("report server: %s %s", self.address_string(), format % args)
 
 

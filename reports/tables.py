@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from reports.data import METRICS, MetricInfo
-from reports.format import fmt_value, is_missing
+from reports.format import fmt_date, fmt_value, is_missing
 
 
 @dataclass(frozen=True)
@@ -114,3 +114,27 @@ def _score(values: pd.Series, info: MetricInfo) -> pd.Series:
         nominal = info.nominal * 100 if values.abs().max() > 1.5 else info.nominal  # coverage may be in percent
         return (values - nominal).abs()
     return values
+
+
+def sessions_table(sessions: Any) -> Table | None:
+    """The run header's per-ticker session spans (meta['sessions']: {ticker: (first, last[, n])} or records)."""
+    if sessions is None:
+        return None
+    if isinstance(sessions, pd.DataFrame):
+        frame = sessions
+    elif isinstance(sessions, Mapping):
+        records = []
+        for ticker, span in sessions.items():
+            if isinstance(span, Mapping):
+                first, last = span.get("first"), span.get("last")
+                n = span.get("n", span.get("sessions"))
+            elif isinstance(span, list | tuple) and len(span) >= 2:
+                first, last = span[0], span[1]
+                n = span[2] if len(span) > 2 else None
+            else:
+                first, last, n = span, None, None
+            records.append({"ticker": str(ticker), "first": first, "last": last, "sessions": n})
+        frame = pd.DataFrame(records).dropna(axis=1, how="all")
+    else:
+        return None
+    return build_table(frame, formatters={"first": fmt_date, "last": fmt_date})

@@ -6,20 +6,21 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from common.schema import MODEL, H
-from reports.data import (
+from common.schema import (
     BEATS_NAIVE_DM,
     LOSS,
     MASE,
     MEAN_RANK,
+    MODEL,
     N_OBS,
     NAIVE,
     P_LESS,
     P_VALUE,
     REFERENCE,
     STAT,
-    model_order,
+    H,
 )
+from reports.data import model_order
 from reports.format import fmt_num, fmt_p
 
 PREFERRED_LOSS = "squared"

@@ -17,22 +17,30 @@ from typing import Any
 import pandas as pd
 
 from common.errors import ConfigError
-from common.schema import ID, METRIC, MODEL, VALUE, H
-from store.results_store import AS_OF, RUN_ID, ResultStore
-
-MASE, COVERAGE_95 = "mase", "coverage_95"  # backtest.metrics.ROW_METRICS names, as stored in backtest_metrics
-MONITOR_COLUMNS = (
+from common.schema import (
+    AS_OF,
+    BACKTEST_COVERAGE_95,
+    BACKTEST_MASE,
+    BACKTEST_RUN_ID,
+    BREACH,
+    COVERAGE_95,
+    COVERED_95,
     ID,
+    LIVE_COVERAGE_95,
+    LIVE_MASE,
+    MASE,
+    METRIC,
     MODEL,
-    "n_scored",
-    "live_mase",
-    "backtest_mase",
-    "live_coverage_95",
-    "backtest_coverage_95",
-    "breach",
-    "reason",
-    "backtest_run_id",
+    MONITOR_COLUMNS,
+    N_SCORED,
+    REASON,
+    RESOLVED_MODEL,
+    RUN_ID,
+    SCALED_ERROR,
+    VALUE,
+    H,
 )
+from store.results_store import ResultStore
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,8 @@ def compare_live(live: pd.DataFrame, backtest: pd.DataFrame, policy: MonitorPoli
 
 def _backtested_as(model: str, pair: pd.DataFrame) -> str:
     """The model whose backtest a live pair is held to: a `champion` record is held to the model it ran last."""
-    if "resolved_model" in pair.columns:
-        resolved = pair.sort_values(AS_OF)["resolved_model"].dropna()
+    if RESOLVED_MODEL in pair.columns:
+        resolved = pair.sort_values(AS_OF)[RESOLVED_MODEL].dropna()
         if len(resolved):
             return str(resolved.iloc[-1])
     return model
@@ -93,7 +101,7 @@ def monitor_records(frame: pd.DataFrame, *, digits: int = 4) -> list[dict[str, A
 
 def breach_markdown(frame: pd.DataFrame, policy: MonitorPolicy, *, next_step: str) -> str:
     """A notification naming every breached (ticker, model), its figures against the backtest and `next_step`."""
-    breached = frame[frame["breach"]]
+    breached = frame[frame[BREACH]]
     lines = [
         f"# Live forecast breach: {len(breached)} (ticker, model) pair{'s' if len(breached) != 1 else ''}",
         "",
@@ -106,9 +114,9 @@ def breach_markdown(frame: pd.DataFrame, policy: MonitorPolicy, *, next_step: st
         "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in breached.to_dict(orient="records"):
-        cells = [_md(r[ID]), _md(r[MODEL]), str(r["n_scored"])]
-        cells += [_num(r[c]) for c in ("live_mase", "backtest_mase", "live_coverage_95", "backtest_coverage_95")]
-        cells += [_md(r["reason"]), _md(str(r["backtest_run_id"])[:8])]
+        cells = [_md(r[ID]), _md(r[MODEL]), str(r[N_SCORED])]
+        cells += [_num(r[c]) for c in (LIVE_MASE, BACKTEST_MASE, LIVE_COVERAGE_95, BACKTEST_COVERAGE_95)]
+        cells += [_md(r[REASON]), _md(str(r[BACKTEST_RUN_ID])[:8])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join([*lines, "", f"**What happens next:** {_md(next_step)}", ""])
 
@@ -117,20 +125,22 @@ def breach_markdown(frame: pd.DataFrame, policy: MonitorPolicy, *, next_step: st
 _DTYPES = {
     ID: "object",
     MODEL: "object",
-    "n_scored": "int64",
-    "breach": "bool",
-    "reason": "object",
-    "backtest_run_id": "object",
+    N_SCORED: "int64",
+    BREACH: "bool",
+    REASON: "object",
+    BACKTEST_RUN_ID: "object",
 }
 
 
-def _compare_pair(uid: str, model: str, live: pd.DataFrame, backtest: pd.DataFrame | None, policy: MonitorPolicy):
+def _compare_pair(
+    uid: str, model: str, live: pd.DataFrame, backtest: pd.DataFrame | None, policy: MonitorPolicy
+) -> list[Any]:
     if backtest is None or backtest.empty:
-        figures = [_mean(live["scaled_error"]), math.nan, _mean(live["covered_95"]), math.nan]
+        figures = [_mean(live[SCALED_ERROR]), math.nan, _mean(live[COVERED_95]), math.nan]
         return [uid, model, len(live), *figures, False, "no stored backtest run contains this pair", None]
     comparable = live[live[H].isin(set(backtest[H]))]
-    live_mase, bt_mase = _matched(comparable, backtest, "scaled_error", MASE)
-    live_cov, bt_cov = _matched(comparable, backtest, "covered_95", COVERAGE_95)
+    live_mase, bt_mase = _matched(comparable, backtest, SCALED_ERROR, MASE)
+    live_cov, bt_cov = _matched(comparable, backtest, COVERED_95, COVERAGE_95)
     reasons = []
     if live_mase > policy.mase_ratio * bt_mase:  # NaN on either side compares False: no breach
         reasons.append(f"live MASE {live_mase:.3g} > {policy.mase_ratio:g} x backtest {bt_mase:.3g}")

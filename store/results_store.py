@@ -6,6 +6,9 @@ backtest output; `leaderboards()` and `live_record()` are the read side for `pri
 
 Live forecasts are scored lazily: `score_live_forecasts` joins every stored forecast with the stored price of
 its session (the `prices` table written by ingest.price_store.PriceStore, same file) once that price exists.
+
+Table and column names are common.schema's; the DDL and the scoring SQL live in store.tables, the frame <->
+row conversions in store.rows.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,193 +27,83 @@ import pandas as pd
 
 from common.duckdb_io import locked_connection
 from common.errors import DataError
-from common.schema import DS, ID, INTERVAL_COLUMNS, METRICS_COLUMNS, MODEL, YHAT, H, Y
+from common.schema import (
+    ABS_ERROR,
+    AS_OF,
+    BACKTEST_COLUMNS,
+    BT_FAILURES,
+    BT_FOLD_INFO,
+    BT_FORECASTS,
+    BT_METRICS,
+    BT_QUALITY,
+    BT_TIMINGS,
+    CHAMPION_TABLE_COLUMNS,
+    CHAMPIONS,
+    COVERAGE_80,
+    COVERAGE_95,
+    COVERED_80,
+    COVERED_95,
+    CREATED_AT,
+    DIRECTION_HIT,
+    DS,
+    EV_FAILURES,
+    EV_LEADERBOARD,
+    EV_METRICS,
+    EV_PREDICTIONS,
+    EV_TIMINGS,
+    EVENT_PREDICTION_COLUMNS,
+    EVENT_RUN_TABLES,
+    EVENT_RUNS,
+    HIT_RATE,
+    ID,
+    INTERVAL_COLUMNS,
+    LAST_AS_OF,
+    LAST_Y,
+    LEADERBOARD,
+    LIVE,
+    LIVE_COLUMNS,
+    LIVE_EVENT_COLUMNS,
+    LIVE_EVENTS,
+    MAE,
+    MASE,
+    META,
+    METRIC,
+    METRICS_COLUMNS,
+    MODEL,
+    MODELS,
+    N_FAILURES,
+    N_FORECAST_ROWS,
+    N_FORECASTS,
+    N_PREDICTION_ROWS,
+    N_ROWS,
+    N_SCORED,
+    POSITION,
+    PREVIOUS_MODEL,
+    PRICES,
+    RESOLVED_MODEL,
+    RUN_ID,
+    RUN_TABLES,
+    RUNS,
+    SCALE_MAE,
+    SCALED_ERROR,
+    SCORES,
+    SOURCE,
+    STORED_RUN_COLUMNS,
+    TARGET,
+    TASK,
+    TICKERS,
+    VALUE,
+    YHAT,
+    H,
+    Y,
+)
+from store import rows
+from store.tables import ALL_DDL, CHANGED, SCORE, UNSCORE
 
 log = logging.getLogger(__name__)
 
-PRICES = "prices"  # ingest.price_store.TABLE: store/ sits beside ingest, so the name is repeated (pinned by a test)
-LIVE = "live_forecasts"
-SCORES = "live_scores"
-RUNS = "backtest_runs"
-BT_FORECASTS = "backtest_forecasts"
-BT_METRICS = "backtest_metrics"
-LEADERBOARD = "backtest_leaderboard"
-BT_TIMINGS = "backtest_timings"
-BT_FAILURES = "backtest_failures"
-BT_FOLD_INFO = "backtest_fold_info"
-BT_QUALITY = "backtest_quality"
-
-RUN_ID, AS_OF, SOURCE, TARGET = "flow_run_id", "as_of", "source", "target"
-LAST_Y, SCALE_MAE = "last_y", "scale_mae"
-LIVE_COLUMNS = (RUN_ID, AS_OF, SOURCE, TARGET, ID, MODEL, DS, H, YHAT, *INTERVAL_COLUMNS, LAST_Y, SCALE_MAE)
-BACKTEST_TABLE_COLUMNS = (ID, MODEL, "fold", "cutoff", DS, H, Y, YHAT, *INTERVAL_COLUMNS)
-_DATES = (AS_OF, DS, "cutoff", "train_start", "train_end")
-# The tables of one backtest run, in the order `backtest_run` returns them; every one is keyed by the run id.
-RUN_TABLES = {
-    "forecasts": BT_FORECASTS,
-    "metrics": BT_METRICS,
-    "leaderboard": LEADERBOARD,
-    "timings": BT_TIMINGS,
-    "failures": BT_FAILURES,
-    "fold_info": BT_FOLD_INFO,
-    "quality": BT_QUALITY,
-}
-_intervals_ddl = ", ".join(f"{c} DOUBLE" for c in INTERVAL_COLUMNS)
-
-_DDL = f"""
-CREATE TABLE IF NOT EXISTS {LIVE} (
-    {RUN_ID} VARCHAR NOT NULL, {AS_OF} DATE NOT NULL, {SOURCE} VARCHAR NOT NULL, {TARGET} VARCHAR NOT NULL,
-    {ID} VARCHAR NOT NULL, {MODEL} VARCHAR NOT NULL, {DS} DATE NOT NULL, {H} INTEGER NOT NULL,
-    {YHAT} DOUBLE, {_intervals_ddl}, {LAST_Y} DOUBLE, {SCALE_MAE} DOUBLE, created_at TIMESTAMP NOT NULL,
-    PRIMARY KEY ({RUN_ID}, {ID}, {MODEL}, {H})
-);
-CREATE TABLE IF NOT EXISTS {SCORES} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR NOT NULL, {MODEL} VARCHAR NOT NULL, {H} INTEGER NOT NULL,
-    {DS} DATE NOT NULL, {Y} DOUBLE, abs_error DOUBLE, scaled_error DOUBLE, direction_hit DOUBLE,
-    covered_80 BOOLEAN, covered_95 BOOLEAN, scored_at TIMESTAMP NOT NULL,
-    PRIMARY KEY ({RUN_ID}, {ID}, {MODEL}, {H})
-);
-CREATE TABLE IF NOT EXISTS {RUNS} (
-    {RUN_ID} VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, tickers VARCHAR, models VARCHAR,
-    n_forecast_rows INTEGER, n_failures INTEGER, meta VARCHAR
-);
-CREATE TABLE IF NOT EXISTS {BT_FORECASTS} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, cutoff DATE, {DS} DATE, {H} INTEGER,
-    {Y} DOUBLE, {YHAT} DOUBLE, {_intervals_ddl}
-);
-CREATE TABLE IF NOT EXISTS {BT_METRICS} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, {H} INTEGER, metric VARCHAR, value DOUBLE
-);
-CREATE TABLE IF NOT EXISTS {LEADERBOARD} (
-    {RUN_ID} VARCHAR NOT NULL, position INTEGER, {MODEL} VARCHAR, metric VARCHAR, value DOUBLE
-);
-CREATE TABLE IF NOT EXISTS {BT_TIMINGS} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, fit_seconds DOUBLE,
-    predict_seconds DOUBLE, refit BOOLEAN
-);
-CREATE TABLE IF NOT EXISTS {BT_FAILURES} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, error_type VARCHAR, message VARCHAR
-);
-CREATE TABLE IF NOT EXISTS {BT_FOLD_INFO} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, fold INTEGER, cutoff DATE, train_start DATE, train_end DATE,
-    last_y DOUBLE, scale_mae DOUBLE, scale_mse DOUBLE
-);
-CREATE TABLE IF NOT EXISTS {BT_QUALITY} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, "check" VARCHAR, count BIGINT, detail VARCHAR
-);
-"""
-
-# Every live forecast with the stored price of its session (`actual`: the forecast's target column; NULL when
-# the price row has no value there).
-_ACTUALS = f"""
-SELECT f.*, CASE WHEN f.{TARGET} = 'adj_close' THEN p.adj_close ELSE p.close END AS actual
-FROM {LIVE} f JOIN {PRICES} p ON p.source = f.{SOURCE} AND p.{ID} = f.{ID} AND p.{DS} = f.{DS}
-"""
-# Scores every live forecast whose session now has a stored price; the price column is the forecast's target.
-# direction_hit follows backtest.metrics.direction_hit: 1 same sign, 0 opposite, 0.5 when either move is zero.
-_SCORE = f"""
-INSERT OR REPLACE INTO {SCORES}
-SELECT {RUN_ID}, {ID}, {MODEL}, {H}, {DS}, actual, abs(actual - {YHAT}), abs(actual - {YHAT}) / nullif({SCALE_MAE}, 0),
-       CASE WHEN sign({YHAT} - {LAST_Y}) = 0 OR sign(actual - {LAST_Y}) = 0 THEN 0.5
-            ELSE CAST(sign({YHAT} - {LAST_Y}) = sign(actual - {LAST_Y}) AS DOUBLE) END,
-       CASE WHEN yhat_lo_80 IS NULL THEN NULL ELSE actual BETWEEN yhat_lo_80 AND yhat_hi_80 END,
-       CASE WHEN yhat_lo_95 IS NULL THEN NULL ELSE actual BETWEEN yhat_lo_95 AND yhat_hi_95 END,
-       CAST(now() AS TIMESTAMP)
-FROM ({_ACTUALS}) joined
-WHERE actual IS NOT NULL
-"""
-# Scores whose price is gone (a corrected file re-ingested without the row: ingest.price_store.PriceStore.replace) or
-# no longer has the target: deleted, so the track record follows the store's current prices. A price that
-# changed is re-scored by _SCORE's INSERT OR REPLACE.
-_UNSCORE = f"""
-DELETE FROM {SCORES} WHERE NOT EXISTS (
-    SELECT 1 FROM ({_ACTUALS}) a
-    WHERE a.actual IS NOT NULL AND a.{RUN_ID} = {SCORES}.{RUN_ID} AND a.{ID} = {SCORES}.{ID}
-      AND a.{MODEL} = {SCORES}.{MODEL} AND a.{H} = {SCORES}.{H}
-)
-"""
-# Scored rows whose stored price differs from the one they were scored against (logged, then re-scored).
-_CHANGED = f"""
-SELECT count(*) FROM {SCORES} s JOIN ({_ACTUALS}) a USING ({RUN_ID}, {ID}, {MODEL}, {H})
-WHERE a.actual IS NOT NULL AND s.{Y} IS DISTINCT FROM a.actual
-"""
-
-
-# ==== event task (flows.event_backtest): runs, their tables, live event probabilities =========================
-# Tables of their own rather than a `task` column on backtest_runs: an event run's predictions are probabilities
-# (p, decision threshold), not price paths, and every reader of the price tables (history, leaderboards, the
-# live monitor) stays price-only. `stored_runs` and `resolve_task_run` list and resolve both kinds by run id.
-EVENT_RUNS = "event_runs"
-EV_PREDICTIONS = "event_predictions"
-EV_METRICS = "event_metrics"
-EV_LEADERBOARD = "event_leaderboard"
-EV_TIMINGS = "event_timings"
-EV_FAILURES = "event_failures"
-LIVE_EVENTS = "live_event_probabilities"
-# The tables of one event run, in the order `event_run` returns them; every one is keyed by the run id.
-EVENT_RUN_TABLES = {
-    "predictions": EV_PREDICTIONS,
-    "metrics": EV_METRICS,
-    "leaderboard": EV_LEADERBOARD,
-    "timings": EV_TIMINGS,
-    "failures": EV_FAILURES,
-    "probabilities": LIVE_EVENTS,
-}
-# backtest.event_metrics.EVENT_PREDICTION_COLUMNS and backtest.event_live.LIVE_EVENT_COLUMNS: store/ sits below
-# backtest in the layers, so the names are repeated (pinned by tests/events/test_event_store.py).
-EVENT_PREDICTION_COLUMNS = (ID, MODEL, "fold", "cutoff", DS, H, Y, "p", "threshold")
-LIVE_EVENT_COLUMNS = (ID, MODEL, AS_OF, H, "threshold", "p", "decision_threshold", "train_end", "n_train")
-TASK_PRICE, TASK_EVENT = "price", "event"
-
-_EVENT_DDL = f"""
-CREATE TABLE IF NOT EXISTS {EVENT_RUNS} (
-    {RUN_ID} VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, tickers VARCHAR, models VARCHAR,
-    threshold DOUBLE, horizon INTEGER, n_prediction_rows INTEGER, n_failures INTEGER, meta VARCHAR
-);
-CREATE TABLE IF NOT EXISTS {EV_PREDICTIONS} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, cutoff DATE, {DS} DATE, {H} INTEGER,
-    {Y} DOUBLE, p DOUBLE, threshold DOUBLE
-);
-CREATE TABLE IF NOT EXISTS {EV_METRICS} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, {H} INTEGER, metric VARCHAR, value DOUBLE
-);
-CREATE TABLE IF NOT EXISTS {EV_LEADERBOARD} (
-    {RUN_ID} VARCHAR NOT NULL, position INTEGER, {MODEL} VARCHAR, metric VARCHAR, value DOUBLE
-);
-CREATE TABLE IF NOT EXISTS {EV_TIMINGS} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, fit_seconds DOUBLE,
-    predict_seconds DOUBLE, refit BOOLEAN
-);
-CREATE TABLE IF NOT EXISTS {EV_FAILURES} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR, {MODEL} VARCHAR, fold INTEGER, error_type VARCHAR, message VARCHAR
-);
-CREATE TABLE IF NOT EXISTS {LIVE_EVENTS} (
-    {RUN_ID} VARCHAR NOT NULL, {ID} VARCHAR NOT NULL, {MODEL} VARCHAR NOT NULL, {AS_OF} DATE NOT NULL,
-    {H} INTEGER NOT NULL, threshold DOUBLE NOT NULL, p DOUBLE NOT NULL, decision_threshold DOUBLE,
-    train_end DATE, n_train INTEGER, created_at TIMESTAMP NOT NULL,
-    PRIMARY KEY ({RUN_ID}, {ID}, {MODEL})
-);
-"""
-# ==== end of the event task's tables ==========================================================================
-
-# ==== champions of the production loop (backtest.champion chooses them, forecast_flow forecasts with them) ====
-# backtest.champion.CHAMPION_COLUMNS plus run id and time: store/ sits below backtest in the layers, so the names
-# are repeated (pinned by tests/backtest/test_champion.py).
-CHAMPIONS = "champions"
-CHAMPION_TABLE_COLUMNS = (RUN_ID, "created_at", ID, MODEL, "mase", "naive_mase", "p_value", "reason", "params")
-# live_forecasts rows of the model `champion`: the model it resolved to on that run (NULL on every other row).
-RESOLVED_MODEL = "resolved_model"
-
-# ALTER ... IF NOT EXISTS: stores created before the column existed gain it (NULL on their old rows).
-_CHAMPIONS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {CHAMPIONS} (
-    {RUN_ID} VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, {ID} VARCHAR NOT NULL, {MODEL} VARCHAR NOT NULL,
-    mase DOUBLE, naive_mase DOUBLE, p_value DOUBLE, reason VARCHAR, params VARCHAR,
-    PRIMARY KEY ({RUN_ID}, {ID})
-);
-ALTER TABLE {LIVE} ADD COLUMN IF NOT EXISTS {RESOLVED_MODEL} VARCHAR;
-"""
-# ==== end of the champions' tables ============================================================================
+TASK_PRICE, TASK_EVENT = "price", "event"  # values of stored_runs' task column
+_NOW = f"CAST(now() AS TIMESTAMP) AS {CREATED_AT}"
 
 
 class ResultStore:
@@ -243,7 +136,7 @@ class ResultStore:
         with self._transaction() as con:
             con.execute(f"DELETE FROM {SCORES} WHERE {RUN_ID} = ?", [flow_run_id])
             con.execute(f"DELETE FROM {LIVE} WHERE {RUN_ID} = ?", [flow_run_id])
-            _insert(con, LIVE, frame, extra="CAST(now() AS TIMESTAMP) AS created_at")
+            rows.insert(con, LIVE, frame, extra=_NOW)
         log.info("stored %d live forecast rows of run %s", len(frame), flow_run_id)
         return len(frame)
 
@@ -267,19 +160,19 @@ class ResultStore:
         With timings, failures, fold_info and quality stored too, `backtest_run` gives back everything the
         report needs, so `pricecast report RUN` re-renders a run whose output directory is gone.
         """
-        run = _run_row(flow_run_id, meta, forecasts, n_forecast_rows=len(forecasts), n_failures=int(n_failures))
+        run = rows.run_row(flow_run_id, meta, forecasts, n_forecast_rows=len(forecasts), n_failures=int(n_failures))
         tables = {
             RUNS: run,
-            BT_FORECASTS: _with_run(forecasts[list(BACKTEST_TABLE_COLUMNS)], flow_run_id),
-            BT_METRICS: _with_run(metrics[list(METRICS_COLUMNS)], flow_run_id),
-            LEADERBOARD: _with_run(leaderboard_long(leaderboard), flow_run_id),
+            BT_FORECASTS: rows.with_run(forecasts[list(BACKTEST_COLUMNS)], flow_run_id),
+            BT_METRICS: rows.with_run(metrics[list(METRICS_COLUMNS)], flow_run_id),
+            LEADERBOARD: rows.with_run(leaderboard_long(leaderboard), flow_run_id),
         }
         extra = {BT_TIMINGS: timings, BT_FAILURES: failures, BT_FOLD_INFO: fold_info, BT_QUALITY: quality}
         for name, frame in extra.items():
             if frame is not None:
-                tables[name] = _with_run(frame, flow_run_id)
+                tables[name] = rows.with_run(frame, flow_run_id)
         if champions is not None:  # in the run's transaction: a run is never stored without its champions
-            tables[CHAMPIONS] = _champion_rows(champions, flow_run_id, run["created_at"].iloc[0])
+            tables[CHAMPIONS] = _champion_rows(champions, flow_run_id, run[CREATED_AT].iloc[0])
         self._replace_run(flow_run_id, tables)
         log.info("stored backtest run %s: %d forecast rows, %d metric rows", flow_run_id, len(forecasts), len(metrics))
 
@@ -289,14 +182,14 @@ class ResultStore:
         if not self.path.exists():
             return 0
         with self._transaction() as con:
-            if not _has_table(con, PRICES):
+            if not rows.has_table(con, PRICES):
                 return 0
-            before = _count(con, f"SELECT count(*) FROM {SCORES}")
-            changed = _count(con, _CHANGED)
-            con.execute(_UNSCORE)
-            kept = _count(con, f"SELECT count(*) FROM {SCORES}")
-            con.execute(_SCORE)
-            after = _count(con, f"SELECT count(*) FROM {SCORES}")
+            before = rows.count(con, f"SELECT count(*) FROM {SCORES}")
+            changed = rows.count(con, CHANGED)
+            con.execute(UNSCORE)
+            kept = rows.count(con, f"SELECT count(*) FROM {SCORES}")
+            con.execute(SCORE)
+            after = rows.count(con, f"SELECT count(*) FROM {SCORES}")
         if before > kept or changed:
             log.warning(
                 "live track record follows the corrected prices: %d scored rows whose price was removed unscored, "
@@ -312,8 +205,8 @@ class ResultStore:
     def live_forecasts(self, flow_run_id: str | None = None) -> pd.DataFrame:
         """Stored live forecasts (all runs, or one), oldest run first."""
         where, params = (f"WHERE {RUN_ID} = ?", [flow_run_id]) if flow_run_id else ("", [])
-        sql = f"SELECT * FROM {LIVE} {where} ORDER BY created_at, {RUN_ID}, {ID}, {MODEL}, {H}"
-        return _dated(self._query(sql, params))
+        sql = f"SELECT * FROM {LIVE} {where} ORDER BY {CREATED_AT}, {RUN_ID}, {ID}, {MODEL}, {H}"
+        return rows.dated(self._query(sql, params))
 
     def live_scores(self) -> pd.DataFrame:
         """Scored live forecast rows joined with their forecast (as_of, yhat, intervals)."""
@@ -321,34 +214,35 @@ class ResultStore:
             f"SELECT f.{AS_OF}, s.*, f.{YHAT} FROM {SCORES} s JOIN {LIVE} f "
             f"USING ({RUN_ID}, {ID}, {MODEL}, {H}) ORDER BY f.{AS_OF}, s.{ID}, s.{MODEL}, s.{H}"
         )
-        return _dated(self._query(sql, []))
+        return rows.dated(self._query(sql, []))
 
     def live_record(self, *, by: tuple[str, ...] = (MODEL,)) -> pd.DataFrame:
         """Each model's live track record: forecasts made and scored, MAE, MASE, hit rate, interval coverage."""
         keys = ", ".join(by)
         sql = f"""
-            SELECT {", ".join(f"f.{k}" for k in by)}, count(*) AS n_forecasts, count(s.{Y}) AS n_scored,
-                   avg(s.abs_error) AS mae, avg(s.scaled_error) AS mase,
-                   avg(s.direction_hit) AS hit_rate,
-                   avg(CAST(s.covered_80 AS DOUBLE)) AS coverage_80, avg(CAST(s.covered_95 AS DOUBLE)) AS coverage_95,
-                   max(f.{AS_OF}) AS last_as_of
+            SELECT {", ".join(f"f.{k}" for k in by)}, count(*) AS {N_FORECASTS}, count(s.{Y}) AS {N_SCORED},
+                   avg(s.{ABS_ERROR}) AS {MAE}, avg(s.{SCALED_ERROR}) AS {MASE},
+                   avg(s.{DIRECTION_HIT}) AS {HIT_RATE},
+                   avg(CAST(s.{COVERED_80} AS DOUBLE)) AS {COVERAGE_80},
+                   avg(CAST(s.{COVERED_95} AS DOUBLE)) AS {COVERAGE_95},
+                   max(f.{AS_OF}) AS {LAST_AS_OF}
             FROM {LIVE} f LEFT JOIN {SCORES} s USING ({RUN_ID}, {ID}, {MODEL}, {H})
-            GROUP BY {", ".join(f"f.{k}" for k in by)} ORDER BY mase NULLS LAST, {keys}
+            GROUP BY {", ".join(f"f.{k}" for k in by)} ORDER BY {MASE} NULLS LAST, {keys}
         """
-        return _dated(self._query(sql, []))
+        return rows.dated(self._query(sql, []))
 
     def backtest_runs(self) -> pd.DataFrame:
         """One row per stored backtest run, newest first."""
-        return self._query(f"SELECT * FROM {RUNS} ORDER BY created_at DESC, {RUN_ID}", [])
+        return self._query(f"SELECT * FROM {RUNS} ORDER BY {CREATED_AT} DESC, {RUN_ID}", [])
 
     def leaderboards(self, *, last: int | None = None) -> pd.DataFrame:
         """Past leaderboards, long (flow_run_id, created_at, position, model, metric, value), newest run first."""
         limit = f"LIMIT {int(last)}" if last else ""
         sql = f"""
-            WITH runs AS (SELECT {RUN_ID}, created_at FROM {RUNS} ORDER BY created_at DESC {limit})
-            SELECT r.{RUN_ID}, r.created_at, l.position, l.{MODEL}, l.metric, l.value
+            WITH runs AS (SELECT {RUN_ID}, {CREATED_AT} FROM {RUNS} ORDER BY {CREATED_AT} DESC {limit})
+            SELECT r.{RUN_ID}, r.{CREATED_AT}, l.{POSITION}, l.{MODEL}, l.{METRIC}, l.{VALUE}
             FROM {LEADERBOARD} l JOIN runs r USING ({RUN_ID})
-            ORDER BY r.created_at DESC, r.{RUN_ID}, l.position, l.metric
+            ORDER BY r.{CREATED_AT} DESC, r.{RUN_ID}, l.{POSITION}, l.{METRIC}
         """
         return self._query(sql, [])
 
@@ -356,7 +250,7 @@ class ResultStore:
         """One stored backtest table (one of RUN_TABLES' values, e.g. backtest_forecasts) of a run."""
         if name not in RUN_TABLES.values():
             raise DataError(f"no backtest table {name!r}; use one of {', '.join(RUN_TABLES.values())}")
-        frame = _dated(self._query(f"SELECT * FROM {name} WHERE {RUN_ID} = ?", [flow_run_id]))
+        frame = rows.dated(self._query(f"SELECT * FROM {name} WHERE {RUN_ID} = ?", [flow_run_id]))
         return frame.drop(columns=[RUN_ID])
 
     def resolve_run(self, run: str | None = None) -> str:
@@ -368,11 +262,11 @@ class ResultStore:
 
     def backtest_run(self, flow_run_id: str) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
         """Every stored table of one run (keys of RUN_TABLES) and its meta dict, as written by write_backtest."""
-        run = self._query(f"SELECT meta FROM {RUNS} WHERE {RUN_ID} = ?", [flow_run_id])
+        run = self._query(f"SELECT {META} FROM {RUNS} WHERE {RUN_ID} = ?", [flow_run_id])
         if run.empty:
             raise DataError(f"no backtest run {flow_run_id!r} in {self.path}; see `pricecast report --list`")
         tables = {key: self.backtest_table(name, flow_run_id) for key, name in RUN_TABLES.items()}
-        return tables, json.loads(run["meta"].iloc[0] or "{}")
+        return tables, json.loads(run[META].iloc[0] or "{}")
 
     # ---- live monitoring reads (store.monitor compares them) ----------------------------------------------
     def live_score_window(self, *, last_as_of: int) -> pd.DataFrame:
@@ -384,18 +278,19 @@ class ResultStore:
         """
         sql = f"""
             WITH scored AS (
-                SELECT f.{ID}, f.{MODEL}, f.{AS_OF}, s.{H}, s.{DS}, s.scaled_error, s.covered_95, f.resolved_model,
+                SELECT f.{ID}, f.{MODEL}, f.{AS_OF}, s.{H}, s.{DS}, s.{SCALED_ERROR}, s.{COVERED_95},
+                       f.{RESOLVED_MODEL},
                        row_number() OVER (PARTITION BY f.{ID}, f.{MODEL}, f.{AS_OF}, s.{H}
-                                          ORDER BY f.created_at DESC, f.{RUN_ID} DESC) AS newest
+                                          ORDER BY f.{CREATED_AT} DESC, f.{RUN_ID} DESC) AS newest
                 FROM {SCORES} s JOIN {LIVE} f USING ({RUN_ID}, {ID}, {MODEL}, {H})
             ), ranked AS (
                 SELECT *, dense_rank() OVER (PARTITION BY {ID}, {MODEL} ORDER BY {AS_OF} DESC) AS age
                 FROM scored WHERE newest = 1
             )
-            SELECT {ID}, {MODEL}, {AS_OF}, {H}, {DS}, scaled_error, covered_95, resolved_model FROM ranked
+            SELECT {ID}, {MODEL}, {AS_OF}, {H}, {DS}, {SCALED_ERROR}, {COVERED_95}, {RESOLVED_MODEL} FROM ranked
             WHERE age <= ? ORDER BY {ID}, {MODEL}, {AS_OF}, {H}
         """
-        return _dated(self._query(sql, [int(last_as_of)]))
+        return rows.dated(self._query(sql, [int(last_as_of)]))
 
     def newest_backtest_metrics(self, metrics: tuple[str, ...]) -> pd.DataFrame:
         """Per (unique_id, model), the `metrics` by horizon step (mean over folds) of the newest stored backtest
@@ -406,17 +301,17 @@ class ResultStore:
         names = ", ".join("?" for _ in metrics)
         sql = f"""
             WITH pairs AS (
-                SELECT m.{ID}, m.{MODEL}, m.{RUN_ID}, r.created_at,
+                SELECT m.{ID}, m.{MODEL}, m.{RUN_ID}, r.{CREATED_AT},
                        row_number() OVER (PARTITION BY m.{ID}, m.{MODEL}
-                                          ORDER BY r.created_at DESC, m.{RUN_ID} DESC) AS newest
-                FROM (SELECT DISTINCT {RUN_ID}, {ID}, {MODEL} FROM {BT_METRICS} WHERE metric IN ({names})) m
+                                          ORDER BY r.{CREATED_AT} DESC, m.{RUN_ID} DESC) AS newest
+                FROM (SELECT DISTINCT {RUN_ID}, {ID}, {MODEL} FROM {BT_METRICS} WHERE {METRIC} IN ({names})) m
                 JOIN {RUNS} r USING ({RUN_ID})
             )
-            SELECT m.{ID}, m.{MODEL}, m.{H}, m.metric, avg(m.value) AS value, p.{RUN_ID}, p.created_at
+            SELECT m.{ID}, m.{MODEL}, m.{H}, m.{METRIC}, avg(m.{VALUE}) AS {VALUE}, p.{RUN_ID}, p.{CREATED_AT}
             FROM {BT_METRICS} m JOIN pairs p USING ({RUN_ID}, {ID}, {MODEL})
-            WHERE p.newest = 1 AND m.metric IN ({names})
-            GROUP BY m.{ID}, m.{MODEL}, m.{H}, m.metric, p.{RUN_ID}, p.created_at
-            ORDER BY m.{ID}, m.{MODEL}, m.metric, m.{H}
+            WHERE p.newest = 1 AND m.{METRIC} IN ({names})
+            GROUP BY m.{ID}, m.{MODEL}, m.{H}, m.{METRIC}, p.{RUN_ID}, p.{CREATED_AT}
+            ORDER BY m.{ID}, m.{MODEL}, m.{METRIC}, m.{H}
         """
         return self._query(sql, [*metrics, *metrics])
 
@@ -436,7 +331,7 @@ class ResultStore:
         """Store one event run (its tables, a run row and its live probabilities) in one transaction; re-writing
         the run replaces it. `event_run` gives back everything the event report needs."""
         # Key order kept (sort_keys=False): the event report lists the plan and refit policy in this order.
-        run = _run_row(
+        run = rows.run_row(
             flow_run_id,
             meta,
             predictions,
@@ -448,49 +343,51 @@ class ResultStore:
         )
         tables = {
             EVENT_RUNS: run,
-            EV_PREDICTIONS: _with_run(predictions[list(EVENT_PREDICTION_COLUMNS)], flow_run_id),
-            EV_METRICS: _with_run(metrics[list(METRICS_COLUMNS)], flow_run_id),
-            EV_LEADERBOARD: _with_run(leaderboard_long(leaderboard), flow_run_id),
-            EV_TIMINGS: _with_run(timings, flow_run_id),
-            EV_FAILURES: _with_run(failures, flow_run_id),
+            EV_PREDICTIONS: rows.with_run(predictions[list(EVENT_PREDICTION_COLUMNS)], flow_run_id),
+            EV_METRICS: rows.with_run(metrics[list(METRICS_COLUMNS)], flow_run_id),
+            EV_LEADERBOARD: rows.with_run(leaderboard_long(leaderboard), flow_run_id),
+            EV_TIMINGS: rows.with_run(timings, flow_run_id),
+            EV_FAILURES: rows.with_run(failures, flow_run_id),
         }
         if probabilities is not None:
-            tables[LIVE_EVENTS] = _with_run(probabilities[list(LIVE_EVENT_COLUMNS)], flow_run_id)
+            tables[LIVE_EVENTS] = rows.with_run(probabilities[list(LIVE_EVENT_COLUMNS)], flow_run_id)
         self._replace_run(flow_run_id, tables, stamped=(LIVE_EVENTS,))
         log.info("stored event run %s: %d prediction rows", flow_run_id, len(predictions))
 
     def event_runs(self) -> pd.DataFrame:
         """One row per stored event run, newest first."""
-        return self._query(f"SELECT * FROM {EVENT_RUNS} ORDER BY created_at DESC, {RUN_ID}", [])
+        return self._query(f"SELECT * FROM {EVENT_RUNS} ORDER BY {CREATED_AT} DESC, {RUN_ID}", [])
 
     def event_run(self, flow_run_id: str) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
         """Every stored table of one event run (keys of EVENT_RUN_TABLES) and its meta dict."""
-        run = self._query(f"SELECT meta FROM {EVENT_RUNS} WHERE {RUN_ID} = ?", [flow_run_id])
+        run = self._query(f"SELECT {META} FROM {EVENT_RUNS} WHERE {RUN_ID} = ?", [flow_run_id])
         if run.empty:
             raise DataError(f"no event run {flow_run_id!r} in {self.path}; see `pricecast report --list`")
         tables = {}
         for key, name in EVENT_RUN_TABLES.items():
-            frame = _dated(self._query(f"SELECT * FROM {name} WHERE {RUN_ID} = ?", [flow_run_id]))
-            tables[key] = frame.drop(columns=[RUN_ID, *(["created_at"] if name == LIVE_EVENTS else [])])
-        return tables, json.loads(run["meta"].iloc[0] or "{}")
+            frame = rows.dated(self._query(f"SELECT * FROM {name} WHERE {RUN_ID} = ?", [flow_run_id]))
+            tables[key] = frame.drop(columns=[RUN_ID, *([CREATED_AT] if name == LIVE_EVENTS else [])])
+        return tables, json.loads(run[META].iloc[0] or "{}")
 
     def live_event_probabilities(self, flow_run_id: str | None = None) -> pd.DataFrame:
         """Stored live event probabilities (all runs, or one), oldest run first."""
         where, params = (f"WHERE {RUN_ID} = ?", [flow_run_id]) if flow_run_id else ("", [])
-        sql = f"SELECT * FROM {LIVE_EVENTS} {where} ORDER BY created_at, {RUN_ID}, {ID}, {MODEL}"
-        return _dated(self._query(sql, params))
+        sql = f"SELECT * FROM {LIVE_EVENTS} {where} ORDER BY {CREATED_AT}, {RUN_ID}, {ID}, {MODEL}"
+        return rows.dated(self._query(sql, params))
 
     def stored_runs(self) -> pd.DataFrame:
         """Price and event runs together, newest first: flow_run_id, task, created_at, tickers, models, n_rows,
         n_failures (`pricecast report --list`)."""
         if not self.path.exists():
-            return pd.DataFrame(columns=[RUN_ID, "task", "created_at", "tickers", "models", "n_rows", "n_failures"])
-        cols = "created_at, tickers, models"
+            return pd.DataFrame(columns=list(STORED_RUN_COLUMNS))
+        cols = f"{CREATED_AT}, {TICKERS}, {MODELS}"
         sql = f"""
-            SELECT {RUN_ID}, '{TASK_PRICE}' AS task, {cols}, n_forecast_rows AS n_rows, n_failures FROM {RUNS}
+            SELECT {RUN_ID}, '{TASK_PRICE}' AS {TASK}, {cols}, {N_FORECAST_ROWS} AS {N_ROWS}, {N_FAILURES}
+            FROM {RUNS}
             UNION ALL
-            SELECT {RUN_ID}, '{TASK_EVENT}' AS task, {cols}, n_prediction_rows AS n_rows, n_failures FROM {EVENT_RUNS}
-            ORDER BY created_at DESC, {RUN_ID}
+            SELECT {RUN_ID}, '{TASK_EVENT}' AS {TASK}, {cols}, {N_PREDICTION_ROWS} AS {N_ROWS}, {N_FAILURES}
+            FROM {EVENT_RUNS}
+            ORDER BY {CREATED_AT} DESC, {RUN_ID}
         """
         return self._query(sql, [])
 
@@ -503,7 +400,7 @@ class ResultStore:
                 f"no backtest runs stored in {self.path}; run `pricecast backtest` (or `--task event`) first"
             )
         found = _match_run(runs, run)
-        return str(found["task"]), str(found[RUN_ID])
+        return str(found[TASK]), str(found[RUN_ID])
 
     # ---- champions of the production loop (written by write_backtest(champions=...)) -------------------------
     def champions(self, *, latest: bool = True) -> pd.DataFrame:
@@ -512,30 +409,32 @@ class ResultStore:
         Columns CHAMPION_TABLE_COLUMNS; `params` is the JSON of the model's parameters in that backtest.
         """
         newest = (
-            f"QUALIFY row_number() OVER (PARTITION BY {ID} ORDER BY created_at DESC, {RUN_ID} DESC) = 1"
+            f"QUALIFY row_number() OVER (PARTITION BY {ID} ORDER BY {CREATED_AT} DESC, {RUN_ID} DESC) = 1"
             if latest
             else ""
         )
-        sql = f"SELECT * FROM {CHAMPIONS} {newest} ORDER BY created_at DESC, {RUN_ID} DESC, {ID}"
+        sql = f"SELECT * FROM {CHAMPIONS} {newest} ORDER BY {CREATED_AT} DESC, {RUN_ID} DESC, {ID}"
         return self._query(sql, [])
 
     def champion_history(self) -> pd.DataFrame:
         """Every run's champion per ticker, oldest run first, with `previous_model`: the ticker's champion in its
         previous run (NULL in its first); rows where model differs from previous_model are the changes."""
         sql = f"""
-            SELECT *, lag({MODEL}) OVER (PARTITION BY {ID} ORDER BY created_at, {RUN_ID}) AS previous_model
-            FROM {CHAMPIONS} ORDER BY created_at, {RUN_ID}, {ID}
+            SELECT *, lag({MODEL}) OVER (PARTITION BY {ID} ORDER BY {CREATED_AT}, {RUN_ID}) AS {PREVIOUS_MODEL}
+            FROM {CHAMPIONS} ORDER BY {CREATED_AT}, {RUN_ID}, {ID}
         """
         return self._query(sql, [])
 
     # ---- connections ----------------------------------------------------------------------------------------
-    def _replace_run(self, flow_run_id: str, tables: Mapping[str, pd.DataFrame], *, stamped: tuple[str, ...] = ()):
+    def _replace_run(
+        self, flow_run_id: str, tables: Mapping[str, pd.DataFrame], *, stamped: tuple[str, ...] = ()
+    ) -> None:
         """One transaction: every table's rows of the run deleted, then the new ones inserted (`stamped` tables
         get created_at = now), so a retried write replaces the run instead of doubling it."""
         with self._transaction() as con:
             for name, frame in tables.items():
                 con.execute(f"DELETE FROM {name} WHERE {RUN_ID} = ?", [flow_run_id])
-                _insert(con, name, frame, extra="CAST(now() AS TIMESTAMP) AS created_at" if name in stamped else "")
+                rows.insert(con, name, frame, extra=_NOW if name in stamped else "")
 
     def _query(self, sql: str, params: list[Any]) -> pd.DataFrame:
         with self._connect() as con:
@@ -552,11 +451,11 @@ class ResultStore:
                 con.execute("ROLLBACK")
                 raise
 
-    def _connect(self):
+    def _connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A fresh connection with the tables in place, closed afterwards; waits out another writer's lock."""
         return locked_connection(
             self.path,
-            ddl=_DDL + _EVENT_DDL + _CHAMPIONS_DDL,
+            ddl=ALL_DDL,
             label="results store",
             attempts=self.lock_attempts,
             delay=self.lock_delay,
@@ -593,21 +492,21 @@ def live_forecast_frame(
 def leaderboard_long(leaderboard: pd.DataFrame) -> pd.DataFrame:
     """A leaderboard (one row per model, best first) as position, model, metric, value (booleans as 0/1)."""
     if leaderboard is None or leaderboard.empty:
-        return pd.DataFrame({"position": pd.Series(dtype="int64"), MODEL: [], "metric": [], "value": []})
+        return pd.DataFrame({POSITION: pd.Series(dtype="int64"), MODEL: [], METRIC: [], VALUE: []})
     board = leaderboard.reset_index(drop=True)
-    board.insert(0, "position", np.arange(1, len(board) + 1))
-    long = board.melt(id_vars=["position", MODEL], var_name="metric", value_name="value")
-    long["value"] = pd.to_numeric(long["value"].astype("object").where(long["value"].notna(), None), errors="coerce")
-    long["value"] = long["value"].astype("float64")
+    board.insert(0, POSITION, np.arange(1, len(board) + 1))
+    long = board.melt(id_vars=[POSITION, MODEL], var_name=METRIC, value_name=VALUE)
+    long[VALUE] = pd.to_numeric(long[VALUE].astype("object").where(long[VALUE].notna(), None), errors="coerce")
+    long[VALUE] = long[VALUE].astype("float64")
     long[MODEL] = long[MODEL].astype(str)
-    return long.sort_values(["position", "metric"], kind="stable").reset_index(drop=True)
+    return long.sort_values([POSITION, METRIC], kind="stable").reset_index(drop=True)
 
 
 def _live_frame(forecasts: pd.DataFrame, flow_run_id: str) -> pd.DataFrame:
     missing = [c for c in LIVE_COLUMNS if c != RUN_ID and c not in forecasts.columns]
     if missing:
         raise DataError(f"cannot store live forecasts: missing columns {missing}; build them with live_forecast_frame")
-    frame = _with_run(forecasts[[c for c in LIVE_COLUMNS if c != RUN_ID]], flow_run_id)
+    frame = rows.with_run(forecasts[[c for c in LIVE_COLUMNS if c != RUN_ID]], flow_run_id)
     resolved = forecasts.get(RESOLVED_MODEL, pd.Series(None, index=forecasts.index, dtype=object))
     frame[RESOLVED_MODEL] = resolved.astype(object).where(resolved.notna(), None).to_numpy()  # NULL unless champion
     dup = frame.duplicated([ID, MODEL, H])
@@ -617,61 +516,6 @@ def _live_frame(forecasts: pd.DataFrame, flow_run_id: str) -> pd.DataFrame:
     return frame
 
 
-def _with_run(frame: pd.DataFrame, flow_run_id: str) -> pd.DataFrame:
-    out = frame.copy()
-    out.insert(0, RUN_ID, str(flow_run_id))
-    for col in _DATES:
-        if col in out.columns:
-            out[col] = pd.to_datetime(out[col]).astype("datetime64[ns]")
-    return out.reset_index(drop=True)
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, *, extra: str = "") -> None:
-    if frame.empty:
-        return
-    cols = list(frame.columns)
-    select = ", ".join(f'CAST("{c}" AS DATE)' if c in _DATES else f'"{c}"' for c in cols)
-    names = ", ".join(f'"{c}"' for c in cols + (["created_at"] if extra else []))
-    con.register("incoming", frame)
-    con.execute(f"INSERT INTO {table} ({names}) SELECT {select}{', ' + extra if extra else ''} FROM incoming")
-    # Not in a `finally`: after a failed INSERT the transaction is aborted and unregister would raise a
-    # TransactionException that hides the real error; the connection is closed (and the view gone) anyway.
-    con.unregister("incoming")
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-    return bool(con.execute(sql, [name]).fetchone()[0])
-
-
-def _dated(frame: pd.DataFrame) -> pd.DataFrame:
-    for col in (*_DATES, "last_as_of"):
-        if col in frame.columns:
-            frame[col] = pd.to_datetime(frame[col])
-    return frame
-
-
-def _run_row(
-    flow_run_id: str, meta: Mapping[str, Any], rows: pd.DataFrame, *, sort_keys: bool = True, **counts: Any
-) -> pd.DataFrame:
-    """A run's row: id, created_at (meta's, else now), the tickers and models of `rows`, `counts`, meta as JSON."""
-    return pd.DataFrame(
-        {
-            RUN_ID: [flow_run_id],
-            "created_at": [pd.Timestamp(meta.get("created_at") or pd.Timestamp.now(tz="UTC")).tz_localize(None)],
-            "tickers": [",".join(sorted(map(str, rows[ID].unique())))],
-            "models": [",".join(sorted(map(str, rows[MODEL].unique())))],
-            **{name: [value] for name, value in counts.items()},
-            "meta": [json.dumps(dict(meta), sort_keys=sort_keys, default=str)],
-        }
-    )
-
-
 def _match_run(runs: pd.DataFrame, run: str | None) -> pd.Series:
     """The row of `runs` (newest first) that `run` names: an id or a unique prefix; None or 'latest' is the first."""
     if run is None or run == "latest":
@@ -679,7 +523,7 @@ def _match_run(runs: pd.DataFrame, run: str | None) -> pd.Series:
     matches = runs[runs[RUN_ID].astype(str).str.startswith(run)]
     if len(matches) > 1:  # list the runs it matches, with their dates, so the user can pick a longer prefix
         rows = matches.head(10)
-        listed = ", ".join(f"{r[RUN_ID]} ({str(r['created_at'])[:16]})" for _, r in rows.iterrows())
+        listed = ", ".join(f"{r[RUN_ID]} ({str(r[CREATED_AT])[:16]})" for _, r in rows.iterrows())
         raise DataError(
             f"run {run!r} matches {len(matches)} stored backtest runs: {listed}; give a longer prefix of one"
         )
@@ -697,6 +541,6 @@ def _champion_rows(champions: pd.DataFrame, flow_run_id: str, created_at: pd.Tim
     missing = [c for c in CHAMPION_TABLE_COLUMNS[2:] if c not in champions.columns]
     if missing:
         raise DataError(f"cannot store champions: missing columns {missing}; build them with backtest.champion")
-    frame = _with_run(champions[list(CHAMPION_TABLE_COLUMNS[2:])], flow_run_id)
-    frame.insert(1, "created_at", pd.Timestamp(created_at))
+    frame = rows.with_run(champions[list(CHAMPION_TABLE_COLUMNS[2:])], flow_run_id)
+    frame.insert(1, CREATED_AT, pd.Timestamp(created_at))
     return frame

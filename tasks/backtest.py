@@ -9,19 +9,20 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from backtest import units
 from backtest.audit import audit_leakage
-from backtest.engine import LeakageError, backtest_unit, fold_info_table
+from backtest.engine import LeakageError
 from backtest.evaluate import Evaluation, evaluate
 from backtest.folds import Fold, FoldPlan, panel_folds
-from backtest.results import FAILURE_COLUMNS, BacktestResult, UnitResult, concat
-from common.fileio import safe_name, write_table
+from backtest.results import BacktestResult, UnitResult, concat
+from backtest.units import PriceUnit
+from common.fileio import safe_name
 from common.schema import ID
 from features.build import FeatureConfig, build_features_for
-from reports.data import ReportInput
-from reports.html import render_html
 from reports.markdown import leaderboard_records, summary_markdown
 from reports.server import report_url, unserved_report_markdown
 from reports.verdict import verdict
+from runs.write import report_input, save_run
 from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint, unit_key
 from tasks.retry import retry_crashes
 
@@ -65,52 +66,23 @@ def plan_folds(panel: pd.DataFrame, plan: FoldPlan) -> dict[str, list[Fold]]:
 
 
 def unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """Explicit key: model config, folds, refit policy, the unit's data slice and the code version."""
-    return unit_key("unit", parameters)
+    """Explicit key: the unit (model config, folds, resolved refit policy, horizon, calendar), its data slice and
+    the code version (tasks.fingerprint.unit_key)."""
+    unit: PriceUnit = parameters["unit"]
+    return unit_key("unit", unit, parameters["series"], horizon=unit.horizon, calendar=unit.calendar)
 
 
 @task(
     name="backtest-unit",
-    task_run_name="{model} on {uid}",
+    task_run_name="{unit.model} on {unit.uid}",
     cache_key_fn=unit_cache_key,
     persist_result=True,
     retries=1,  # model failures are already recorded per fold; a retry covers crashes of the worker itself
     retry_condition_fn=retry_crashes,  # never retry pricecast's own errors (leakage, bad config): deterministic
 )
-def run_unit(
-    series: pd.DataFrame,
-    *,
-    uid: str,
-    model: str,
-    params: dict[str, Any],
-    folds: list[Fold],
-    refit_every: int | None,
-    horizon: int,
-    calendar: str | None = None,
-) -> UnitResult:
+def run_unit(unit: PriceUnit, series: pd.DataFrame) -> UnitResult:
     """Backtest one model on one ticker over its folds (failures on a fold are recorded, not raised)."""
-    return backtest_unit(
-        series, model=model, params=params, folds=folds, refit_every=refit_every, horizon=horizon, calendar=calendar
-    )
-
-
-def crash_failures(uid: str, model: str, folds: list[Fold], exc: BaseException) -> pd.DataFrame:
-    """A unit task that crashed after its retries: every fold recorded as failed with the exception."""
-    rows = [[uid, model, f.fold, type(exc).__name__, str(exc)[:500]] for f in folds]
-    return pd.DataFrame(rows, columns=list(FAILURE_COLUMNS))
-
-
-def failed_unit(series: pd.DataFrame, model: str, folds: list[Fold], exc: BaseException) -> UnitResult:
-    """A unit whose task crashed after its retries: every fold recorded as failed, the run carries on."""
-    from backtest.results import empty_table, normalize
-    from common.schema import BACKTEST_COLUMNS, TIMING_COLUMNS
-
-    return UnitResult(
-        forecasts=empty_table(BACKTEST_COLUMNS),
-        timings=empty_table(TIMING_COLUMNS),
-        failures=normalize(crash_failures(str(series[ID].iloc[0]), model, folds, exc), FAILURE_COLUMNS),
-        fold_info=fold_info_table(series, folds),
-    )
+    return units.run_unit(unit, series)
 
 
 @task(name="gather")
@@ -144,35 +116,6 @@ def score(result: BacktestResult) -> Evaluation:
 def write_outputs(result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame, out_dir: str) -> Path:
     """forecasts/timings/metrics parquet + CSV, leaderboard.csv and report.html, each written atomically."""
     return save_run(result, evaluation, quality, Path(out_dir))
-
-
-def save_run(result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame, out: Path) -> Path:
-    """Write a run's tables, quality.csv and report.html into `out`; returns the report path.
-
-    Plain function (not a task) so `pricecast report` re-renders a stored run exactly as the flow wrote it.
-    """
-    result.save(out)
-    evaluation.save(out)
-    write_table(quality, out, "quality", parquet=False)
-    return render_html(report_input(result, evaluation, quality), out / "report.html")
-
-
-def report_input(result: BacktestResult, evaluation: Evaluation, quality: pd.DataFrame) -> ReportInput:
-    return ReportInput(
-        forecasts=result.forecasts,
-        timings=result.timings,
-        failures=result.failures,
-        fold_info=result.fold_info,
-        metrics=evaluation.metrics,
-        leaderboard=evaluation.leaderboard,
-        per_series=evaluation.per_series,
-        dm=evaluation.dm,
-        dm_pairwise=evaluation.dm_pairwise,
-        trading=evaluation.trading,
-        equity=evaluation.equity,
-        quality=quality,
-        meta=result.meta,
-    )
 
 
 @task(name="publish-artifacts")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
+from backtest import units
 from backtest.event_live import LiveEventResult, live_event_probabilities, live_probability_records
 from backtest.event_task import (
     EventEvaluation,
@@ -21,27 +21,19 @@ from backtest.event_task import (
     evaluate_events,
     event_folds,
     event_frame,
-    event_meta,
-    event_unit,
     gather,
 )
 from backtest.folds import Fold, FoldPlan
-from common.schema import ID, TIMING_COLUMNS
+from backtest.units import EventUnit
+from common.schema import ID
 from features.build import FeatureConfig
-from ingest.spec import SourceSpec
-from reports.event_report import (
-    EventReportInput,
-    event_leaderboard_records,
-    event_summary_markdown,
-    event_verdict,
-    render_event_html,
-)
+from reports.event_report import event_leaderboard_records, event_summary_markdown, event_verdict
+from runs.write import event_report_input, save_event_run
 from store.results_store import ResultStore
-from tasks.backtest import crash_failures, publish_report_link
+from tasks.backtest import publish_report_link
 from tasks.fingerprint import unit_key
 from tasks.results_store import LOCK_RETRIES
 from tasks.retry import retry_crashes
-from tasks.units import run_meta, wait_for_units
 
 LEADERBOARD_KEY = "event-leaderboard"
 SUMMARY_KEY = "event-summary"
@@ -52,137 +44,50 @@ PROBABILITIES_KEY = "event-probabilities"
 
 @task(name="build-event-data")
 def build_event_data(
-    panel: pd.DataFrame, threshold: float, horizon: int, config: FeatureConfig | None = None
+    panel: pd.DataFrame, threshold: float, lookahead: int, config: FeatureConfig | None = None
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """Labels and scale-free causal features per ticker (computed once; every fold slices them)."""
-    frame, columns = event_frame(panel, threshold=threshold, horizon=horizon, config=config)
+    frame, columns = event_frame(panel, threshold=threshold, lookahead=lookahead, config=config)
     return {str(uid): g.reset_index(drop=True) for uid, g in frame.groupby(ID, sort=True)}, columns
 
 
 @task(name="plan-event-folds")
-def plan_event_folds(frames: dict[str, pd.DataFrame], plan: FoldPlan, horizon: int) -> dict[str, list[Fold]]:
+def plan_event_folds(frames: dict[str, pd.DataFrame], plan: FoldPlan, lookahead: int) -> dict[str, list[Fold]]:
     """One fold plan per ticker on its labelled sessions, shared by every model."""
-    return event_folds(pd.concat(frames.values(), ignore_index=True), plan, horizon=horizon)
+    return event_folds(pd.concat(frames.values(), ignore_index=True), plan, lookahead=lookahead)
 
 
 def event_unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     """A unit's key (tasks.fingerprint.unit_key; its rows' labels encode the closes after each origin), plus the
-    feature columns and the threshold-choosing tail."""
-    extra = {"columns": list(parameters["columns"]), "tail_fraction": parameters["tail_fraction"]}
-    return unit_key("event-unit", parameters, **extra)
+    look-ahead, the feature columns and the threshold-choosing tail."""
+    unit: EventUnit = parameters["unit"]
+    extra = {"horizon": unit.lookahead, "columns": list(unit.columns), "tail_fraction": unit.tail_fraction}
+    return unit_key("event-unit", unit, parameters["series"], **extra)
 
 
 @task(
     name="event-unit",
-    task_run_name="{model} on {uid}",
+    task_run_name="{unit.model} on {unit.uid}",
     cache_key_fn=event_unit_cache_key,
     persist_result=True,
     retries=1,  # failures on a fold are recorded already; a retry covers crashes of the worker itself
     retry_condition_fn=retry_crashes,
 )
-def run_event_unit(
-    series: pd.DataFrame,
-    *,
-    uid: str,
-    model: str,
-    params: dict[str, Any],
-    folds: list[Fold],
-    horizon: int,
-    columns: list[str],
-    refit_every: int | None,
-    tail_fraction: float,
-) -> EventUnitResult:
+def run_event_unit(unit: EventUnit, series: pd.DataFrame) -> EventUnitResult:
     """Backtest one event model on one ticker over its folds."""
-    return event_unit(
-        series,
-        model=model,
-        params=params,
-        folds=folds,
-        horizon=horizon,
-        columns=columns,
-        refit_every=refit_every,
-        tail_fraction=tail_fraction,
-    )
-
-
-def collect_event_units(futures: list, units: list[tuple[str, str]], folds: dict[str, list[Fold]]) -> list:
-    """Wait for every unit with a progress artifact; a unit that crashed after its retry becomes recorded failures."""
-
-    def failed(uid: str, model: str, exc: BaseException) -> EventUnitResult:
-        return EventUnitResult(
-            predictions=pd.DataFrame(),
-            timings=pd.DataFrame(columns=list(TIMING_COLUMNS)),
-            failures=crash_failures(uid, model, folds[uid], exc),
-        )
-
-    return wait_for_units(futures, units, failed, stage="event", key=PROGRESS_KEY)
-
-
-def event_run_meta(
-    *,
-    spec: SourceSpec,
-    plan: FoldPlan,
-    panel: pd.DataFrame,
-    frames: dict[str, pd.DataFrame],
-    columns: list[str],
-    threshold: float,
-    horizon: int,
-    models: dict[str, dict],
-    refit_every: int | None,
-    tail_fraction: float,
-    started: datetime,
-) -> dict[str, Any]:
-    """Report-header metadata: source, coverage, versions, run id (tasks.units) + the event run's own."""
-    meta = run_meta(spec=spec, plan=plan, refit_every=refit_every, models={}, panel=panel, started=started)
-    frame = pd.concat(frames.values(), ignore_index=True)
-    own = event_meta(
-        threshold=threshold,
-        horizon=horizon,
-        plan=plan,
-        models=models,
-        refit_every=refit_every,
-        columns=columns,
-        frame=frame,
-        tail_fraction=tail_fraction,
-    )
-    return {**meta, **own, "created_at": meta["created_at"], "elapsed_seconds": meta["elapsed_seconds"]}
+    return units.run_unit(unit, series)
 
 
 @task(name="score-events")
-def score_events(units: list[EventUnitResult], meta: dict[str, Any]) -> tuple[EventResult, EventEvaluation]:
+def score_events(results: list[EventUnitResult], meta: dict[str, Any]) -> tuple[EventResult, EventEvaluation]:
     """Concatenate the unit tables; metrics, reliability bins, curves and the DM tests against the base rate."""
-    result = gather(units, meta=meta)
+    result = gather(results, meta=meta)
     return result, evaluate_events(result)
-
-
-def report_input(result: EventResult, evaluation: EventEvaluation) -> EventReportInput:
-    return EventReportInput(
-        leaderboard=evaluation.leaderboard,
-        predictions=result.predictions,
-        per_series=evaluation.per_series,
-        metrics=evaluation.metrics,
-        significance=evaluation.significance,
-        calibration=evaluation.calibration,
-        curves=evaluation.curves,
-        failures=result.failures,
-        timings=result.timings,
-        meta=result.meta,
-    )
-
-
-def save_event_run(result: EventResult, evaluation: EventEvaluation, out: Path) -> Path:
-    """predictions/metrics parquet + CSV, leaderboard/calibration/significance CSV and report.html, atomically.
-
-    Plain function (not a task) so `pricecast report` re-renders a stored event run exactly as the flow wrote it.
-    """
-    result.save(out)
-    evaluation.save(out)
-    return render_event_html(report_input(result, evaluation), out / "report.html")
 
 
 @task(name="write-event-outputs", retries=2, retry_delay_seconds=2)
 def write_event_outputs(result: EventResult, evaluation: EventEvaluation, out_dir: str) -> Path:
-    """The run's files into out_dir (save_event_run); returns the report path."""
+    """The run's files into out_dir (runs.write.save_event_run); returns the report path."""
     return save_event_run(result, evaluation, Path(out_dir))
 
 
@@ -191,7 +96,7 @@ def publish_event_artifacts(result: EventResult, evaluation: EventEvaluation, re
     """Markdown summary, leaderboard table and the report's http link (or where it is) under stable keys; returns
     the verdict sentence."""
     create_markdown_artifact(
-        markdown=event_summary_markdown(report_input(result, evaluation)),
+        markdown=event_summary_markdown(event_report_input(result, evaluation)),
         key=SUMMARY_KEY,
         description="Event backtest verdict and leaderboard",
     )
@@ -209,13 +114,13 @@ def predict_live_events(
     models: dict[str, dict[str, Any]],
     *,
     threshold: float,
-    horizon: int,
+    lookahead: int,
     columns: list[str],
     tail_fraction: float,
 ) -> LiveEventResult:
     """Each model fitted on every labelled session of each ticker: P(event) at its latest session."""
     return live_event_probabilities(
-        frames, models=models, threshold=threshold, horizon=horizon, columns=columns, tail_fraction=tail_fraction
+        frames, models=models, threshold=threshold, lookahead=lookahead, columns=columns, tail_fraction=tail_fraction
     )
 
 

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from common.fileio import safe_name
-from common.schema import DS, ID
+from common.schema import DS
 
-_PURE_PACKAGES = ("features", "models", "backtest")
+_PURE_PACKAGES = ("common", "features", "models", "backtest")
 # Libraries whose upgrade can change a model's numbers: part of the code version too.
 _NUMERIC_LIBRARIES = ("numpy", "pandas", "scipy", "statsmodels", "prophet", "keras", "tensorflow-cpu")
 
@@ -61,24 +61,38 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-def unit_key(prefix: str, parameters: dict[str, Any], **extra: Any) -> str:
-    """Cache key of a (ticker, model) unit task: its model config, folds, refit policy and horizon, a fingerprint
-    of its rows up to its last test session, the code version, and `extra` (what else that kind of unit reads).
+class _Unit(Protocol):
+    """What every unit (backtest.units.PriceUnit, EventUnit) has that its cache key reads."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def folds(self) -> tuple[Any, ...]: ...
+    @property
+    def refit_every(self) -> int: ...
+
+
+def unit_key(prefix: str, unit: _Unit, series: pd.DataFrame, **extra: Any) -> str:
+    """Cache key of a (ticker, model) unit task: its model config, folds and resolved refit policy, a fingerprint
+    of its rows up to its last test session, the code version, and `extra` (what else that kind of unit reads:
+    the horizon and calendar of a price unit, the look-ahead, features and tail of an event unit). Extras that are
+    None are left out, so adding an optional one later keeps the keys of units that do not set it.
 
     Raw DataFrames are never hashed by Prefect (fragile, prefect#17547): we fingerprint the values we use.
     """
-    series: pd.DataFrame = parameters["series"]
-    last = max(f.test_ds[-1] for f in parameters["folds"])
+    last = max(f.test_ds[-1] for f in unit.folds)
     payload = {
-        "model": parameters["model"],
-        "params": parameters["params"],
-        "folds": folds_key(parameters["folds"]),
-        "refit_every": parameters["refit_every"],
-        "horizon": parameters["horizon"],
-        **({"calendar": parameters["calendar"]} if parameters.get("calendar") else {}),  # forecast dates, holidays
+        "model": unit.model,
+        "params": unit.params,
+        "folds": folds_key(unit.folds),
+        "refit_every": unit.refit_every,
         "data": frame_fingerprint(series.loc[series[DS] <= last]),
         "code": code_version(),
-        **extra,
+        **{key: value for key, value in extra.items() if value is not None},
     }
     # The key is the result's file name under results_dir(): the ticker goes in encoded, never as a path.
-    return f"{prefix}-{safe_name(str(series[ID].iloc[0]))}-{parameters['model']}-{digest(payload)}"
+    return f"{prefix}-{safe_name(unit.uid)}-{unit.model}-{digest(payload)}"

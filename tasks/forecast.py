@@ -12,13 +12,13 @@ from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 
 from common import progress
-from common.schema import DS, ID, INTERVAL_COLUMNS, MODEL, YHAT, H
+from common.schema import AS_OF, DS, ERROR_TYPE, ID, INTERVAL_COLUMNS, MESSAGE, MODEL, RESOLVED_MODEL, YHAT, H
 from reports.format import sig_round
-from store.results_store import AS_OF, RESOLVED_MODEL, live_forecast_frame
+from store.results_store import live_forecast_frame
 from tasks.fitted import MAX_UPDATE_SESSIONS, fit_or_update, fits_dir
 from tasks.retry import retry_crashes
 
-FAILURE_COLUMNS = (ID, MODEL, "error_type", "message")
+FAILURE_COLUMNS = (ID, MODEL, ERROR_TYPE, MESSAGE)
 FIT_PATH = "fit_path"  # a column of forecast_unit's frame (not stored): "fit", "refit" or "update"
 
 

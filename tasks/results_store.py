@@ -20,7 +20,7 @@ from store.results_store import ResultStore, score_live_forecasts
 from tasks.retry import retry_network_errors
 
 # DuckDB has one writer: another process holding the file lock is the failure worth retrying.
-LOCK_RETRIES = {
+LOCK_RETRIES: dict[str, Any] = {
     "retries": 3,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
     "retry_condition_fn": retry_network_errors,

@@ -1,4 +1,9 @@
-"""Retry conditions: retry what a second attempt can fix (network, locks, crashes), never bad data or config."""
+"""Retry conditions: retry what a second attempt can fix (network, locks, crashes), never bad data or config.
+
+One layer per failure: a condition here must not retry what the code below the task already retried. Network
+errors of the live sources are retried by the source itself (ingest.sources.live.fetch_live), so the ingest task
+retries only a store lock (retry_store_locks), never the network again.
+"""
 
 from __future__ import annotations
 
@@ -37,8 +42,26 @@ def is_network_error(exc: BaseException | None) -> bool:
 
 
 def retry_network_errors(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect retry_condition_fn: only network errors are worth another attempt."""
+    """Prefect retry_condition_fn: only network errors (or store locks) are worth another attempt.
+
+    For tasks whose code does not retry the network itself; not the ingest task (see retry_store_locks).
+    """
     return is_network_error(failure_of(state))
+
+
+def is_store_lock(exc: BaseException | None) -> bool:
+    """A DuckDB file lock held by another process, directly or as the cause of the SourceError a store raises
+    once its own short wait (common.duckdb_io.locked_connection) ran out."""
+    return any(err is not None and is_lock_error(err) for err in (exc, getattr(exc, "__cause__", None)))
+
+
+def retry_store_locks(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry_condition_fn of the ingest task: only a store lock outlasting the store's own wait.
+
+    Not network errors: ingest.sources.live.fetch_live has retried those already (a SourceUnavailable means its
+    attempts ran out; retrying the task again would hit a dead endpoint attempts x retries times).
+    """
+    return is_store_lock(failure_of(state))
 
 
 def is_task_timeout(exc: BaseException | None) -> bool:

@@ -1,4 +1,4 @@
-"""Peer script: pricecast's pure engine `run_backtest` on W1 (no Prefect), forecasts to parquet.
+"""Peer script: pricecast's pure engine `run_backtest` on W1 (no Prefect, units in turn), forecasts to parquet.
 
     python benchmarks/peers/ours_engine.py --models naive,ses --refit-every 5 --out /tmp/x.parquet
 Writes the forecast table (canonical columns + intervals) to --out and a JSON sidecar (--out + .json) with the
@@ -25,7 +25,6 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=50)
     p.add_argument("--step", type=int, default=5)
     p.add_argument("--refit-every", type=int, default=None, help="default: each model's own default policy")
-    p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--out", required=True)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -41,9 +40,7 @@ def main() -> None:
     names = args.models.split(",")
     plan = FoldPlan(horizon=args.horizon, step=args.step, windows=args.windows)
     started = clock()
-    result = run_backtest(
-        panel, models={n: params.get(n, {}) for n in names}, plan=plan, refit_every=args.refit_every, n_jobs=args.n_jobs
-    )
+    result = run_backtest(panel, models={n: params.get(n, {}) for n in names}, plan=plan, refit_every=args.refit_every)
     engine_s = round(clock() - started, 3)
     result.forecasts.to_parquet(args.out)
     board = evaluate(result).leaderboard.set_index("model")["mase"]
@@ -55,7 +52,6 @@ def main() -> None:
             "load_s": round(loaded - imported, 3),
             "engine_s": engine_s,
             "refit_every": result.meta["refit_every"],  # per model when the default policy was used
-            "n_jobs": args.n_jobs,
             "failures": int(len(result.failures)),
             "failure_examples": result.failures.head(3).to_dict("records"),
             "leaderboard_mase": board.to_dict(),

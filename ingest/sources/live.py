@@ -25,11 +25,13 @@ Failure = Literal["transient", "unknown", "fatal"]
 class SourceUnavailable(SourceError, ConnectionError):
     """A source kept failing transiently (network error, rate limit, outage) through every retry.
 
-    Also a ConnectionError, so whoever decides on retrying later (tasks.retry: Prefect's task retries) sees a
-    network failure, whatever the client raised: yfinance's YFRateLimitError, for one, is no OSError.
+    Also a ConnectionError, so callers classifying failures (tasks.retry.is_network_error) see a network failure,
+    whatever the client raised: yfinance's YFRateLimitError, for one, is no OSError. Nothing retries it again:
+    fetch_live is the one retry layer for the network (tasks.ingest's Prefect retries cover store locks only).
     """
 
 
+# Attempts per ticker of the one network retry layer; waits 1, 2, 4 s between them (ingest.retry.backoff_delays).
 DEFAULT_ATTEMPTS = 4
 HINTS = {
     "yfinance": "Yahoo spells KRX stocks '005930.KS', indices '^KS11', FX 'KRW=X'",
@@ -52,6 +54,8 @@ def fetch_live(
 ) -> pd.DataFrame:
     """Run one ticker's client call with retries and return raw bars.
 
+    The only place a network failure is retried (the clients' own retries are off, the Prefect task does not
+    retry it again), so `attempts` is the total number of requests a dead endpoint receives per ticker.
     Transient failures that outlast the retries raise SourceError naming the ticker; no bars at all raise DataError
     'unknown ticker' unless `allow_empty` (an incremental fetch over a weekend legitimately finds nothing new).
     """

@@ -56,16 +56,18 @@ def _history(ticker: str, *, start: date | None, end: date | None) -> pd.DataFra
 
 @contextmanager
 def _exceptions_raised() -> Iterator[None]:
-    """Make yfinance raise instead of logging and returning an empty frame, so a network error is not 'unknown'."""
+    """Make yfinance raise instead of logging and returning an empty frame, so a network error is not 'unknown',
+    and switch its own network retries off (0 is its default): fetch_live is the one retry layer."""
     from yfinance.config import YfConfig
 
     with _CONFIG_LOCK:
-        before = YfConfig.debug.hide_exceptions
+        before = YfConfig.debug.hide_exceptions, YfConfig.network.retries
         YfConfig.debug.hide_exceptions = False
+        YfConfig.network.retries = 0
         try:
             yield
         finally:
-            YfConfig.debug.hide_exceptions = before
+            YfConfig.debug.hide_exceptions, YfConfig.network.retries = before
 
 
 def classify_yahoo_error(exc: BaseException) -> Failure:

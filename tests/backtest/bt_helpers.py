@@ -1,4 +1,4 @@
-"""Small seeded panels and instrumented test models for the backtest tests (importable by spawned workers)."""
+"""Small seeded panels and instrumented test models for the backtest tests."""
 
 from __future__ import annotations
 
@@ -77,5 +77,5 @@ TEST_MODELS = {"last": LastValue, "trend": Trend}
 
 
 def factory(name: str, **params):
-    """Model factory for run_backtest/backtest_unit over the test models (module-level: picklable)."""
+    """Model factory for run_backtest/run_unit over the test models."""
     return TEST_MODELS[name](**params)

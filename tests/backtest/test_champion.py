@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from bt_helpers import panel
 
-from backtest.champion import CHAMPION_COLUMNS, champions_from_backtest, choose_champions
+from backtest.champion import champions_from_backtest, choose_champions
 from backtest.engine import run_backtest
 from backtest.evaluate import evaluate
 from backtest.folds import FoldPlan
 from backtest.significance import ALPHA, beats_reference, dm_table
-from common.schema import ID, MODEL, Y
+from common.schema import CHAMPION_COLUMNS, CHAMPION_TABLE_COLUMNS, ID, LIVE, MODEL, RESOLVED_MODEL, Y
 
 PLAN = FoldPlan(horizon=2, step=1, windows=20)
 
@@ -136,9 +136,8 @@ def _champions(models: dict[str, str]) -> pd.DataFrame:
 
 
 def test_store_keeps_every_runs_champions_idempotently_newest_per_ticker_and_the_changes(tmp_path):
-    from store.results_store import CHAMPION_TABLE_COLUMNS, ResultStore
+    from store.results_store import ResultStore
 
-    assert CHAMPION_TABLE_COLUMNS[2:] == CHAMPION_COLUMNS  # the store repeats the names (layers): pinned here
     store = ResultStore(tmp_path / "s.duckdb")
     assert store.champions().empty and store.champion_history().empty
     _write_run(store, "run-1", "2024-01-06T06:00:00", _champions({"AAPL": "naive", "MSFT": "naive"}))
@@ -169,7 +168,7 @@ def test_an_existing_live_table_gains_the_resolved_model_column(tmp_path):
     """Stores made before champions existed: the DDL adds resolved_model (NULL on old rows) on first connect."""
     import duckdb
 
-    from store.results_store import LIVE, RESOLVED_MODEL, ResultStore
+    from store.results_store import ResultStore
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

@@ -1,4 +1,7 @@
-"""Engine: output contract, refit policies, failure recording, leakage guard, date alignment, parallel runs, I/O."""
+"""Engine: output contract, refit policies, failure recording, leakage guard, date alignment, local runs, I/O.
+
+Units run through backtest.units (plan_price_units + run_unit), exactly as the Prefect flow runs them.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ from bt_helpers import LastValue, factory, panel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backtest.engine import LeakageError, backtest_unit, fold_info_table, run_backtest, training_frame
+from backtest.engine import LeakageError, fold_info_table, run_backtest, training_frame
 from backtest.folds import Fold, FoldPlan, make_folds
-from backtest.results import BacktestResult
+from backtest.results import BacktestResult, concat
+from backtest.units import PriceUnit, failed_unit, plan_price_units, run_unit
 from common.errors import ConfigError, DataError
 from common.schema import BACKTEST_COLUMNS, CUTOFF, DS, FOLD, ID, INTERVAL_COLUMNS, MODEL, TIMING_COLUMNS, YHAT, H, Y
 
@@ -28,11 +32,13 @@ def _reset_counters():
     LastValue.reset()
 
 
-def _unit(series, *, refit_every: int, plan: FoldPlan = PLAN, **params):
-    folds = make_folds(series[DS], plan, unique_id="S0")
-    return backtest_unit(
-        series, model="last", params=params, folds=folds, refit_every=refit_every, horizon=plan.horizon, factory=factory
-    )
+def _unit(series, *, refit_every: int | None, plan: FoldPlan = PLAN, data=None, **params):
+    """One "last" unit on S0, planned and run as production does (plan_price_units + run_unit)."""
+    data = series if data is None else data
+    folds = {"S0": make_folds(data[DS], plan, unique_id="S0")}
+    models = {"last": params}
+    (unit,) = plan_price_units(["S0"], models=models, folds=folds, horizon=plan.horizon, refit_every=refit_every)
+    return run_unit(unit, data, factory=factory)
 
 
 def test_forecast_table_contract(series):
@@ -101,8 +107,9 @@ def test_leakage_guard_rejects_training_past_the_cutoff(series):
     bad = Fold(fold=0, cutoff=ds[20], train_start=ds[0], train_end=ds[22], test_ds=(ds[21], ds[22]))
     with pytest.raises(LeakageError):
         training_frame(series, bad)
+    unit = PriceUnit(uid="S0", model="last", params={}, folds=(bad,), refit_every=1, horizon=2)
     with pytest.raises(LeakageError):  # never swallowed as a model failure
-        backtest_unit(series, model="last", params={}, folds=[bad], horizon=2, factory=factory)
+        run_unit(unit, series, factory=factory)
 
 
 def test_gap_scores_the_last_horizon_steps_with_h_from_one(series):
@@ -116,9 +123,8 @@ def test_gap_scores_the_last_horizon_steps_with_h_from_one(series):
 def test_calendar_date_mismatches_are_counted_and_data_dates_kept(series, caplog):
     holey = series.drop(index=[36]).reset_index(drop=True)  # the data skips a real session
     plan = FoldPlan(horizon=3, step=1, windows=5)
-    folds = make_folds(holey[DS], plan)
     with caplog.at_level("INFO", logger="backtest.engine"):
-        result = backtest_unit(holey, model="last", params={}, folds=folds, horizon=3, refit_every=1, factory=factory)
+        result = _unit(series, refit_every=1, plan=plan, data=holey)
     assert result.date_mismatches > 0 and "differ" in caplog.text
     assert set(result.forecasts[DS]) <= set(holey[DS])
 
@@ -135,18 +141,54 @@ def test_fold_info_scales_come_from_each_folds_training_window(series):
         assert row.scale_mse == pytest.approx(np.mean(np.diff(window) ** 2), rel=1e-12)
 
 
-def test_parallel_run_matches_serial_run():
+def test_local_run_is_the_planned_units_run_one_by_one():
+    """run_backtest is plan_price_units + run_unit per unit: the same tables as running the flow's units by hand."""
     data = panel(3, 50, seed=11)
     calls = []
-    kw = {"models": {"last": {}, "trend": {}}, "plan": PLAN, "refit_every": 2, "factory": factory}
-    serial = run_backtest(data, n_jobs=1, **kw)
-    parallel = run_backtest(data, n_jobs=2, progress=lambda *a: calls.append(a), **kw)
-    pd.testing.assert_frame_equal(serial.forecasts, parallel.forecasts)
-    pd.testing.assert_frame_equal(serial.failures, parallel.failures)
-    pd.testing.assert_frame_equal(serial.fold_info, parallel.fold_info)
+    models = {"last": {}, "trend": {}}
+    local = run_backtest(
+        data, models=models, plan=PLAN, refit_every=2, factory=factory, progress=lambda *a: calls.append(a)
+    )
+    folds = {uid: make_folds(g[DS], PLAN, unique_id=uid) for uid, g in data.groupby(ID)}
+    units = plan_price_units(sorted(folds, reverse=True), models=models, folds=folds, horizon=3, refit_every=2)
+    assert [(u.uid, u.model) for u in units] == [(f"S{k}", m) for k in range(3) for m in models]  # deterministic
+    assert {u.refit_every for u in units} == {2}
+    frames = {uid: g.reset_index(drop=True) for uid, g in data.groupby(ID)}
+    by_hand = concat([run_unit(u, frames[u.uid], factory=factory) for u in units], meta={})
+    pd.testing.assert_frame_equal(local.forecasts, by_hand.forecasts)
+    pd.testing.assert_frame_equal(local.failures, by_hand.failures)
+    pd.testing.assert_frame_equal(local.fold_info, by_hand.fold_info)
     cols = [ID, MODEL, FOLD, "refit"]
-    pd.testing.assert_frame_equal(serial.timings[cols], parallel.timings[cols])
-    assert len(calls) == 6 and {c[1] for c in calls} == {6}
+    pd.testing.assert_frame_equal(local.timings[cols], by_hand.timings[cols])
+    assert local.meta["refit_every"] == {"last": 2, "trend": 2}
+    assert len(calls) == 6 and {c[1] for c in calls} == {6} and calls[-1][0] == 6
+
+
+def test_a_unit_that_crashed_records_every_fold_as_failed(series):
+    folds = make_folds(series[DS], PLAN, unique_id="S0")
+    unit = PriceUnit(uid="S0", model="last", params={}, folds=tuple(folds), refit_every=1, horizon=3)
+    crashed = failed_unit(unit, series, TimeoutError("unit timed out; raise unit_timeout_seconds"))
+    assert crashed.failures[FOLD].tolist() == list(range(7)) and crashed.forecasts.empty
+    assert tuple(crashed.forecasts.columns) == BACKTEST_COLUMNS and tuple(crashed.timings.columns) == TIMING_COLUMNS
+    assert (crashed.failures["error_type"] == "TimeoutError").all()
+    assert crashed.failures["message"].str.contains("last on S0: TimeoutError: unit timed out").all()
+    pd.testing.assert_frame_equal(crashed.fold_info, fold_info_table(series, folds))
+    with pytest.raises(LeakageError):  # a leak is never recorded, not even for a crashed unit
+        failed_unit(unit, series, LeakageError("leak"))
+
+
+def test_units_carry_a_valid_resolved_refit_policy(series):
+    folds = {"S0": make_folds(series[DS], PLAN, unique_id="S0")}
+    (unit,) = plan_price_units(["S0"], models={"naive": {}}, folds=folds, horizon=3, refit_every=None)
+    from models import model_class
+
+    assert unit.refit_every == model_class("naive").default_refit_every
+    with pytest.raises(ConfigError, match="refit_every"):
+        PriceUnit(uid="S0", model="last", params={}, folds=tuple(folds["S0"]), refit_every=-1, horizon=3)
+    with pytest.raises(ConfigError, match="no fold plan"):
+        plan_price_units(["S1"], models={"naive": {}}, folds=folds, horizon=3, refit_every=1)
+    with pytest.raises(DataError, match="was given the series"):
+        run_unit(unit, panel(1, 40, seed=3).assign(unique_id="S9"))
 
 
 def test_bad_configuration_fails_before_any_work(series):

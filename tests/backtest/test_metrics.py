@@ -11,7 +11,6 @@ from utilsforecast import losses as ufl
 from backtest.engine import run_backtest
 from backtest.folds import FoldPlan
 from backtest.metrics import (
-    LEADERBOARD_COLUMNS,
     ROW_METRICS,
     direction_hit,
     leaderboard,
@@ -22,7 +21,21 @@ from backtest.metrics import (
     winkler_score,
 )
 from backtest.significance import dm_table
-from common.schema import CUTOFF, DS, FOLD, HI_80, HI_95, ID, LO_80, LO_95, METRICS_COLUMNS, MODEL, YHAT, Y
+from common.schema import (
+    CUTOFF,
+    DS,
+    FOLD,
+    HI_80,
+    HI_95,
+    ID,
+    LEADERBOARD_COLUMNS,
+    LO_80,
+    LO_95,
+    METRICS_COLUMNS,
+    MODEL,
+    YHAT,
+    Y,
+)
 
 PLAN = FoldPlan(horizon=4, step=3, windows=6)
 

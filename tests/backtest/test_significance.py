@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from backtest.significance import DM_COLUMNS, beats_reference, dm_differential, dm_pairwise, dm_table, dm_test
-from common.schema import FOLD, ID, MODEL, YHAT, H, Y
+from backtest.significance import beats_reference, dm_differential, dm_pairwise, dm_table, dm_test
+from common.schema import DM_COLUMNS, FOLD, ID, MODEL, YHAT, H, Y
 
 
 def _hand_dm(d: list[float], h: int) -> tuple[float, float, float]:

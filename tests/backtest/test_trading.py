@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest.trading import CURVE_COLUMNS, TRADING_COLUMNS, equity_curves, max_drawdown, trading_table
-from common.schema import CUTOFF, DS, FOLD, ID, MODEL, YHAT, H, Y
+from backtest.trading import equity_curves, max_drawdown, trading_table
+from common.schema import CUTOFF, DS, EQUITY_COLUMNS, FOLD, ID, MODEL, TRADING_COLUMNS, YHAT, H, Y
 
 # Four origins; last_y is 100 each time so returns are easy: +2%, -1%, +3%, -2%.
 LAST_Y = [100.0, 100.0, 100.0, 100.0]
@@ -57,7 +57,7 @@ def test_long_short_and_long_flat_by_hand(tables):
 def test_equity_curves_are_long_and_compound(tables):
     forecasts, info = tables
     curves = equity_curves(forecasts, info, cost_bps=0.0)
-    assert tuple(curves.columns) == CURVE_COLUMNS
+    assert tuple(curves.columns) == EQUITY_COLUMNS
     assert len(curves) == 8
     flat = curves.loc[curves["rule"] == "long_flat"]
     assert flat["equity"].iloc[-1] == pytest.approx(1.02 * 0.99)

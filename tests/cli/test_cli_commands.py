@@ -54,6 +54,12 @@ def test_models_lists_every_registered_model():
         (["backtest", "--models", "naive,lstmm"], ["lstmm"]),
         (["backtest", "--start", "2013-01-01", "--end", "2012-01-01"], ["2013-01-01"]),
         (["forecast", "--horizon", "0"], ["--horizon"]),
+        (["backtest", "--refit-every", "-2"], ["--refit-every -2", "0 = fit once"]),
+        (["backtest", "--window-type", "sliding"], ["sliding", "train_size"]),
+        # One name per meaning: the price horizon and the event look-ahead are different options.
+        (["backtest", "--task", "event", "--horizon", "5"], ["--horizon", "--lookahead"]),
+        (["backtest", "--lookahead", "5"], ["--lookahead", "--task event"]),
+        (["backtest", "--task", "event", "--threshold", "-2"], ["--threshold -2.0", "greater than -1"]),
         (["ingest", "--start", "yesterday"], ["--start", "YYYY-MM-DD"]),
     ],
 )
@@ -136,7 +142,7 @@ def test_an_unknown_task_or_event_model_is_bad_input():
 def test_the_event_task_runs_the_event_flow_and_prints_its_leaderboard(prefect_server, tmp_path):
     out = tmp_path / "event"
     args = ["--tickers", "AAPL", "--models", "base_rate,logistic", "--windows", "4", "--start", "2010-01-01"]
-    result = invoke("backtest", "--task", "event", "--threshold", "0.03", "--horizon", "5", *args, "--out", str(out))
+    result = invoke("backtest", "--task", "event", "--threshold", "0.03", "--lookahead", "5", *args, "--out", str(out))
     assert result.exit_code == 0, result.output + result.stderr
     assert "Event leaderboard" in result.output and "base rate" in result.output
     assert (out / "report.html").exists() and (out / "predictions.parquet").exists()

@@ -11,13 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from pricecast.cli import app
-from tests.flows.helpers import latest_artifacts, sample_csv
+from tests.flows.helpers import event_params, latest_artifacts, sample_csv
 
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group("prefect")]
 
 TICKERS = ("AAPL", "IBM")
 DROPPED = 3  # IBM's csv ends 3 sessions before AAPL's: each ticker has its own as_of
-PARAMS = {"models": ["base_rate", "logistic"], "threshold": 0.03, "horizon": 5, "windows": 3, "step": 5}
+PARAMS = {"models": ["base_rate", "logistic"], "threshold": 0.03, "lookahead": 5, "windows": 3, "step": 5}
 
 
 def _invoke(*args: str):
@@ -35,7 +35,8 @@ def stored_run(prefect_server, tmp_path):
     csv = sample_csv(tmp_path / "prices.csv", TICKERS, start="2011-01-01", end="2013-03-01", drop_last={"IBM": DROPPED})
     out = tmp_path / "run"
     state = event_backtest_flow(
-        **PARAMS, tickers=list(TICKERS), source="csv", path=str(csv), start=None, out_dir=str(out), return_state=True
+        params=event_params(**PARAMS, tickers=list(TICKERS), source="csv", path=str(csv), start=None, out_dir=str(out)),
+        return_state=True,
     )
     assert state.is_completed(), state.message
     return state.result(), out, pd.read_csv(csv, dtype={"unique_id": str}, parse_dates=["ds"])
@@ -83,7 +84,7 @@ def test_todays_probabilities_are_stored_and_published_one_per_ticker_and_model(
     assert not live.duplicated(["unique_id", "model"]).any()
     assert set(live["model"]) == set(PARAMS["models"]) and set(live["unique_id"]) == set(TICKERS)
     assert live["p"].between(0.0, 1.0).all()
-    assert (live["h"] == PARAMS["horizon"]).all() and (live["threshold"] == PARAMS["threshold"]).all()
+    assert (live["h"] == PARAMS["lookahead"]).all() and (live["threshold"] == PARAMS["threshold"]).all()
     last = prices.groupby("unique_id")["ds"].max()
     assert (live["as_of"].to_numpy() == last.loc[live["unique_id"]].to_numpy()).all()
     assert last["IBM"] < last["AAPL"]

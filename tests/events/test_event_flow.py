@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.flows.helpers import latest_artifacts, unit_states
+from tests.flows.helpers import event_params, latest_artifacts, unit_states
 
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group("prefect")]
 
@@ -13,7 +13,7 @@ TINY = {
     "tickers": ["AAPL"],
     "models": ["base_rate", "logistic"],
     "threshold": 0.03,
-    "horizon": 5,
+    "lookahead": 5,
     "windows": 3,
     "step": 5,
     "start": "2011-06-01",
@@ -23,7 +23,7 @@ TINY = {
 def _run(**params):
     from flows.event_backtest import event_backtest_flow
 
-    return event_backtest_flow(**{**TINY, **params}, return_state=True)
+    return event_backtest_flow(params=event_params(**{**TINY, **params}), return_state=True)
 
 
 def test_event_flow_writes_outputs_publishes_artifacts_and_reruns_from_cache(prefect_server, tmp_path):
@@ -54,5 +54,11 @@ def test_event_flow_writes_outputs_publishes_artifacts_and_reruns_from_cache(pre
 
 
 def test_unknown_event_model_fails_before_any_work(prefect_server):
-    state = _run(models=["base_rate", "lstm_evnt"])
-    assert state.is_failed() and "unknown event model 'lstm_evnt'" in state.message
+    from common.errors import ConfigError
+    from flows.event_backtest import event_backtest_flow
+
+    with pytest.raises(ConfigError, match="unknown event model 'lstm_evnt'"):
+        event_params(**{**TINY, "models": ["base_rate", "lstm_evnt"]})
+    # As a deployment or the UI's run form passes it: plain JSON, validated by Prefect before the flow body runs.
+    state = event_backtest_flow(params={"models": ["base_rate", "lstm_evnt"]}, return_state=True)
+    assert state.is_failed() and "unknown event model 'lstm_evnt'" in str(state.result(raise_on_failure=False))

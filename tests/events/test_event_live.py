@@ -28,7 +28,7 @@ HORIZON, RISE = 5, 0.03
 
 
 def _frames(data: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    frame, columns = event_frame(data, threshold=RISE, horizon=HORIZON, config=SMALL_FEATURES)
+    frame, columns = event_frame(data, threshold=RISE, lookahead=HORIZON, config=SMALL_FEATURES)
     return {str(u): g.reset_index(drop=True) for u, g in frame.groupby(ID)}, columns
 
 
@@ -38,7 +38,7 @@ def _spy_factory(name: str, **params) -> Spy:
 
 def _live(frames, columns, models=("base_rate", "logistic"), **kw):
     return live_event_probabilities(
-        frames, models=model_specs(list(models)), threshold=RISE, horizon=HORIZON, columns=columns, **kw
+        frames, models=model_specs(list(models)), threshold=RISE, lookahead=HORIZON, columns=columns, **kw
     )
 
 
@@ -67,7 +67,7 @@ def test_one_probability_per_ticker_and_model_at_each_tickers_last_session():
 def test_the_base_rates_live_probability_is_the_rate_of_the_labelled_training_sessions():
     frames, columns = _frames(panel(n_series=1, seed=5))
     series = frames["S0"]
-    row = live_event_unit(series, model="base_rate", threshold=RISE, horizon=HORIZON, columns=columns)
+    row = live_event_unit(series, model="base_rate", threshold=RISE, lookahead=HORIZON, columns=columns)
     X, labels = series[columns].to_numpy(dtype=float), series[LABEL].to_numpy(dtype=float)
     trained = training_rows(X, labels)
     assert trained.max() == len(series) - HORIZON - 1  # every labelled session trains, the last h do not
@@ -83,7 +83,7 @@ def test_the_live_fit_never_trains_on_the_last_h_unlabelled_sessions():
     leaked = series.copy()
     leaked.loc[leaked.index[-HORIZON:], LABEL] = 1.0  # "the rise already happened" for every unknown outcome
     Spy.fits.clear()
-    kw = {"model": "spy", "threshold": RISE, "horizon": HORIZON, "columns": columns, "factory": _spy_factory}
+    kw = {"model": "spy", "threshold": RISE, "lookahead": HORIZON, "columns": columns, "factory": _spy_factory}
     honest, dirty = live_event_unit(series, **kw), live_event_unit(leaked, **kw)
     (X1, y1), (X2, y2) = Spy.fits
     assert np.isnan(y1[-HORIZON:]).all() and np.isnan(y2[-HORIZON:]).all()
@@ -104,7 +104,7 @@ def test_changing_the_last_h_sessions_prices_leaves_the_training_rows_unaffected
     bumped.loc[tail, Y] = bumped.loc[tail, Y] * np.linspace(1.05, 1.3, HORIZON)  # a rally after the last label
     (before, columns), (after, _) = _frames(data), _frames(bumped)
     Spy.fits.clear()
-    kw = {"model": "spy", "threshold": RISE, "horizon": HORIZON, "columns": columns, "factory": _spy_factory}
+    kw = {"model": "spy", "threshold": RISE, "lookahead": HORIZON, "columns": columns, "factory": _spy_factory}
     live_event_unit(before["S0"], **kw)
     live_event_unit(after["S0"], **kw)
     (X1, y1), (X2, y2) = Spy.fits
@@ -133,7 +133,7 @@ def test_a_model_that_fails_is_recorded_and_the_others_carry_on():
         frames,
         models={"base_rate": {}, "spy": {}},
         threshold=RISE,
-        horizon=HORIZON,
+        lookahead=HORIZON,
         columns=columns,
         factory=factory,
     )

@@ -10,21 +10,6 @@ import pytest
 
 from backtest.event_metrics import (
     ALL_FOLDS,
-    BEATS_BASE_RATE,
-    BRIER,
-    BRIER_SKILL,
-    EVENT_RATE,
-    F1,
-    LOG_LOSS,
-    N_AUC_UNDEFINED,
-    P_LESS,
-    POSITIVE_RATE,
-    PR_AUC,
-    PRECISION,
-    RECALL,
-    ROC_AUC,
-    THRESHOLD,
-    P,
     calibration_table,
     choose_threshold,
     classification_metrics,
@@ -35,7 +20,32 @@ from backtest.event_metrics import (
     significance_table,
 )
 from backtest.significance import dm_differential
-from common.schema import CUTOFF, DS, FOLD, ID, METRIC, MODEL, VALUE, H, Y
+from common.schema import (
+    BEATS_BASE_RATE,
+    BRIER,
+    BRIER_SKILL,
+    CUTOFF,
+    DS,
+    EVENT_RATE,
+    F1,
+    FOLD,
+    ID,
+    LOG_LOSS,
+    METRIC,
+    MODEL,
+    N_AUC_UNDEFINED,
+    P_LESS,
+    POSITIVE_RATE,
+    PR_AUC,
+    PRECISION,
+    RECALL,
+    ROC_AUC,
+    THRESHOLD,
+    VALUE,
+    H,
+    P,
+    Y,
+)
 
 Y5 = np.array([0, 1, 1, 0, 1.0])
 P5 = np.array([0.1, 0.8, 0.6, 0.4, 0.3])

@@ -17,7 +17,7 @@ from reports.event_report import (
     event_verdict,
     render_event_html,
 )
-from tasks.event_backtest import report_input
+from runs.write import event_report_input
 from tests.events.event_helpers import SMALL_FEATURES, panel, plan
 
 EVIL = "<script>alert(1)</script>"
@@ -34,7 +34,7 @@ def coin_run():
         result = run_event_backtest(
             data,
             threshold=0.05,  # event rate about 0.25 on these random walks: a 0.5 coin is badly calibrated
-            horizon=5,
+            lookahead=5,
             plan=plan(windows=8),
             models=["base_rate", "logistic", "coin"],
             feature_config=SMALL_FEATURES,
@@ -50,7 +50,7 @@ def _input(result, evaluation) -> EventReportInput:
         [[EVIL, "coin", 3, "ValueError", f"coin on {EVIL}: boom"]],
         columns=[ID, MODEL, "fold", "error_type", "message"],
     )
-    return dataclasses.replace(report_input(result, evaluation), failures=failures)
+    return dataclasses.replace(event_report_input(result, evaluation), failures=failures)
 
 
 def test_a_model_that_cannot_beat_the_base_rate_gets_the_does_not_beat_verdict(coin_run):

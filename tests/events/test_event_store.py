@@ -8,13 +8,25 @@ import duckdb
 import pandas as pd
 import pytest
 
-import store.results_store as sr
 from backtest import event_live, event_metrics
 from backtest.event_live import live_event_probabilities
 from backtest.event_task import evaluate_events, event_frame, model_specs, normalize_predictions, run_event_backtest
 from common.errors import DataError
-from common.schema import ID, MODEL
+from common.schema import (
+    AS_OF,
+    EV_LEADERBOARD,
+    EVENT_PREDICTION_COLUMNS,
+    EVENT_RUN_TABLES,
+    ID,
+    INTERVAL_COLUMNS,
+    LIVE_EVENT_COLUMNS,
+    MODEL,
+    RUN_ID,
+    RUNS,
+    P,
+)
 from store.results_store import ResultStore
+from store.tables import DDL
 from tests.events.event_helpers import SMALL_FEATURES, panel, plan
 
 HORIZON, RISE = 5, 0.03
@@ -26,15 +38,15 @@ def event_run():
     result = run_event_backtest(
         data,
         threshold=RISE,
-        horizon=HORIZON,
+        lookahead=HORIZON,
         plan=plan(windows=3),
         models=["base_rate", "logistic"],
         feature_config=SMALL_FEATURES,
     )
-    frame, columns = event_frame(data, threshold=RISE, horizon=HORIZON, config=SMALL_FEATURES)
+    frame, columns = event_frame(data, threshold=RISE, lookahead=HORIZON, config=SMALL_FEATURES)
     frames = {str(u): g.reset_index(drop=True) for u, g in frame.groupby(ID)}
     live = live_event_probabilities(
-        frames, models=model_specs(["base_rate", "logistic"]), threshold=RISE, horizon=HORIZON, columns=columns
+        frames, models=model_specs(["base_rate", "logistic"]), threshold=RISE, lookahead=HORIZON, columns=columns
     )
     return result, evaluate_events(result), live.probabilities
 
@@ -53,10 +65,10 @@ def _write(store: ResultStore, run_id: str, run) -> None:
     )
 
 
-def test_the_stores_column_names_are_the_event_tables_own():
-    assert sr.EVENT_PREDICTION_COLUMNS == event_metrics.EVENT_PREDICTION_COLUMNS
-    assert sr.LIVE_EVENT_COLUMNS == event_live.LIVE_EVENT_COLUMNS
-    assert sr.AS_OF == event_live.AS_OF
+def test_the_event_tables_columns_are_the_schemas():
+    assert event_metrics.EVENT_PREDICTION_COLUMNS == EVENT_PREDICTION_COLUMNS
+    assert event_live.LIVE_EVENT_COLUMNS == LIVE_EVENT_COLUMNS
+    assert event_live.AS_OF == AS_OF
 
 
 def test_an_event_run_reads_back_whole_and_rewriting_it_replaces_it(tmp_path, event_run):
@@ -65,20 +77,20 @@ def test_an_event_run_reads_back_whole_and_rewriting_it_replaces_it(tmp_path, ev
     _write(store, "run-a", event_run)
     _write(store, "run-a", event_run)  # a retried task: the same rows, not twice as many
     tables, meta = store.event_run("run-a")
-    assert set(tables) == set(sr.EVENT_RUN_TABLES)
+    assert set(tables) == set(EVENT_RUN_TABLES)
     pd.testing.assert_frame_equal(normalize_predictions(tables["predictions"]), result.predictions)
     assert len(tables["metrics"]) == len(evaluation.metrics)
     assert len(tables["timings"]) == len(result.timings) and tables["failures"].empty
     stored = tables["probabilities"]
-    pd.testing.assert_frame_equal(stored[list(sr.LIVE_EVENT_COLUMNS)], probabilities, check_dtype=False)
+    pd.testing.assert_frame_equal(stored[list(LIVE_EVENT_COLUMNS)], probabilities, check_dtype=False)
     assert list(meta) == list(result.meta)  # key order kept: the report lists the plan in this order
     assert meta["threshold"] == RISE and meta["horizon"] == HORIZON
 
     runs = store.event_runs()
-    assert list(runs[sr.RUN_ID]) == ["run-a"] and runs["n_prediction_rows"].iloc[0] == len(result.predictions)
+    assert list(runs[RUN_ID]) == ["run-a"] and runs["n_prediction_rows"].iloc[0] == len(result.predictions)
     live = store.live_event_probabilities("run-a")
-    assert len(live) == 2 * 2 and live[event_metrics.P].between(0, 1).all()
-    board = store._query(f"SELECT * FROM {sr.EV_LEADERBOARD} WHERE {sr.RUN_ID} = 'run-a'", [])
+    assert len(live) == 2 * 2 and live[P].between(0, 1).all()
+    board = store._query(f"SELECT * FROM {EV_LEADERBOARD} WHERE {RUN_ID} = 'run-a'", [])
     assert set(board[MODEL]) == {"base_rate", "logistic"} and "brier" in set(board["metric"])
 
 
@@ -97,7 +109,7 @@ def test_stored_runs_list_both_tasks_and_resolve_ids_prefixes_and_latest(tmp_pat
             "h": [1],
             "y": [1.0],
             "yhat": [1.0],
-            **{c: [None] for c in sr.INTERVAL_COLUMNS},
+            **{c: [None] for c in INTERVAL_COLUMNS},
         }
     )
     metrics = pd.DataFrame({ID: ["A"], MODEL: ["naive"], "fold": [0], "h": [1], "metric": ["mae"], "value": [0.0]})
@@ -111,7 +123,7 @@ def test_stored_runs_list_both_tasks_and_resolve_ids_prefixes_and_latest(tmp_pat
     _write(store, "event-1", event_run)  # created 2024-05-01: the newer one
 
     runs = store.stored_runs()
-    assert list(zip(runs["task"], runs[sr.RUN_ID], strict=True)) == [("event", "event-1"), ("price", "price-1")]
+    assert list(zip(runs["task"], runs[RUN_ID], strict=True)) == [("event", "event-1"), ("price", "price-1")]
     assert store.resolve_task_run("latest") == ("event", "event-1")
     assert store.resolve_task_run("pri") == ("price", "price-1")
     assert store.resolve_task_run("event-1") == ("event", "event-1")
@@ -120,7 +132,7 @@ def test_stored_runs_list_both_tasks_and_resolve_ids_prefixes_and_latest(tmp_pat
     _write(store, "event-2", event_run)
     with pytest.raises(DataError, match="matches 2"):
         store.resolve_task_run("event-")
-    assert list(store.backtest_runs()[sr.RUN_ID]) == ["price-1"]  # the price readers never see event runs
+    assert list(store.backtest_runs()[RUN_ID]) == ["price-1"]  # the price readers never see event runs
     with pytest.raises(DataError, match="no event run"):
         store.event_run("price-1")
 
@@ -128,13 +140,13 @@ def test_stored_runs_list_both_tasks_and_resolve_ids_prefixes_and_latest(tmp_pat
 def test_a_store_written_before_the_event_tables_keeps_working(tmp_path, event_run):
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
-    con.execute(sr._DDL)  # the tables an earlier pricecast created, and nothing else
+    con.execute(DDL)  # the tables an earlier pricecast created, and nothing else
     con.execute(
-        f"INSERT INTO {sr.RUNS} VALUES ('old-run', TIMESTAMP '2023-01-01 00:00:00', 'A', 'naive', 1, 0, ?)",
+        f"INSERT INTO {RUNS} VALUES ('old-run', TIMESTAMP '2023-01-01 00:00:00', 'A', 'naive', 1, 0, ?)",
         [json.dumps({})],
     )
     con.close()
     store = ResultStore(path)
     assert list(store.stored_runs()["task"]) == ["price"]
     _write(store, "event-1", event_run)
-    assert list(store.stored_runs()[sr.RUN_ID]) == ["event-1", "old-run"]
+    assert list(store.stored_runs()[RUN_ID]) == ["event-1", "old-run"]

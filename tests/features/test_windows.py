@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from common.errors import DataError
-from features.windows import sliding_windows, windows_ending_at
+from features.windows import sliding_windows, supervised_windows, windows_ending_at
 
 
 def test_alignment_inputs_then_targets():
@@ -33,6 +33,19 @@ def test_separate_target_and_multifeature():
     assert X.shape == (4, 2, 2)
     np.testing.assert_array_equal(X[1], values[1:3])
     np.testing.assert_array_equal(Y[1], target[3:6])
+
+
+def test_supervised_windows_equal_sliding_windows_with_targets():
+    values = np.column_stack([np.arange(9.0), np.arange(9.0) ** 2])
+    X, Y = supervised_windows(values, window=3, horizon=2)
+    X_ref, Y_ref = sliding_windows(values, window=3, horizon=2)
+    np.testing.assert_array_equal(X, X_ref)
+    np.testing.assert_array_equal(Y, Y_ref)
+    np.testing.assert_array_equal(Y[0], values[3:5, 0])  # targets: column 0 after the origin
+    with pytest.raises(DataError, match="horizon >= 1"):
+        supervised_windows(values, window=3, horizon=0)
+    with pytest.raises(DataError, match="horizon >= 0"):
+        sliding_windows(values, window=3, horizon=-1)  # the shared message, as before
 
 
 def test_windows_are_copies():

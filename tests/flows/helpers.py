@@ -102,3 +102,35 @@ def run_logs(state, *, contains: str, timeout: float = 30) -> list[str]:
 def latest_artifacts() -> dict[str, Any]:
     """{key: artifact} of the latest artifact under each key."""
     return {a.key: a for a in _sync(lambda c: c.read_latest_artifacts()) if a.key}
+
+
+def flow_params(model: type, **flat: Any) -> Any:
+    """A flow's typed parameters from flat test keywords: SourceSpec's fields (tickers, start, path, ...) go into
+    `source`, the rest onto `model` (flows.params.BacktestParams, ...) - the object the CLI and deployments pass."""
+    from ingest.spec import SourceSpec
+
+    source = {k: flat.pop(k) for k in list(flat) if k in SourceSpec.model_fields}
+    return model(source=SourceSpec(**source), **flat)
+
+
+def backtest_params(**flat: Any) -> Any:
+    from flows.params import BacktestParams
+
+    return flow_params(BacktestParams, **flat)
+
+
+def event_params(**flat: Any) -> Any:
+    from flows.params import EventBacktestParams
+
+    return flow_params(EventBacktestParams, **flat)
+
+
+def forecast_params(**flat: Any) -> Any:
+    from flows.params import ForecastParams
+
+    return flow_params(ForecastParams, **flat)
+
+
+def deployment_parameters(model: type, **flat: Any) -> dict[str, Any]:
+    """The JSON a deployment stores for these parameters: {"params": {...}}, as prefect.yaml writes it."""
+    return {"params": flow_params(model, **flat).model_dump(mode="json", exclude_defaults=True)}

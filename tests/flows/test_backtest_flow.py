@@ -9,7 +9,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.flows.helpers import flow_run_id, latest_artifacts, register_boom, run_logs, sample_csv, unit_states
+from tests.flows.helpers import (
+    backtest_params,
+    flow_run_id,
+    latest_artifacts,
+    register_boom,
+    run_logs,
+    sample_csv,
+    unit_states,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group("prefect")]
 
@@ -19,7 +27,7 @@ TINY = {"models": ["naive", "drift"], "windows": 2, "step": 3, "horizon": 3, "st
 def _run(**params):
     from flows.backtest import backtest_flow
 
-    return backtest_flow(**{**TINY, **params}, return_state=True)
+    return backtest_flow(params=backtest_params(**{**TINY, **params}), return_state=True)
 
 
 def test_rerun_of_an_unchanged_backtest_is_all_cached_and_both_runs_are_stored(prefect_server, tmp_path):
@@ -68,22 +76,22 @@ def test_a_new_session_for_one_ticker_reruns_only_that_tickers_units(prefect_ser
 
 
 def test_a_run_that_dies_part_way_is_resumed_from_its_finished_units(prefect_server, tmp_path, monkeypatch):
-    import tasks.backtest
-    from backtest.engine import backtest_unit
+    import backtest.units
+    from backtest.units import run_unit
 
-    def dies_on_drift(series, **kwargs):
-        if kwargs["model"] == "drift":
+    def dies_on_drift(unit, series, **kwargs):
+        if unit.model == "drift":
             raise RuntimeError("worker killed mid-unit")
-        return backtest_unit(series, **kwargs)
+        return run_unit(unit, series, **kwargs)
 
-    monkeypatch.setattr(tasks.backtest, "backtest_unit", dies_on_drift)
+    monkeypatch.setattr(backtest.units, "run_unit", dies_on_drift)  # what the unit task calls
     crashed = _run(tickers=["AAPL"], out_dir=str(tmp_path / "a"))
     assert crashed.is_failed() and "drift on AAPL" in crashed.message
     assert unit_states(crashed, expected=2) == {"naive on AAPL": "Completed", "drift on AAPL": "Failed"}
     failures = pd.read_csv(tmp_path / "a" / "failures.csv")
     assert set(failures["model"]) == {"drift"} and failures["message"].str.contains("worker killed").all()
 
-    monkeypatch.setattr(tasks.backtest, "backtest_unit", backtest_unit)  # the "restarted" process
+    monkeypatch.setattr(backtest.units, "run_unit", run_unit)  # the "restarted" process
     resumed = _run(tickers=["AAPL"], out_dir=str(tmp_path / "b"))
     assert resumed.is_completed(), resumed.message
     assert unit_states(resumed, expected=2) == {"naive on AAPL": "Cached", "drift on AAPL": "Completed"}
@@ -107,5 +115,11 @@ def test_a_failing_model_is_recorded_reported_and_fails_the_run_with_a_message(p
 
 
 def test_unknown_model_fails_before_any_work(prefect_server):
-    state = _run(tickers=["AAPL"], models=["naive", "arimaa"])
-    assert state.is_failed() and "unknown model 'arimaa'" in state.message
+    from common.errors import ConfigError
+    from flows.backtest import backtest_flow
+
+    with pytest.raises(ConfigError, match=r"unknown model 'arimaa' \(did you mean arima"):
+        backtest_params(tickers=["AAPL"], models=["naive", "arimaa"])
+    # As a deployment or the UI's run form passes it: plain JSON, validated by Prefect before the flow body runs.
+    state = backtest_flow(params={"source": {"tickers": ["AAPL"]}, "models": ["naive", "arimaa"]}, return_state=True)
+    assert state.is_failed() and "unknown model 'arimaa'" in str(state.result(raise_on_failure=False))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.flows.helpers import flow_run_id, run_logs, sample_csv
+from tests.flows.helpers import backtest_params, flow_run_id, forecast_params, run_logs, sample_csv
 
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group("prefect")]
 
@@ -37,9 +37,18 @@ def test_backtest_stores_champions_and_the_forecast_runs_them_then_updates_their
 
     short, full = _prices(tmp_path, drop_last=1), _prices(tmp_path, drop_last=0)
     backtest = backtest_flow(
-        source="csv", path=short, models=["naive", "drift"], horizon=2, windows=20, step=1, start="2012-01-01",
-        out_dir=str(tmp_path / "bt"), return_state=True,
-    )  # fmt: skip
+        params=backtest_params(
+            source="csv",
+            path=short,
+            models=["naive", "drift"],
+            horizon=2,
+            windows=20,
+            step=1,
+            start="2012-01-01",
+            out_dir=str(tmp_path / "bt"),
+        ),
+        return_state=True,
+    )
     assert backtest.is_completed(), backtest.message
     store = ResultStore(store_path())
     champions = store.champions(latest=True).set_index("unique_id")
@@ -49,7 +58,7 @@ def test_backtest_stores_champions_and_the_forecast_runs_them_then_updates_their
     assert champions.loc["AAPL", "reason"].startswith("nothing beats naive significantly")
 
     params = {"source": "csv", "models": ["champion", "ensemble"], "horizon": 3, "start": "2012-01-01"}
-    first = forecast_flow(path=short, model_params=ENSEMBLE, **params, return_state=True)
+    first = forecast_flow(params=forecast_params(path=short, model_params=ENSEMBLE, **params), return_state=True)
     assert first.is_completed(), first.message
     summary = first.result()
     assert summary["champions"] == {"AAPL": "naive", "TRND": "drift"}
@@ -62,7 +71,9 @@ def test_backtest_stores_champions_and_the_forecast_runs_them_then_updates_their
     want = make_model("drift").fit(trnd.assign(ds=pd.to_datetime(trnd["ds"]))).predict(3)["yhat"].to_numpy()
     np.testing.assert_allclose(champ.loc["TRND", "yhat"].to_numpy(), want)
 
-    second = forecast_flow(path=full, model_params=ENSEMBLE, **params, return_state=True)  # one more session
+    second = forecast_flow(
+        params=forecast_params(path=full, model_params=ENSEMBLE, **params), return_state=True
+    )  # one more session
     assert second.is_completed(), second.message
     assert second.result()["fits"] == {
         "champion on AAPL": "update",
@@ -80,7 +91,10 @@ def test_champion_without_a_stored_one_is_naive_with_a_warning(prefect_server):
     from store.results_store import ResultStore
 
     state = forecast_flow(
-        tickers=["AAPL"], models=["champion"], horizon=2, start="2012-01-01", model_params=ENSEMBLE, return_state=True
+        params=forecast_params(
+            tickers=["AAPL"], models=["champion"], horizon=2, start="2012-01-01", model_params=ENSEMBLE
+        ),
+        return_state=True,
     )
     assert state.is_completed(), state.message
     assert state.result()["champions"] == {"AAPL": "naive"}

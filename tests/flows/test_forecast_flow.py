@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.flows.helpers import flow_run_id, latest_artifacts, register_boom, sample_csv
+from ingest.spec import SourceSpec
+from tests.flows.helpers import flow_run_id, forecast_params, latest_artifacts, register_boom, sample_csv
 
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group("prefect")]
 
@@ -22,7 +23,9 @@ def test_forecast_is_stored_shown_and_scored_after_the_next_ingest(prefect_serve
 
     short = sample_csv(tmp_path / "short.csv", ("AAPL",), start="2012-01-01", end="2012-06-29", drop_last={"AAPL": 0})
     full = sample_csv(tmp_path / "full.csv", ("AAPL",), start="2012-01-01", end="2012-07-31")
-    state = forecast_flow(source="csv", path=str(short), **PARAMS, model_params=ENSEMBLE, return_state=True)
+    state = forecast_flow(
+        params=forecast_params(source="csv", path=str(short), **PARAMS, model_params=ENSEMBLE), return_state=True
+    )
     assert state.is_completed(), state.message
 
     store = ResultStore(store_path())
@@ -37,7 +40,7 @@ def test_forecast_is_stored_shown_and_scored_after_the_next_ingest(prefect_serve
     assert "naive" in artifact.data and "2012-07-05" in artifact.data
     assert store.live_record()["n_scored"].sum() == 0
 
-    counts = ingest_flow(source="csv", path=str(full), tickers=["AAPL"])  # the actual prices arrive
+    counts = ingest_flow(source=SourceSpec(source="csv", path=str(full), tickers=["AAPL"]))  # the actual prices arrive
     assert counts["AAPL"] > 120
     record = store.live_record().set_index("model")
     assert record["n_scored"].to_dict() == {"drift": 3, "ensemble": 3, "naive": 3, "ses": 3}
@@ -55,11 +58,13 @@ def test_a_failing_model_is_recorded_and_the_others_are_stored(prefect_server, m
 
     register_boom(monkeypatch)
     state = forecast_flow(
-        tickers=["AAPL"],
-        models=["naive", "boom"],
-        horizon=2,
-        start="2012-01-01",
-        model_params={"ensemble": {"members": ["naive", "drift"]}},
+        params=forecast_params(
+            tickers=["AAPL"],
+            models=["naive", "boom"],
+            horizon=2,
+            start="2012-01-01",
+            model_params={"ensemble": {"members": ["naive", "drift"]}},
+        ),
         return_state=True,
     )
     assert state.is_failed()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.spec import SourceSpec
+
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group("prefect")]
 
 
@@ -26,13 +28,13 @@ def test_ingest_flow_stores_sample_and_publishes_quality(prefect_server):
     from flows.ingest import ingest_flow
     from ingest.price_store import PriceStore
 
-    counts = ingest_flow(tickers=["AAPL", "IBM"], start="2012-01-01")
+    counts = ingest_flow(source=SourceSpec(tickers=["AAPL", "IBM"], start="2012-01-01"))
     assert set(counts) == {"AAPL", "IBM"} and all(n > 250 for n in counts.values())
     stored = PriceStore(store_path()).read("sample", ("AAPL", "IBM"), None, None)
     assert len(stored) == sum(counts.values())
 
     # Running it again adds nothing (idempotent writes).
-    ingest_flow(tickers=["AAPL", "IBM"], start="2012-01-01")
+    ingest_flow(source=SourceSpec(tickers=["AAPL", "IBM"], start="2012-01-01"))
     assert len(PriceStore(store_path()).read("sample", ("AAPL", "IBM"), None, None)) == len(stored)
 
     async def artifact():

@@ -48,7 +48,8 @@ from tests.flows.live_server import (
 pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.xdist_group("deploy")]
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-TINY = {"tickers": ["AAPL"], "models": ["naive"], "windows": 2, "start": "2012-01-01"}
+# As a deployment run receives them: the typed BacktestParams as JSON (flows.params), nested under "params".
+TINY = {"params": {"source": {"tickers": ["AAPL"], "start": "2012-01-01"}, "models": ["naive"], "windows": 2}}
 
 
 class Session:

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from backtest.engine import backtest_unit
 from backtest.folds import FoldPlan, panel_folds
+from backtest.units import PriceUnit, run_unit
 from common.errors import ConfigError, DataError, ModelFitError, SourceError
 from features.build import FeatureConfig
 from ingest.load import load_panel
@@ -29,8 +29,8 @@ def aapl():
 def _key(series, folds, **overrides):
     from tasks.backtest import unit_cache_key
 
-    params = {"series": series, "model": "naive", "params": {}, "folds": folds, "refit_every": 5, "horizon": 3}
-    return unit_cache_key(None, {**params, **overrides})
+    fields = {"uid": "AAPL", "model": "naive", "params": {}, "folds": tuple(folds), "refit_every": 5, "horizon": 3}
+    return unit_cache_key(None, {"unit": PriceUnit(**{**fields, **overrides}), "series": series})
 
 
 def test_unit_cache_key_covers_model_params_folds_and_the_data_slice(aapl):
@@ -40,6 +40,7 @@ def test_unit_cache_key_covers_model_params_folds_and_the_data_slice(aapl):
     assert key != _key(aapl, folds, params={"window": 3})
     assert key != _key(aapl, folds, refit_every=1)
     assert key != _key(aapl, folds[:1])
+    assert key != _key(aapl, folds, horizon=2) and key != _key(aapl, folds, calendar="XLON")
     edited = aapl.copy()
     edited.loc[edited.index[-10], "y"] += 1.0  # a value inside a test window
     assert key != _key(edited, folds)
@@ -48,12 +49,12 @@ def test_unit_cache_key_covers_model_params_folds_and_the_data_slice(aapl):
 
 
 def test_run_unit_fn_is_the_engine_unit(aapl):
-    from tasks.backtest import run_unit
+    from tasks import backtest
 
     folds = panel_folds(aapl, PLAN)["AAPL"]
-    got = run_unit.fn(aapl, uid="AAPL", model="naive", params={}, folds=folds, refit_every=5, horizon=3)
-    want = backtest_unit(aapl, model="naive", params={}, folds=folds, refit_every=5, horizon=3)
-    pd.testing.assert_frame_equal(got.forecasts, want.forecasts)
+    unit = PriceUnit(uid="AAPL", model="naive", params={}, folds=tuple(folds), refit_every=5, horizon=3)
+    got = backtest.run_unit.fn(unit, aapl)
+    pd.testing.assert_frame_equal(got.forecasts, run_unit(unit, aapl).forecasts)
 
 
 def test_forecast_unit_fits_all_history_and_dates_the_next_sessions(aapl):
@@ -94,18 +95,27 @@ def test_retry_conditions_retry_only_what_can_pass():
 
 def test_ingest_task_retries_with_exponential_backoff():
     from tasks.ingest import ingest_prices
-    from tasks.retry import retry_network_errors
+    from tasks.retry import retry_store_locks
 
-    assert ingest_prices.retries == 3 and ingest_prices.retry_condition_fn is retry_network_errors
+    # One retry layer per failure: the source retries the network (ingest/sources/live.py), the task a store lock.
+    assert ingest_prices.retries == 3 and ingest_prices.retry_condition_fn is retry_store_locks
     delays = ingest_prices.retry_delay_seconds
     assert len(delays) == 3 and delays[0] < delays[1] < delays[2]
 
 
-def test_package_loggers_are_routed_to_prefect():
+def test_package_loggers_are_routed_to_prefect_when_a_flow_starts_not_on_import(monkeypatch):
+    import subprocess
+    import sys
+
     import flows
 
-    names = os.environ[flows.EXTRA_LOGGERS_ENV].split(",")
-    assert set(flows.PACKAGE_LOGGERS) <= set(names)
+    probe = "import os, flows.backtest, flows.event_backtest, flows.forecast; print(os.environ.get(flows.EXTRA_LOGGERS_ENV))"  # noqa: E501
+    env = {k: v for k, v in os.environ.items() if k != flows.EXTRA_LOGGERS_ENV}
+    shown = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert shown.stdout.strip() == "None", shown.stderr  # importing the flows changes nothing
+    monkeypatch.delenv(flows.EXTRA_LOGGERS_ENV, raising=False)
+    flows.enable_package_logs()  # what every flow's first line does
+    assert set(flows.PACKAGE_LOGGERS) <= set(os.environ[flows.EXTRA_LOGGERS_ENV].split(","))
 
 
 def test_prefect_yaml_deployments_run_on_the_process_pool_from_module_paths():
@@ -119,7 +129,15 @@ def test_prefect_yaml_deployments_run_on_the_process_pool_from_module_paths():
     for d in deployments.values():
         assert d["work_pool"]["name"] == "pricecast" and d["parameters"]
         assert ".py:" not in d["entrypoint"]  # module paths: a file path would shadow the backtest package
-        assert isinstance(import_object(d["entrypoint"]), Flow)
+        flow = import_object(d["entrypoint"])
+        assert isinstance(flow, Flow)
+        # The parameters a scheduled run will receive are valid for the flow's typed parameter model (Prefect's
+        # own validation, as the server's run does it), and set what they say (not silently defaulted).
+        validated = flow.validate_parameters(d["parameters"])
+        for name, given in d["parameters"].items():
+            typed = validated[name].model_dump(mode="json")
+            for field, value in given.items():
+                assert typed[field] == value or typed[field] == {**typed[field], **value}, (d["name"], field)
 
 
 def test_serve_registers_every_prefect_yaml_deployment_under_its_own_name():

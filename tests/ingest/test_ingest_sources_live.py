@@ -132,3 +132,21 @@ def test_fdr_retries_then_success_and_exhaustion(naver_wire):
     naver_wire.get(naver, exc=requests.exceptions.ConnectionError)
     with pytest.raises(SourceError, match=r"fdr: could not fetch 005930 after 2 attempts.*ConnectionError"):
         fetch_fdr("005930", start=None, end=None, attempts=2, sleep=waits.append)
+
+
+def test_yfinance_own_retries_are_off_during_a_fetch(yahoo_wire, monkeypatch):
+    """fetch_live is the one retry layer: yfinance's own network retries (YfConfig) would multiply its attempts."""
+    import yfinance.data
+    from yfinance.config import YfConfig
+
+    monkeypatch.setattr(YfConfig.network, "retries", 3)  # set by a user or another library in the same process
+    seen: list[int] = []
+
+    def get(self, url, params=None, timeout=30):  # a method of YfData: `self` is yfinance's, not the wire's
+        seen.append(YfConfig.network.retries)
+        return yahoo_wire.get(url, params, timeout)
+
+    monkeypatch.setattr(yfinance.data.YfData, "get", get)
+    monkeypatch.setattr(yfinance.data.YfData, "cache_get", get)
+    fetch_yahoo("AAPL", start=date(2024, 1, 3), end=date(2024, 1, 5))
+    assert seen and set(seen) == {0} and YfConfig.network.retries == 3  # off inside the fetch, restored after

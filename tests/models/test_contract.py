@@ -89,7 +89,9 @@ def fitted(series):
 @pytest.mark.parametrize("name", ALL)
 def test_registry_entry_describes_class(name):
     cls = model_class(name)
-    assert cls.name and cls.description, f"{name}: set class attributes name and description"
+    assert REGISTRY[name].summary, f"{name}: give the registry entry a summary (the model's one description)"
+    assert not hasattr(cls, "description"), f"{name}: describe the model in its registry entry, not on the class"
+    assert make_model(name, **_params(name)).name == name, f"{name}: an instance reports its registry key"
     assert isinstance(cls.supports_exog, bool) and isinstance(cls.supports_intervals, bool)
 
 

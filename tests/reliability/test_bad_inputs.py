@@ -437,7 +437,7 @@ CASES: list[Case] = [
         no_fixture,
         ("backtest", "--horizon", "0"),
         2,
-        r"horizon must be a positive integer, got 0",
+        r"--horizon 0: Input should be greater than 0",
         pure=False,
     ),
     Case(
@@ -445,18 +445,23 @@ CASES: list[Case] = [
         no_fixture,
         ("backtest", "--windows", "0"),
         2,
-        r"windows must be a positive integer, got 0",
+        r"--windows 0: Input should be greater than 0",
         pure=False,
     ),
     Case(
-        "step <= 0", no_fixture, ("backtest", "--step", "-1"), 2, r"step must be a positive integer, got -1", pure=False
+        "step <= 0",
+        no_fixture,
+        ("backtest", "--step", "-1"),
+        2,
+        r"--step -1: Input should be greater than 0",
+        pure=False,
     ),
     Case(
         "forecast horizon <= 0",
         no_fixture,
         ("forecast", "--horizon", "0"),
         2,
-        r"--horizon must be >= 1, got 0",
+        r"--horizon 0: Input should be greater than 0",
         pure=False,
     ),
     Case(
@@ -464,7 +469,7 @@ CASES: list[Case] = [
         no_fixture,
         ("backtest", "--refit-every", "-1"),
         2,
-        r"--refit-every must be >= 0 \(0 = fit once, 1 = every fold\), got -1",
+        r"--refit-every -1: must be an integer >= 0 \(0 = fit once, 1 = every fold, k = every k-th fold\)",
         pure=False,
     ),
 ]
@@ -592,7 +597,7 @@ def test_ingest_flow(case_id, tmp_path):
 
     case = next(c for c in CASES if c.id == case_id)
     spec = spec_from_args([*case.command_args, *case.make_fixture(tmp_path)])
-    state, outcome = _flow_state(ingest_flow, source=spec.source, path=str(spec.path))
+    state, outcome = _flow_state(ingest_flow, source=spec)
     if isinstance(case.expected, str):
         assert state.is_failed() and isinstance(outcome, PricecastError)
         assert re.search(case.expected, str(outcome)), outcome
@@ -613,10 +618,11 @@ def test_ingest_flow(case_id, tmp_path):
 def test_backtest_flow_refuses_unknown_models_and_bad_fold_options():
     from flows.backtest import backtest_flow
 
-    state, outcome = _flow_state(backtest_flow, models=["naive", "lsmt"], windows=2)
+    # As a deployment or the UI's run form passes parameters: JSON, validated by Prefect before the body runs.
+    state, outcome = _flow_state(backtest_flow, params={"models": ["naive", "lsmt"], "windows": 2})
     assert state.is_failed() and re.search(r"unknown model 'lsmt' \(did you mean lstm\?\)", str(outcome))
-    with pytest.raises(Exception, match=r"horizon[\s\S]*greater than 0"):  # Prefect validates typed parameters
-        backtest_flow(horizon=0)
+    with pytest.raises(Exception, match=r"horizon[\s\S]*greater than 0"):
+        backtest_flow(params={"horizon": 0})
 
 
 @pytest.mark.slow

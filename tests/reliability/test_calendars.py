@@ -218,8 +218,8 @@ def test_the_ingest_summary_shows_each_tickers_calendar(tmp_path):
 
 class TestTheChoiceTravelsToEveryUnit:
     def test_backtest_units_forecast_on_the_given_calendar(self, tmp_path):
-        from backtest.engine import backtest_unit
         from backtest.folds import FoldPlan, panel_folds
+        from backtest.units import plan_price_units, run_unit
 
         # London sessions under a name without a suffix: only the run's calendar can say it trades on 2023-02-20.
         days = exchange_days("XLON", "2022-06-01", "2023-03-10")
@@ -228,10 +228,14 @@ class TestTheChoiceTravelsToEveryUnit:
         folds = panel_folds(panel, FoldPlan(horizon=5, step=5, windows=4))["SEGA"]
         assert any(pd.Timestamp("2023-02-20") in f.test_ds for f in folds)
         series = panel[panel[ID] == "SEGA"].reset_index(drop=True)
-        run = {"model": "naive", "params": {}, "folds": folds, "refit_every": None, "horizon": 5}
-        chosen = backtest_unit(series, **run, calendar=quality.tickers["SEGA"].calendar)
+
+        def unit(calendar):
+            plan = {"models": {"naive": {}}, "folds": {"SEGA": folds}, "horizon": 5, "refit_every": None}
+            return plan_price_units(["SEGA"], **plan, calendars={"SEGA": calendar})[0]
+
+        chosen = run_unit(unit(quality.tickers["SEGA"].calendar), series)
         assert chosen.date_mismatches == 0  # every model date is a real London session
-        assert backtest_unit(series, **run).date_mismatches > 0  # NYSE dates: 2023-02-20 skipped
+        assert run_unit(unit(None), series).date_mismatches > 0  # NYSE dates: 2023-02-20 skipped
 
     def test_cache_keys_and_stored_fits_change_with_the_calendar(self, tmp_path):
         from tasks.fingerprint import unit_key
@@ -242,8 +246,10 @@ class TestTheChoiceTravelsToEveryUnit:
         from backtest.folds import FoldPlan, panel_folds
 
         folds = panel_folds(series, FoldPlan(horizon=5, step=5, windows=2))["SEGA"]
-        params = {"series": series, "model": "naive", "params": {}, "folds": folds, "refit_every": None, "horizon": 5}
-        keys = {unit_key("unit", {**params, "calendar": c}) for c in ("XLON", "XNYS", None)}
+        from backtest.units import PriceUnit
+
+        unit = PriceUnit(uid="SEGA", model="naive", params={}, folds=tuple(folds), refit_every=10, horizon=5)
+        keys = {unit_key("unit", unit, series, horizon=5, calendar=c) for c in ("XLON", "XNYS", None)}
         assert len(keys) == 3
         fits = {
             c: fit_or_update(series, model="naive", params={}, root=tmp_path, horizon=5, calendar=c)

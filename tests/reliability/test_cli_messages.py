@@ -58,7 +58,7 @@ class TestPartialRunKeepsItsOwnLastWord:
     """Item 6: a partial run's exit code and `partial:` line are not turned into `failed: Exit: 1`."""
 
     def test_exit_passes_through_guarded(self, capsys):
-        from pricecast.cli import _exit_if_partial, guarded
+        from pricecast.console import exit_if_partial, guarded
 
         class PartialState:
             message = "2 of 4 units failed: boom on AAPL"
@@ -67,7 +67,7 @@ class TestPartialRunKeepsItsOwnLastWord:
                 return False
 
         with pytest.raises(typer.Exit) as raised:
-            guarded(lambda: _exit_if_partial(PartialState()))()
+            guarded(lambda: exit_if_partial(PartialState()))()
         assert raised.value.exit_code == EXIT_PARTIAL
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert lines == ["partial: 2 of 4 units failed: boom on AAPL"]  # no `failed: Exit: 1` after it
@@ -112,11 +112,11 @@ class TestParameterErrors:
         from prefect.exceptions import ParameterTypeError
 
         from flows.forecast import forecast_flow
-        from pricecast.cli import guarded
+        from pricecast.console import guarded
 
         def run():
             try:
-                forecast_flow.validate_parameters({"horizon": 500})
+                forecast_flow.validate_parameters({"params": {"horizon": 500}})
             except ParameterTypeError as exc:
                 raise exc from None
 
@@ -155,9 +155,9 @@ class TestOutDirectory:
             locked.chmod(0o700)
 
     def test_an_existing_directory_is_accepted(self, tmp_path):
-        from pricecast.cli import _out_dir
+        from pricecast.options import out_dir_option
 
-        assert _out_dir(str(tmp_path)) == tmp_path
+        assert out_dir_option(str(tmp_path)) == tmp_path
 
 
 class TestTerminalNoise:
@@ -183,10 +183,11 @@ class TestNames:
     """Item 12: names a user types or points at."""
 
     def test_model_names_are_case_insensitive(self):
+        from flows.params import BacktestParams
         from models import make_model
-        from pricecast.cli import _model_list
 
-        assert _model_list("NAIVE,Lstm,naive", default=[]) == ["naive", "lstm"]
+        assert BacktestParams(models="NAIVE,Lstm,naive").models == ["naive", "lstm"]
+        assert BacktestParams(models=["NAIVE", "Lstm"]).models == ["naive", "lstm"]  # a deployment's list too
         assert make_model("Drift").name == "drift"
 
     def test_an_ambiguous_run_prefix_lists_the_matching_runs(self):

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     models = {{name: (dict(keras, horizon=3) if spec.family == "neural" else {{}}) for name, spec in REGISTRY.items()}}
     panel, _ = load_panel(SourceSpec(tickers=("AAPL",), start="2010-01-01", end="2012-12-31"))
     panel = build_features_for(panel, FeatureConfig())  # arimax reads features
-    result = run_backtest(panel, models=models, plan=FoldPlan(horizon=3, step=5, windows=2), n_jobs=1)
+    result = run_backtest(panel, models=models, plan=FoldPlan(horizon=3, step=5, windows=2))
     assert result.failures.empty, result.failures.to_string()
     result.forecasts.to_parquet(sys.argv[1], index=False)
     """

@@ -31,7 +31,7 @@ def test_the_engine_records_a_faulty_unit_and_keeps_the_healthy_one(monkeypatch,
 
     register_faults(monkeypatch)
     panel, _ = load_panel(SourceSpec(tickers=("AAPL", FAULTY), start="2012-01-01"))
-    result = run_backtest(panel, models=["naive", model], plan=FoldPlan(horizon=3, step=3, windows=2), n_jobs=1)
+    result = run_backtest(panel, models=["naive", model], plan=FoldPlan(horizon=3, step=3, windows=2))
     failures = result.failures
     assert set(zip(failures["unique_id"], failures["model"], strict=True)) == {(FAULTY, model)}
     assert (failures["error_type"] == error_type).all() and failures["message"].str.contains(message).all()
@@ -45,11 +45,12 @@ def test_the_engine_records_a_faulty_unit_and_keeps_the_healthy_one(monkeypatch,
 @pytest.mark.xdist_group("prefect")
 def test_a_flow_with_every_fault_completes_the_rest_and_says_what_failed(prefect_server, tmp_path, monkeypatch):
     from flows.backtest import backtest_flow
-    from tests.flows.helpers import unit_states
+    from tests.flows.helpers import backtest_params, unit_states
 
     register_faults(monkeypatch)
     models = ["naive", *FAULTS]
-    state = backtest_flow(**TINY, models=models, out_dir=str(tmp_path), unit_timeout_seconds=4, return_state=True)
+    params = backtest_params(**TINY, models=models, out_dir=str(tmp_path), unit_timeout_seconds=4)
+    state = backtest_flow(params=params, return_state=True)
 
     assert state.is_failed()
     for name in FAULTS:

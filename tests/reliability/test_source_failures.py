@@ -1,5 +1,6 @@
 """Source failures: network errors and rate limits are retried with backoff, then end in one SourceError naming the
-source and the ticker; a partial ingest never leaves half-written bars in the price store.
+source and the ticker; a partial ingest never leaves half-written bars in the price store. The source's retries are
+the only ones for the network: the Prefect ingest task does not retry them again (tests/flows/test_ingest_retries.py).
 
 The store's contract (ingest.load): a live ingest fetches, validates and stores ticker by ticker, one transaction
 each, and carries on past a ticker that fails. Every ticker ends either exactly as it was or with all of its new
@@ -23,7 +24,7 @@ from ingest.price_store import PriceStore
 from ingest.sources.fdr import fetch_fdr
 from ingest.sources.yahoo import fetch_yahoo
 from ingest.spec import SourceSpec
-from tasks.retry import is_network_error
+from tasks.retry import is_network_error, is_store_lock
 from tests.ingest.ingest_helpers import FIXTURES, bars
 
 BACKOFF = [1.0, 2.0, 4.0]  # the default 4 attempts wait 1, 2 and 4 seconds between them
@@ -57,7 +58,8 @@ def test_yahoo_failures_are_retried_with_backoff_then_a_source_error(yahoo_http,
     message = str(info.value)
     assert re.match(rf"yfinance: could not fetch AAPL after 4 attempts \({shown}", message), message
     assert message.endswith("check the network or try again later")
-    assert is_network_error(info.value)  # tasks.retry: Prefect's task retry condition agrees it is transient
+    assert is_network_error(info.value)  # tasks.retry classifies it as transient ...
+    assert not is_store_lock(info.value)  # ... and the ingest task does not retry it again: fetch_live already did
 
 
 def test_yahoo_rate_limit_that_clears_is_fetched_on_a_later_attempt(yahoo_http):
@@ -97,7 +99,7 @@ def test_fdr_failures_are_retried_with_backoff_then_a_source_error(naver_http, r
         fetch_fdr("005930", start=None, end=None, sleep=waits.append)
     assert waits == BACKOFF
     assert re.match(rf"fdr: could not fetch 005930 after 4 attempts \({shown}", str(info.value)), str(info.value)
-    assert is_network_error(info.value)
+    assert is_network_error(info.value) and not is_store_lock(info.value)
 
 
 def test_fdr_rate_limit_that_clears_is_fetched_on_a_later_attempt(naver_http):
@@ -149,7 +151,8 @@ def test_ticker_2_of_3_failing_leaves_it_as_before_and_stores_the_others(yahoo_h
         r"later; stored the other 2: AAPL, IBM; a rerun fetches only what is missing$",
         str(info.value),
     ), str(info.value)
-    assert waits == BACKOFF and is_network_error(info.value)  # so Prefect's task retry tries again
+    assert waits == BACKOFF and is_network_error(info.value)  # transient: a later run fetches it
+    assert not is_store_lock(info.value)  # but the Prefect task does not retry it again (one retry layer)
     after = store.read("yfinance")
     pd.testing.assert_frame_equal(rows_of(after, "MSFT"), rows_of(before, "MSFT"))  # exactly as before
     for ticker in ("AAPL", "IBM"):  # complete through the 12th, never half of the new bars

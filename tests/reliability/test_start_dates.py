@@ -107,14 +107,12 @@ class TestNoSilentDefaultStart:
         assert f"--start {SAMPLE_START} cut " in text and "rows before it (IBM " in text, text
 
     def test_the_flows_and_the_cli_share_one_default(self):
-        import inspect
+        from flows.params import BacktestParams, EventBacktestParams, ForecastParams
 
-        from flows.backtest import backtest_flow
-        from flows.event_backtest import event_backtest_flow
-        from flows.forecast import forecast_flow
-
-        for flow in (backtest_flow, forecast_flow, event_backtest_flow):
-            assert inspect.signature(flow.fn).parameters["start"].default is None, flow.name
+        for model in (BacktestParams, ForecastParams, EventBacktestParams):
+            assert model().source.start is None, model  # as given: nothing assumed
+            assert model().run_source.start == SAMPLE_START, model  # what the run reads: the sample's default
+            assert model(source={"source": "csv", "path": "x.csv"}).run_source.start is None, model
         assert default_start("sample", None) == SAMPLE_START
         for source in ("csv", "parquet", "yfinance", "fdr"):
             assert default_start(source, None) is None

@@ -23,6 +23,7 @@ from ingest.price_store import PriceStore
 from ingest.spec import SourceSpec
 from pricecast.cli import app
 from store.results_store import ResultStore
+from tests.flows.helpers import backtest_params, forecast_params
 from tests.ingest.ingest_helpers import bars
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -119,10 +120,23 @@ def test_live_sources_keep_rows_a_fetch_does_not_bring(tmp_path):
 
 def _live_forecast(day: str, yhat: float, *, last_y: float) -> pd.DataFrame:
     return pd.DataFrame(
-        {"as_of": [pd.Timestamp(day) - pd.offsets.BDay(1)], "source": "csv", "target": "close", "unique_id": "AAPL",
-         "model": "naive", "ds": [pd.Timestamp(day)], "h": 1, "yhat": yhat, "yhat_lo_80": np.nan,
-         "yhat_hi_80": np.nan, "yhat_lo_95": yhat - 5, "yhat_hi_95": yhat + 5, "last_y": last_y, "scale_mae": 0.5}
-    )  # fmt: skip
+        {
+            "as_of": [pd.Timestamp(day) - pd.offsets.BDay(1)],
+            "source": "csv",
+            "target": "close",
+            "unique_id": "AAPL",
+            "model": "naive",
+            "ds": [pd.Timestamp(day)],
+            "h": 1,
+            "yhat": yhat,
+            "yhat_lo_80": np.nan,
+            "yhat_hi_80": np.nan,
+            "yhat_lo_95": yhat - 5,
+            "yhat_hi_95": yhat + 5,
+            "last_y": last_y,
+            "scale_mae": 0.5,
+        }
+    )
 
 
 @pytest.mark.parametrize("fix", ["row deleted", "value corrected"])
@@ -180,9 +194,11 @@ def test_fit_directories_and_cache_keys_of_path_like_tickers_stay_inside_their_r
         series = bars(ticker, 40).assign(**{DS: pd.bdate_range("2024-01-02", periods=40)})
         series["y"] = series[CLOSE]
         folds = panel_folds(series, FoldPlan(horizon=2, step=2, windows=2))[ticker]
-        params = {"series": series, "uid": ticker, "model": "naive", "params": {}, "folds": folds,
-                  "refit_every": None, "horizon": 2}  # fmt: skip
-        for key in (unit_cache_key(None, params), audit_cache_key(None, {**params, "config": _Config()})):
+        from backtest.units import PriceUnit
+
+        unit = PriceUnit(uid=ticker, model="naive", params={}, folds=tuple(folds), refit_every=10, horizon=2)
+        audit = {"series": series, "uid": ticker, "folds": folds, "config": _Config()}
+        for key in (unit_cache_key(None, {"unit": unit, "series": series}), audit_cache_key(None, audit)):
             assert not any(c in key for c in "/\\:\x00") and safe_name(ticker) in key, key
             assert (tmp_path / key).resolve().parent == tmp_path.resolve()
 
@@ -205,9 +221,9 @@ def test_forecast_and_backtest_of_path_like_tickers_write_only_inside_home_and_t
     before = {p for p in tmp_path.parent.iterdir()}
     out = tmp_path / "run"
     common = {"source": "csv", "path": str(source), "models": ["naive"], "horizon": 2}
-    state = forecast_flow(**common, return_state=True)
+    state = forecast_flow(params=forecast_params(**common), return_state=True)
     assert state.is_completed(), state.message
-    state = backtest_flow(**common, windows=2, step=2, out_dir=str(out), return_state=True)
+    state = backtest_flow(params=backtest_params(**common, windows=2, step=2, out_dir=str(out)), return_state=True)
     assert state.is_completed(), state.message
 
     root = home().resolve()

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from common.schema import (
+    BEATS_NAIVE_DM,
+    BUY_AND_HOLD,
     CUTOFF,
     DS,
     FOLD,
@@ -22,14 +24,16 @@ from common.schema import (
     ID,
     LO_80,
     LO_95,
+    MEAN_RANK,
     METRIC,
     MODEL,
+    NAIVE,
     VALUE,
     YHAT,
     H,
     Y,
 )
-from reports.data import BEATS_NAIVE_DM, BUY_AND_HOLD, LEADERBOARD_METRICS, MEAN_RANK, NAIVE, ReportInput
+from reports.data import LEADERBOARD_METRICS, ReportInput
 
 Z = {80: 1.2815515655446004, 95: 1.959963984540054}
 RANK_METRICS = ("mae", "rmse", "smape", "mase", "rmsse")

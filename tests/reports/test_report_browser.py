@@ -48,9 +48,7 @@ def report(tmp_path_factory) -> Path:
     from tasks.backtest import save_run
 
     panel, quality = load_panel(SourceSpec(tickers=("AAPL", "IBM"), start="2012-01-01"))
-    result = run_backtest(
-        panel, models=["naive", "drift", "ses"], plan=FoldPlan(horizon=3, step=3, windows=3), n_jobs=1
-    )
+    result = run_backtest(panel, models=["naive", "drift", "ses"], plan=FoldPlan(horizon=3, step=3, windows=3))
     out = tmp_path_factory.mktemp("browser-run")
     return save_run(result, evaluate(result), quality.to_frame(), out)
 

@@ -251,7 +251,7 @@ def backtest_run(tmp_path_factory):
     from tasks.backtest import save_run
 
     panel, quality = load_panel(SourceSpec(tickers=("AAPL",), start="2012-01-01"))
-    result = run_backtest(panel, models=["naive", "drift"], plan=FoldPlan(horizon=3, step=3, windows=2), n_jobs=1)
+    result = run_backtest(panel, models=["naive", "drift"], plan=FoldPlan(horizon=3, step=3, windows=2))
     evaluation, table = evaluate(result), quality.to_frame()
     out = tmp_path_factory.mktemp("backtest-run") / "run"
     save_run(result, evaluation, table, out)
@@ -263,20 +263,20 @@ def event_run(tmp_path_factory):
     """A tiny event backtest (one series, base_rate + logistic) with its report."""
     from backtest.event_task import evaluate_events, run_event_backtest
     from reports.event_report import render_event_html
-    from tasks.event_backtest import report_input
+    from runs.write import event_report_input
     from tests.events.event_helpers import SMALL_FEATURES, panel, plan
 
     result = run_event_backtest(
         panel(n_series=1, seed=3),
         threshold=0.05,
-        horizon=5,
+        lookahead=5,
         plan=plan(windows=3),
         models=["base_rate", "logistic"],
         feature_config=SMALL_FEATURES,
     )
     evaluation = evaluate_events(result)
     out = tmp_path_factory.mktemp("event-run") / "run"
-    render_event_html(report_input(result, evaluation), out / "report.html")
+    render_event_html(event_report_input(result, evaluation), out / "report.html")
     return result, evaluation, out
 
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from common.errors import ConfigError
-from store.monitor import MONITOR_COLUMNS, MonitorPolicy, breach_markdown, live_monitor, monitor_records
+from common.schema import MONITOR_COLUMNS
+from store.monitor import MonitorPolicy, breach_markdown, live_monitor, monitor_records
 from store.results_store import ResultStore
 from tests.store.monitor_helpers import BACKTEST_COV, seed_backtest, seed_live
 

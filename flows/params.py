@@ -1,0 +1,221 @@
+"""The typed parameters of every flow: one pydantic model per flow, built once and validated once.
+
+The CLI builds them from its options (one option per field), a deployment from prefect.yaml, the Prefect UI from
+its run form (Prefect renders a BaseModel parameter as a nested form). Whoever builds one, the same validators
+run, and a bad value raises ConfigError naming the field. The flows read resolved values from them (the fold plan,
+the models in the registry's spelling, the source with the sample's default start): nothing is re-validated or
+re-derived further down. The refit policy stays `None` ("each model's own default") here and is resolved once per
+unit by backtest.units.plan_price_units / plan_event_units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from backtest.folds import FoldPlan
+from common.errors import ConfigError
+from common.redact import redact
+from common.schema import CHAMPION
+from ingest.spec import SourceSpec
+from tasks.fitted import MAX_UPDATE_SESSIONS
+
+# Every model family on the sample in a few minutes (make run); 'all' adds the slow and seasonal ones.
+DEFAULT_MODELS = ("naive", "drift", "moving_average", "ses", "holt", "ets", "arima", "prophet", "lstm", "ensemble")
+# Statistical families plus their combination for the daily forecast; the ensemble always runs.
+FORECAST_MODELS = ("naive", "drift", "ses", "holt", "ets", "arima", "ensemble")
+EVENT_DEFAULT_MODELS = ("base_rate", "logistic", "lstm_event")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+REFIT_HELP = "0 = fit once, 1 = every fold, k = every k-th fold"
+
+
+def _refit_every(value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise ValueError(f"must be an integer >= 0 ({REFIT_HELP})")
+    return value
+
+
+class ParamsError(ConfigError):
+    """Invalid flow parameters: one line for the log, and `problems` (field, reason, value) for a caller that names
+    its own spelling of each field (the CLI says --refit-every where the model says refit_every)."""
+
+    def __init__(self, model: str, problems: list[tuple[str, str, Any]]) -> None:
+        self.problems = problems
+        clauses = [reason if not field else f"{field}: {reason} (got {value!r})" for field, reason, value in problems]
+        super().__init__(redact(f"invalid {model}: " + "; ".join(clauses)))
+
+
+class _Params(BaseModel):
+    """Shared behaviour: frozen, unknown fields refused, ConfigError (one line per field) instead of pydantic's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ParamsError(type(self).__name__, _problems(exc)) from None
+
+    @cached_property
+    def run_source(self) -> SourceSpec:
+        """The source as the run reads it: the sample's default start applied (ingest.sources.sample)."""
+        source: SourceSpec = getattr(self, "source")  # noqa: B009 - every subclass has a `source` field
+        return SourceSpec.for_run(**source.model_dump())
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str, Any]]:
+    """(field, reason, value) per invalid field; a nested SourceSpec's own sentence as it is, with no field."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        if reason.startswith("invalid SourceSpec: ") or not where:
+            problems.append(("", reason, None))
+        else:
+            problems.append((where, reason, error.get("input")))
+    return problems
+
+
+def _names(
+    value: Any, *, default: tuple[str, ...], registry: Mapping[str, Any], check: Callable[[str], Any], extra=()
+) -> list[str]:
+    """Model names from a list or a CLI string ('default', 'all' or a comma list), in the registry's spelling
+    (case-insensitive), duplicates dropped; an unknown name fails with the close matches (`check` raises)."""
+    from models import canonical_name
+
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key == "default":
+            return list(default)
+        if key == "all":
+            return list(registry)
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    names = list(dict.fromkeys(canonical_name([*extra, *registry], str(n)) for n in value))
+    if not names:
+        raise ValueError("no models given; pass a comma list, 'default' or 'all'")
+    for name in names:
+        if name not in extra and name not in registry:
+            check(name)  # ConfigError naming the registered models and the close matches
+    return names
+
+
+class BacktestParams(_Params):
+    """backtest_flow: every model on identical rolling-origin folds of every series, scored against naive."""
+
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
+    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    horizon: PositiveInt = 5  # forecast horizon in sessions
+    windows: PositiveInt = 20  # folds (rolling origins) per series
+    step: PositiveInt = 5  # sessions between consecutive origins
+    window_type: Literal["expanding", "sliding"] = "expanding"
+    train_size: PositiveInt | None = None  # sliding-window length in sessions
+    refit_every: int | None = None  # None: each model's measured default policy (see _refit_every)
+    unit_timeout_seconds: Annotated[float, Field(gt=0)] | None = 3600.0  # a hung unit is stopped, recorded failed
+    out_dir: str | None = None  # None: PRICECAST_HOME/runs/<UTC time>-<flow run name>
+    refresh_cache: bool = False  # recompute units even when a cached result with the same key exists
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: Any) -> Any:
+        from models import REGISTRY, model_class
+
+        return _names(value, default=DEFAULT_MODELS, registry=REGISTRY, check=model_class)
+
+    _refit = field_validator("refit_every")(_refit_every)
+
+    @cached_property
+    def plan(self) -> FoldPlan:
+        """The fold plan every model shares."""
+        return FoldPlan(
+            horizon=self.horizon,
+            step=self.step,
+            windows=self.windows,
+            window_type=self.window_type,
+            train_size=self.train_size,
+        )
+
+    @model_validator(mode="after")
+    def _plan_checks(self) -> BacktestParams:
+        self.plan  # noqa: B018 - the fold plan's own checks (sliding needs train_size) run at construction
+        return self
+
+    def params_for(self, name: str) -> dict[str, Any]:
+        """Constructor parameters of model `name` in this run (registry defaults apply to the rest)."""
+        return dict(self.model_params.get(name, {}))
+
+
+class EventBacktestParams(_Params):
+    """event_backtest_flow: classifiers of "the close rises >= threshold within lookahead sessions" vs the base rate.
+
+    Folds are cut on each series' labelled sessions; each fold scores `origins_per_fold` consecutive origins
+    (default: `step`, so the folds' origins tile the test span and every labelled session there is scored once).
+    """
+
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    models: list[str] = Field(default_factory=lambda: list(EVENT_DEFAULT_MODELS))
+    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    threshold: Annotated[float, Field(gt=-1.0, allow_inf_nan=False)] = 0.05  # the rise, as a fraction
+    lookahead: Annotated[int, Field(gt=0, le=260)] = 10  # sessions the rise may take
+    windows: PositiveInt = 50
+    step: PositiveInt = 5
+    origins_per_fold: PositiveInt | None = None  # None: step
+    window_type: Literal["expanding", "sliding"] = "expanding"
+    train_size: PositiveInt | None = None
+    refit_every: int | None = None  # None: each model's default policy (see _refit_every)
+    tail_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2  # training tail the decision threshold is chosen on
+    unit_timeout_seconds: Annotated[float, Field(gt=0)] | None = 3600.0
+    out_dir: str | None = None
+    refresh_cache: bool = False
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: Any) -> Any:
+        from models import EVENT_REGISTRY, event_model_class
+
+        return _names(value, default=EVENT_DEFAULT_MODELS, registry=EVENT_REGISTRY, check=event_model_class)
+
+    _refit = field_validator("refit_every")(_refit_every)
+
+    @cached_property
+    def plan(self) -> FoldPlan:
+        """The fold plan on labelled sessions: `origins_per_fold` test origins per fold."""
+        from backtest.event_task import event_fold_plan
+
+        return event_fold_plan(
+            origins_per_fold=self.origins_per_fold or self.step,
+            step=self.step,
+            windows=self.windows,
+            window_type=self.window_type,
+            train_size=self.train_size,
+        )
+
+    @model_validator(mode="after")
+    def _plan_checks(self) -> EventBacktestParams:
+        self.plan  # noqa: B018 - the fold plan's own checks run at construction
+        return self
+
+
+class ForecastParams(_Params):
+    """forecast_flow: every model fitted on each ticker's full history, forecasting the next `horizon` sessions."""
+
+    source: SourceSpec = Field(default_factory=SourceSpec)
+    models: list[str] = Field(default_factory=lambda: list(FORECAST_MODELS))
+    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    horizon: Annotated[int, Field(gt=0, le=260)] = 5
+    max_update_sessions: Annotated[int, Field(ge=0)] = MAX_UPDATE_SESSIONS
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: Any) -> Any:
+        from models import REGISTRY, model_class
+
+        names = _names(value, default=FORECAST_MODELS, registry=REGISTRY, check=model_class, extra=(CHAMPION,))
+        return list(dict.fromkeys([*names, "ensemble"]))  # the combination always runs
+
+    def params_for(self, name: str) -> dict[str, Any]:
+        return dict(self.model_params.get(name, {}))
