@@ -130,15 +130,20 @@ def live_event_probabilities(
                 raise  # a bug, never a model failure
             except Exception as exc:  # models raise anything; recorded for this (ticker, model)
                 log.warning("live %s on %s failed: %s", name, uid, exc)
-                failures.append(_failure_row(uid, name, exc))
+                failures.append(live_failure_row(uid, name, exc))
+    return gather_live(rows, failures)
+
+
+def gather_live(rows: list[pd.DataFrame], failures: list[dict[str, Any]]) -> LiveEventResult:
+    """One LiveEventResult from live_event_unit rows and live_failure_row records (a flow's mapped live units)."""
     return LiveEventResult(
         probabilities=_normalize(pd.concat(rows, ignore_index=True) if rows else None),
         failures=pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)),
     )
 
 
-def _failure_row(uid: str, model: str, exc: BaseException) -> dict[str, Any]:
-    """blocks.failure_row on fold LIVE_FOLD, the message marked as the live fit's."""
+def live_failure_row(uid: str, model: str, exc: BaseException) -> dict[str, Any]:
+    """blocks.failure_row on fold LIVE_FOLD, the message marked as the live fit's (LeakageError re-raised)."""
     row = failure_row(uid, model, LIVE_FOLD, exc)
     return {**row, MESSAGE: f"live fit: {row[MESSAGE]}"}
 

@@ -2,9 +2,10 @@
 
 Composition only: ingest -> labels + causal features per ticker -> fold plan on labelled sessions -> one cached
 task per (ticker, model) unit (backtest.units.plan_event_units) -> score (metrics, reliability, ROC/PR, DM vs base
-rate) -> outputs + report -> live step (each model fitted on every labelled session, P(event) at each ticker's
-latest session; backtest/event_live.py) -> results store (the run and its probabilities, keyed by the flow-run id)
--> artifacts. The design (origins, leakage guard, thresholds) is documented in backtest/event_task.py.
+rate) -> outputs + report -> live step (one task per unit, under the same unit timeout: the model fitted on every
+labelled session, P(event) at the ticker's latest session; backtest/event_live.py) -> results store (the run and
+its probabilities, keyed by the flow-run id) -> artifacts. The design (origins, leakage guard, thresholds) is
+documented in backtest/event_task.py.
 
 Two numbers of sessions, two names: `lookahead` is the event's "within h sessions"; `origins_per_fold` (default:
 `step`) is how many test origins each fold scores, so with origins_per_fold == step every labelled session of the
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 from prefect.states import State
 from prefect.utilities.annotations import NotSet
 
@@ -23,7 +24,7 @@ from backtest.event_task import model_specs
 from backtest.units import plan_event_units
 from common.settings import store_path
 from flows import enable_package_logs
-from flows.fanout import run_outcome, wait_for_units
+from flows.fanout import run_outcome, wait_for_live, wait_for_units
 from flows.params import EventBacktestParams
 from flows.run_meta import event_run_meta, refit_policies, run_out_dir
 from flows.runners import task_runner
@@ -32,7 +33,7 @@ from tasks.event_backtest import (
     build_event_data,
     event_failures,
     plan_event_folds,
-    predict_live_events,
+    predict_live_event,
     publish_event_artifacts,
     publish_event_probabilities,
     run_event_unit,
@@ -92,14 +93,12 @@ def event_backtest_flow(params: EventBacktestParams = EventBacktestParams()) -> 
     )
     result, evaluation = score_events(results, meta)
     report = write_event_outputs(result, evaluation, str(out))
-    live = predict_live_events(
-        frames,
-        specs,
-        threshold=params.threshold,
-        lookahead=params.lookahead,
-        columns=columns,
-        tail_fraction=params.tail_fraction,
+    # The live step: each unit's model on every labelled session, one task per unit under the same timeout.
+    live_task = predict_live_event.with_options(timeout_seconds=params.unit_timeout_seconds)
+    live_futures = live_task.map(
+        unit=units, series=[frames[unit.uid] for unit in units], threshold=unmapped(params.threshold)
     )
+    live = wait_for_live(live_futures, units)
     store_event_backtest(result, evaluation, live.probabilities, str(store_path()), str(meta["flow_run_id"]))
     verdict = publish_event_artifacts(result, evaluation, report)
     publish_event_probabilities(live.probabilities, result.meta)

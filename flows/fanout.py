@@ -14,10 +14,11 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed, State
 
 from backtest.audit import AuditResult
+from backtest.event_live import LiveEventResult, gather_live, live_failure_row
 from backtest.units import EventUnit, PriceUnit, failed_unit
 from common import progress
 from common.schema import ID, MODEL
-from tasks.retry import is_task_timeout
+from tasks.retry_conditions import is_task_timeout
 
 R = TypeVar("R")
 
@@ -52,6 +53,20 @@ def wait_for_units(
         update_progress_artifact(artifact_id=artifact, progress=100.0 * done / len(futures))
         progress.report(stage, done, len(futures), f"{unit.model} on {unit.uid}")
     return results
+
+
+def wait_for_live(futures: Sequence[PrefectFuture[pd.DataFrame]], units: Sequence[EventUnit]) -> LiveEventResult:
+    """Wait for the live step's (ticker, model) tasks: a failed or timed-out one becomes its live failure row."""
+    rows, failures = [], []
+    for future, unit in zip(futures, units, strict=True):
+        try:
+            rows.append(future.result())
+        except Exception as exc:  # the model failed (or hung past the unit timeout) on the full history
+            if is_task_timeout(exc):
+                exc = TimeoutError(f"live fit timed out ({exc}); raise unit_timeout_seconds if the model is just slow")
+            get_run_logger().warning("live %s on %s failed: %s", unit.model, unit.uid, exc)
+            failures.append(live_failure_row(unit.uid, unit.model, exc))
+    return gather_live(rows, failures)
 
 
 def run_outcome(failures: pd.DataFrame, n_units: int, report: Path, summary: dict[str, Any], *, done: str) -> State:

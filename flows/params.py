@@ -63,8 +63,10 @@ class _Params(BaseModel):
     @cached_property
     def run_source(self) -> SourceSpec:
         """The source as the run reads it: the sample's default start applied (ingest.sources.sample)."""
+        from ingest.sources.sample import default_start
+
         source: SourceSpec = getattr(self, "source")  # noqa: B009 - every subclass has a `source` field
-        return SourceSpec.for_run(**source.model_dump())
+        return source.model_copy(update={"start": default_start(source.source, source.start)})  # validated already
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str, Any]]:

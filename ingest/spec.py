@@ -103,16 +103,6 @@ class SourceSpec(BaseModel):
             raise ValueError(f"source {self.source!r} needs tickers= (a live source has no list of 'all' tickers)")
         return self
 
-    @classmethod
-    def for_run(cls, *, source: str, tickers: Any = None, start: date | None = None, **options: Any) -> SourceSpec:
-        """The spec a backtest or forecast flow runs on: its parameters, with the sample's default start applied
-        (ingest.sources.sample.default_start: file and live sources keep all their history)."""
-        from ingest.sources.sample import default_start  # imports this module: resolved at call time
-
-        return cls(
-            source=source, tickers=tuple(tickers) if tickers else None, start=default_start(source, start), **options
-        )
-
     def calendar_for(self, ticker: str) -> str | None:
         """The calendar this run asks for `ticker` (its own entry, else the run-wide one), or None."""
         if not self.calendars:

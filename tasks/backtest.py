@@ -24,7 +24,7 @@ from reports.server import report_url, unserved_report_markdown
 from reports.verdict import verdict
 from runs.write import report_input, save_run
 from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint, unit_key
-from tasks.retry import retry_crashes
+from tasks.retry_conditions import retry_crashes
 
 
 @task(name="build-features")

@@ -13,7 +13,7 @@ from prefect.artifacts import (
 )
 
 from backtest import units
-from backtest.event_live import LiveEventResult, live_event_probabilities, live_probability_records
+from backtest.event_live import LiveEventResult, live_event_unit, live_probability_records
 from backtest.event_task import (
     EventEvaluation,
     EventResult,
@@ -33,7 +33,7 @@ from store.results_store import ResultStore
 from tasks.backtest import publish_report_link
 from tasks.fingerprint import unit_key
 from tasks.results_store import LOCK_RETRIES
-from tasks.retry import retry_crashes
+from tasks.retry_conditions import retry_crashes
 
 LEADERBOARD_KEY = "event-leaderboard"
 SUMMARY_KEY = "event-summary"
@@ -108,19 +108,17 @@ def publish_event_artifacts(result: EventResult, evaluation: EventEvaluation, re
 
 
 # ---- live step and results store ---------------------------------------------------------------------------
-@task(name="event-live")
-def predict_live_events(
-    frames: dict[str, pd.DataFrame],
-    models: dict[str, dict[str, Any]],
-    *,
-    threshold: float,
-    lookahead: int,
-    columns: list[str],
-    tail_fraction: float,
-) -> LiveEventResult:
-    """Each model fitted on every labelled session of each ticker: P(event) at its latest session."""
-    return live_event_probabilities(
-        frames, models=models, threshold=threshold, lookahead=lookahead, columns=columns, tail_fraction=tail_fraction
+@task(name="event-live", task_run_name="live {unit.model}, {unit.uid}")
+def predict_live_event(unit: EventUnit, series: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The unit's model fitted on every labelled session of its ticker: P(event) at the latest session (one row)."""
+    return live_event_unit(
+        series,
+        model=unit.model,
+        params=unit.params,
+        threshold=threshold,
+        lookahead=unit.lookahead,
+        columns=list(unit.columns),
+        tail_fraction=unit.tail_fraction,
     )
 
 

@@ -16,7 +16,7 @@ from common.schema import AS_OF, DS, ERROR_TYPE, ID, INTERVAL_COLUMNS, MESSAGE, 
 from reports.format import sig_round
 from store.results_store import live_forecast_frame
 from tasks.fitted import MAX_UPDATE_SESSIONS, fit_or_update, fits_dir
-from tasks.retry import retry_crashes
+from tasks.retry_conditions import retry_crashes
 
 FAILURE_COLUMNS = (ID, MODEL, ERROR_TYPE, MESSAGE)
 FIT_PATH = "fit_path"  # a column of forecast_unit's frame (not stored): "fit", "refit" or "update"

@@ -12,7 +12,7 @@ from ingest.load import load_panel
 from ingest.price_store import PriceStore
 from ingest.quality import QualityReport
 from ingest.spec import SourceSpec
-from tasks.retry import retry_store_locks
+from tasks.retry_conditions import retry_store_locks
 
 
 @task(

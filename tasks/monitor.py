@@ -16,7 +16,7 @@ from prefect.tasks import exponential_backoff
 
 from store.monitor import DEFAULT_POLICY, breach_markdown, live_monitor, monitor_records
 from store.results_store import ResultStore
-from tasks.retry import retry_network_errors
+from tasks.retry_conditions import retry_network_errors
 
 BREACH_EVENT = "pricecast.live.breach"
 RECORD_RESOURCE = {"prefect.resource.id": "pricecast.live-record", "prefect.resource.name": "live forecast record"}

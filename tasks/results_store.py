@@ -17,7 +17,7 @@ from common.schema import ID, MODEL
 from common.settings import home
 from models import REGISTRY
 from store.results_store import ResultStore, score_live_forecasts
-from tasks.retry import retry_network_errors
+from tasks.retry_conditions import retry_network_errors
 
 # DuckDB has one writer: another process holding the file lock is the failure worth retrying.
 LOCK_RETRIES: dict[str, Any] = {

@@ -25,9 +25,10 @@ Failure = Literal["transient", "unknown", "fatal"]
 class SourceUnavailable(SourceError, ConnectionError):
     """A source kept failing transiently (network error, rate limit, outage) through every retry.
 
-    Also a ConnectionError, so callers classifying failures (tasks.retry.is_network_error) see a network failure,
-    whatever the client raised: yfinance's YFRateLimitError, for one, is no OSError. Nothing retries it again:
-    fetch_live is the one retry layer for the network (tasks.ingest's Prefect retries cover store locks only).
+    Also a ConnectionError, so callers classifying failures (tasks.retry_conditions.is_network_error) see a
+    network failure, whatever the client raised: yfinance's YFRateLimitError, for one, is no OSError. Nothing
+    retries it again: fetch_live is the one retry layer for the network (tasks.ingest's Prefect retries cover
+    store locks only).
     """
 
 

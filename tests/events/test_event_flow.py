@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 import pytest
 
@@ -62,3 +64,36 @@ def test_unknown_event_model_fails_before_any_work(prefect_server):
     # As a deployment or the UI's run form passes it: plain JSON, validated by Prefect before the flow body runs.
     state = event_backtest_flow(params={"models": ["base_rate", "lstm_evnt"]}, return_state=True)
     assert state.is_failed() and "unknown event model 'lstm_evnt'" in str(state.result(raise_on_failure=False))
+
+
+class HangingEvent:
+    """Registered for the test below: an event classifier whose fit never returns (an interruptible loop)."""
+
+    @staticmethod
+    def make():
+        import time
+
+        from models.classifiers import BaseRate
+
+        class Hangs(BaseRate):
+            def _fit(self, X, y, rows):
+                while True:
+                    time.sleep(0.05)
+
+        return Hangs
+
+
+def test_the_unit_timeout_stops_a_hung_event_unit_and_the_rest_completes(prefect_server, monkeypatch, tmp_path):
+    """--unit-timeout reaches the event task too (it was silently ignored there before the typed parameters)."""
+    import models
+
+    monkeypatch.setitem(
+        models.EVENT_REGISTRY, "hangs_event", models.ModelSpec("tests.events.test_event_flow:X", "hangs")
+    )
+    monkeypatch.setattr(sys.modules[__name__], "X", HangingEvent.make(), raising=False)
+    state = _run(models=["base_rate", "hangs_event"], unit_timeout_seconds=3, out_dir=str(tmp_path))
+    assert state.is_failed() and "hangs_event on AAPL" in state.message, state.message
+    states = unit_states(state, expected=2)
+    assert states == {"base_rate on AAPL": "Completed", "hangs_event on AAPL": "TimedOut"}
+    failures = pd.read_csv(tmp_path / "failures.csv")
+    assert set(failures["model"]) == {"hangs_event"} and failures["message"].str.contains("timed out").all()

@@ -119,7 +119,7 @@ def test_a_non_transient_error_is_not_retried_at_all(wire, waits, tmp_path, resp
 def test_the_ingest_task_retries_store_locks_only():
     from prefect.states import Completed, Failed
 
-    from tasks.retry import is_network_error, is_store_lock, retry_store_locks
+    from tasks.retry_conditions import is_network_error, is_store_lock, retry_store_locks
 
     locked = lock_error()
     assert is_store_lock(locked) and is_store_lock(locked.__cause__) and is_network_error(locked)

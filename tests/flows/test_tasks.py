@@ -73,7 +73,7 @@ def test_forecast_unit_fits_all_history_and_dates_the_next_sessions(aapl):
 def test_retry_conditions_retry_only_what_can_pass():
     from prefect.states import Completed, Failed
 
-    from tasks.retry import is_network_error, retry_crashes, retry_network_errors
+    from tasks.retry_conditions import is_network_error, retry_crashes, retry_network_errors
 
     def wrapped(cause: BaseException) -> SourceError:
         try:
@@ -95,7 +95,7 @@ def test_retry_conditions_retry_only_what_can_pass():
 
 def test_ingest_task_retries_with_exponential_backoff():
     from tasks.ingest import ingest_prices
-    from tasks.retry import retry_store_locks
+    from tasks.retry_conditions import retry_store_locks
 
     # One retry layer per failure: the source retries the network (ingest/sources/live.py), the task a store lock.
     assert ingest_prices.retries == 3 and ingest_prices.retry_condition_fn is retry_store_locks

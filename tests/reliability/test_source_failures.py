@@ -24,7 +24,7 @@ from ingest.price_store import PriceStore
 from ingest.sources.fdr import fetch_fdr
 from ingest.sources.yahoo import fetch_yahoo
 from ingest.spec import SourceSpec
-from tasks.retry import is_network_error, is_store_lock
+from tasks.retry_conditions import is_network_error, is_store_lock
 from tests.ingest.ingest_helpers import FIXTURES, bars
 
 BACKOFF = [1.0, 2.0, 4.0]  # the default 4 attempts wait 1, 2 and 4 seconds between them
@@ -58,7 +58,7 @@ def test_yahoo_failures_are_retried_with_backoff_then_a_source_error(yahoo_http,
     message = str(info.value)
     assert re.match(rf"yfinance: could not fetch AAPL after 4 attempts \({shown}", message), message
     assert message.endswith("check the network or try again later")
-    assert is_network_error(info.value)  # tasks.retry classifies it as transient ...
+    assert is_network_error(info.value)  # tasks.retry_conditions classifies it as transient ...
     assert not is_store_lock(info.value)  # ... and the ingest task does not retry it again: fetch_live already did
 
 

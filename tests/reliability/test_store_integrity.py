@@ -293,7 +293,7 @@ def test_ingest_into_a_damaged_store_stops_with_one_line_and_writes_nothing(tmp_
 
 
 def test_load_panel_raises_the_damaged_store_error_and_it_is_never_retried(tmp_path):
-    from tasks.retry import is_network_error
+    from tasks.retry_conditions import is_network_error
 
     path = _stored(tmp_path / "s.duckdb")
     _corrupt_a_block(path)
