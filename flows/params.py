@@ -31,6 +31,9 @@ EVENT_DEFAULT_MODELS = ("base_rate", "logistic", "lstm_event")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 REFIT_HELP = "0 = fit once, 1 = every fold, k = every k-th fold"
+MODELS_HELP = "Registered models (pricecast models), in the registry's spelling or any case"
+MODEL_PARAMS_HELP = 'Constructor parameters per model, e.g. {"ets": {"damped": true}}'
+TIMEOUT_HELP = "Seconds one (ticker, model) unit may run before it is stopped and recorded as failed"
 
 
 def _refit_every(value: int | None) -> int | None:
@@ -108,18 +111,21 @@ def _names(
 class BacktestParams(_Params):
     """backtest_flow: every model on identical rolling-origin folds of every series, scored against naive."""
 
-    source: SourceSpec = Field(default_factory=SourceSpec)
-    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
-    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    horizon: PositiveInt = 5  # forecast horizon in sessions
-    windows: PositiveInt = 20  # folds (rolling origins) per series
-    step: PositiveInt = 5  # sessions between consecutive origins
+    # Plain (not factory) defaults: Prefect's run form shows them. Pydantic copies a mutable default per instance.
+    source: SourceSpec = SourceSpec()
+    models: list[str] = Field(default=list(DEFAULT_MODELS), description=MODELS_HELP)
+    model_params: dict[str, dict[str, Any]] = Field(default={}, description=MODEL_PARAMS_HELP)
+    horizon: PositiveInt = Field(default=5, description="Forecast horizon in sessions")
+    windows: PositiveInt = Field(default=20, description="Rolling origins (folds) per series")
+    step: PositiveInt = Field(default=5, description="Sessions between consecutive origins")
     window_type: Literal["expanding", "sliding"] = "expanding"
-    train_size: PositiveInt | None = None  # sliding-window length in sessions
-    refit_every: int | None = None  # None: each model's measured default policy (see _refit_every)
-    unit_timeout_seconds: Annotated[float, Field(gt=0)] | None = 3600.0  # a hung unit is stopped, recorded failed
-    out_dir: str | None = None  # None: PRICECAST_HOME/runs/<UTC time>-<flow run name>
-    refresh_cache: bool = False  # recompute units even when a cached result with the same key exists
+    train_size: PositiveInt | None = Field(default=None, description="Sliding-window length in sessions")
+    refit_every: int | None = Field(default=None, description=f"{REFIT_HELP}; empty: each model's measured default")
+    unit_timeout_seconds: Annotated[float, Field(gt=0)] | None = Field(default=3600.0, description=TIMEOUT_HELP)
+    out_dir: str | None = Field(
+        default=None, description="Output directory; empty: PRICECAST_HOME/runs/<time>-<run name>"
+    )
+    refresh_cache: bool = Field(default=False, description="Recompute units even when a cached result has the same key")
 
     @field_validator("models", mode="before")
     @classmethod
@@ -158,21 +164,27 @@ class EventBacktestParams(_Params):
     (default: `step`, so the folds' origins tile the test span and every labelled session there is scored once).
     """
 
-    source: SourceSpec = Field(default_factory=SourceSpec)
-    models: list[str] = Field(default_factory=lambda: list(EVENT_DEFAULT_MODELS))
-    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    threshold: Annotated[float, Field(gt=-1.0, allow_inf_nan=False)] = 0.05  # the rise, as a fraction
-    lookahead: Annotated[int, Field(gt=0, le=260)] = 10  # sessions the rise may take
-    windows: PositiveInt = 50
-    step: PositiveInt = 5
-    origins_per_fold: PositiveInt | None = None  # None: step
+    source: SourceSpec = SourceSpec()
+    models: list[str] = Field(default=list(EVENT_DEFAULT_MODELS), description="Event models; base_rate is always added")
+    model_params: dict[str, dict[str, Any]] = Field(default={}, description=MODEL_PARAMS_HELP)
+    threshold: Annotated[float, Field(gt=-1.0, allow_inf_nan=False)] = Field(
+        default=0.05, description="The rise, as a fraction (0.05 = 5%)"
+    )
+    lookahead: Annotated[int, Field(gt=0, le=260)] = Field(default=10, description="Sessions the rise may take")
+    windows: PositiveInt = Field(default=50, description="Folds per series, cut on labelled sessions")
+    step: PositiveInt = Field(default=5, description="Sessions between consecutive folds")
+    origins_per_fold: PositiveInt | None = Field(default=None, description="Test origins each fold scores; empty: step")
     window_type: Literal["expanding", "sliding"] = "expanding"
-    train_size: PositiveInt | None = None
-    refit_every: int | None = None  # None: each model's default policy (see _refit_every)
-    tail_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2  # training tail the decision threshold is chosen on
-    unit_timeout_seconds: Annotated[float, Field(gt=0)] | None = 3600.0
-    out_dir: str | None = None
-    refresh_cache: bool = False
+    train_size: PositiveInt | None = Field(default=None, description="Sliding-window length in sessions")
+    refit_every: int | None = Field(default=None, description=f"{REFIT_HELP}; empty: each model's default")
+    tail_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        default=0.2, description="Share of each training window the decision threshold is chosen on (its tail)"
+    )
+    unit_timeout_seconds: Annotated[float, Field(gt=0)] | None = Field(default=3600.0, description=TIMEOUT_HELP)
+    out_dir: str | None = Field(
+        default=None, description="Output directory; empty: PRICECAST_HOME/runs/<time>-<run name>"
+    )
+    refresh_cache: bool = Field(default=False, description="Recompute units even when a cached result has the same key")
 
     @field_validator("models", mode="before")
     @classmethod
@@ -205,9 +217,11 @@ class EventBacktestParams(_Params):
 class ForecastParams(_Params):
     """forecast_flow: every model fitted on each ticker's full history, forecasting the next `horizon` sessions."""
 
-    source: SourceSpec = Field(default_factory=SourceSpec)
-    models: list[str] = Field(default_factory=lambda: list(FORECAST_MODELS))
-    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    source: SourceSpec = SourceSpec()
+    models: list[str] = Field(
+        default=list(FORECAST_MODELS), description="Registered models, or champion (each ticker's stored champion)"
+    )
+    model_params: dict[str, dict[str, Any]] = Field(default={}, description=MODEL_PARAMS_HELP)
     horizon: Annotated[int, Field(gt=0, le=260)] = 5
     max_update_sessions: Annotated[int, Field(ge=0)] = MAX_UPDATE_SESSIONS
 

@@ -19,10 +19,9 @@ SAMPLE_TICKERS: tuple[str, ...] = ("AAPL", "GOOG", "IBM", "MSFT")
 
 
 class SourceSpec(BaseModel):
-    """What to ingest and how strictly: source, tickers, date range, target column and gap policy.
+    """What to ingest and how strictly: source, tickers, date range, target column, gaps, spikes and calendars."""
 
-    Invalid options raise ConfigError (not pydantic's ValidationError) so the CLI prints one clear line.
-    """
+    # Invalid options raise ConfigError (not pydantic's ValidationError), so the CLI prints one clear line.
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
