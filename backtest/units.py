@@ -59,39 +59,37 @@ CRASH_MESSAGE_CHARS = 500  # a crashed unit's exception text can carry a whole r
 
 
 @dataclass(frozen=True)
-class PriceUnit:
-    """One (series, model) price unit with its resolved refit policy."""
+class Unit:
+    """What every (series, model) unit has: its folds and its RESOLVED refit policy (checked however it is built)."""
 
     uid: str
     model: str
     params: dict[str, Any]
     folds: tuple[Fold, ...]
     refit_every: int
-    horizon: int
-    calendar: str | None = None  # the series' trading calendar (None: the ticker's spelling decides)
-    # Non-empty for an ensemble whose members are units of the same run with the same parameters and refit policy
-    # (backtest.combine.reusable_members): it is combined from their results (`combine_unit`), never fitted.
-    members: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_refit_every(self.refit_every)
 
 
 @dataclass(frozen=True)
-class EventUnit:
+class PriceUnit(Unit):
+    """One (series, model) price unit: forecasts `horizon` steps from each origin."""
+
+    horizon: int
+    calendar: str | None = None  # the series' trading calendar (None: the ticker's spelling decides)
+    # Non-empty for an ensemble whose members are units of the same run with the same parameters and refit policy
+    # (backtest.combine.reusable_members): it is combined from their results (`combine_unit`), never fitted.
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventUnit(Unit):
     """One (series, model) event unit: `lookahead` is the event's "within L sessions"."""
 
-    uid: str
-    model: str
-    params: dict[str, Any]
-    folds: tuple[Fold, ...]
-    refit_every: int
     lookahead: int
     columns: tuple[str, ...]
     tail_fraction: float
-
-    def __post_init__(self) -> None:
-        check_refit_every(self.refit_every)
 
 
 def plan_price_units(

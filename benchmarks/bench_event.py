@@ -49,8 +49,8 @@ def child(cfg: argparse.Namespace) -> None:
     from backtest.event_task import evaluate_events, event_fold_plan, run_event_backtest
     from ingest.load import load_panel
     from ingest.spec import SourceSpec
+    from outputs.write import event_report_input
     from reports.event_report import render_event_html
-    from runs.write import event_report_input
 
     phases: dict[str, float] = {"imports": time.perf_counter() - started}
     tickers = QUICK_TICKERS if cfg.quick else TICKERS

@@ -69,7 +69,7 @@ def bench_overhead_and_cache(cfg: dict, models: list[str], tmp: Path, repeats: i
     from ingest.load import load_panel
     from ingest.price_store import PriceStore
     from ingest.spec import SourceSpec
-    from runs.write import save_run
+    from outputs.write import save_run
     from store.results_store import ResultStore
 
     plan = FoldPlan(horizon=cfg["horizon"], step=cfg["step"], windows=cfg["windows"], window_type="expanding")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -108,14 +108,14 @@ def _names(
     return names
 
 
-class BacktestParams(_Params):
-    """backtest_flow: every model on identical rolling-origin folds of every series, scored against naive."""
+class _BacktestRun(_Params):
+    """What both backtest flows take: the source, the models, the fold windows, the refit policy and the run's
+    limits and output. Subclasses set their own defaults (models, windows, step) and add their task's fields."""
 
     # Plain (not factory) defaults: Prefect's run form shows them. Pydantic copies a mutable default per instance.
     source: SourceSpec = SourceSpec()
-    models: list[str] = Field(default=list(DEFAULT_MODELS), description=MODELS_HELP)
+    models: list[str] = Field(default=[], description=MODELS_HELP)
     model_params: dict[str, dict[str, Any]] = Field(default={}, description=MODEL_PARAMS_HELP)
-    horizon: PositiveInt = Field(default=5, description="Forecast horizon in sessions")
     windows: PositiveInt = Field(default=20, description="Rolling origins (folds) per series")
     step: PositiveInt = Field(default=5, description="Sessions between consecutive origins")
     window_type: Literal["expanding", "sliding"] = "expanding"
@@ -127,14 +127,34 @@ class BacktestParams(_Params):
     )
     refresh_cache: bool = Field(default=False, description="Recompute units even when a cached result has the same key")
 
+    _refit = field_validator("refit_every")(_refit_every)
+
+    @property
+    def plan(self) -> FoldPlan:  # overridden by each flow's parameters
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _plan_checks(self) -> Self:
+        self.plan  # noqa: B018 - the fold plan's own checks (sliding needs train_size) run at construction
+        return self
+
+    def params_for(self, name: str) -> dict[str, Any]:
+        """Constructor parameters of model `name` in this run (registry defaults apply to the rest)."""
+        return dict(self.model_params.get(name, {}))
+
+
+class BacktestParams(_BacktestRun):
+    """backtest_flow: every model on identical rolling-origin folds of every series, scored against naive."""
+
+    models: list[str] = Field(default=list(DEFAULT_MODELS), description=MODELS_HELP)
+    horizon: PositiveInt = Field(default=5, description="Forecast horizon in sessions")
+
     @field_validator("models", mode="before")
     @classmethod
     def _models(cls, value: Any) -> Any:
         from models import REGISTRY, model_class
 
         return _names(value, default=DEFAULT_MODELS, registry=REGISTRY, check=model_class)
-
-    _refit = field_validator("refit_every")(_refit_every)
 
     @cached_property
     def plan(self) -> FoldPlan:
@@ -147,44 +167,24 @@ class BacktestParams(_Params):
             train_size=self.train_size,
         )
 
-    @model_validator(mode="after")
-    def _plan_checks(self) -> BacktestParams:
-        self.plan  # noqa: B018 - the fold plan's own checks (sliding needs train_size) run at construction
-        return self
 
-    def params_for(self, name: str) -> dict[str, Any]:
-        """Constructor parameters of model `name` in this run (registry defaults apply to the rest)."""
-        return dict(self.model_params.get(name, {}))
-
-
-class EventBacktestParams(_Params):
+class EventBacktestParams(_BacktestRun):
     """event_backtest_flow: classifiers of "the close rises >= threshold within lookahead sessions" vs the base rate.
 
     Folds are cut on each series' labelled sessions; each fold scores `origins_per_fold` consecutive origins
     (default: `step`, so the folds' origins tile the test span and every labelled session there is scored once).
     """
 
-    source: SourceSpec = SourceSpec()
     models: list[str] = Field(default=list(EVENT_DEFAULT_MODELS), description="Event models; base_rate is always added")
-    model_params: dict[str, dict[str, Any]] = Field(default={}, description=MODEL_PARAMS_HELP)
+    windows: PositiveInt = Field(default=50, description="Folds per series, cut on labelled sessions")
     threshold: Annotated[float, Field(gt=-1.0, allow_inf_nan=False)] = Field(
         default=0.05, description="The rise, as a fraction (0.05 = 5%)"
     )
     lookahead: Annotated[int, Field(gt=0, le=260)] = Field(default=10, description="Sessions the rise may take")
-    windows: PositiveInt = Field(default=50, description="Folds per series, cut on labelled sessions")
-    step: PositiveInt = Field(default=5, description="Sessions between consecutive folds")
     origins_per_fold: PositiveInt | None = Field(default=None, description="Test origins each fold scores; empty: step")
-    window_type: Literal["expanding", "sliding"] = "expanding"
-    train_size: PositiveInt | None = Field(default=None, description="Sliding-window length in sessions")
-    refit_every: int | None = Field(default=None, description=f"{REFIT_HELP}; empty: each model's default")
     tail_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         default=0.2, description="Share of each training window the decision threshold is chosen on (its tail)"
     )
-    unit_timeout_seconds: Annotated[float, Field(gt=0)] | None = Field(default=3600.0, description=TIMEOUT_HELP)
-    out_dir: str | None = Field(
-        default=None, description="Output directory; empty: PRICECAST_HOME/runs/<time>-<run name>"
-    )
-    refresh_cache: bool = Field(default=False, description="Recompute units even when a cached result has the same key")
 
     @field_validator("models", mode="before")
     @classmethod
@@ -192,8 +192,6 @@ class EventBacktestParams(_Params):
         from models import EVENT_REGISTRY, event_model_class
 
         return _names(value, default=EVENT_DEFAULT_MODELS, registry=EVENT_REGISTRY, check=event_model_class)
-
-    _refit = field_validator("refit_every")(_refit_every)
 
     @cached_property
     def plan(self) -> FoldPlan:
@@ -207,11 +205,6 @@ class EventBacktestParams(_Params):
             window_type=self.window_type,
             train_size=self.train_size,
         )
-
-    @model_validator(mode="after")
-    def _plan_checks(self) -> EventBacktestParams:
-        self.plan  # noqa: B018 - the fold plan's own checks run at construction
-        return self
 
 
 class ForecastParams(_Params):

@@ -358,9 +358,9 @@ def report_cmd(
     """
     from backtest.evaluate import evaluate
     from common.settings import runs_dir, store_path
+    from outputs.read import run_from_directory, run_from_store
+    from outputs.write import save_run
     from reports.verdict import verdict
-    from runs.read import run_from_directory, run_from_store
-    from runs.write import save_run
     from store.results_store import ResultStore
 
     out_path = out_dir_option(out_dir)
@@ -385,11 +385,11 @@ def report_cmd(
 
 
 def _event_report_from_store(store: ResultStore, run_id: str, target: Path) -> None:
-    """A stored event run re-scored and written as the flow wrote it (runs.write.save_event_run)."""
+    """A stored event run re-scored and written as the flow wrote it (outputs.write.save_event_run)."""
     from backtest.event_task import evaluate_events
+    from outputs.read import event_run_from_store
+    from outputs.write import save_event_run
     from reports.event_report import event_verdict
-    from runs.read import event_run_from_store
-    from runs.write import save_event_run
 
     result, live = event_run_from_store(store, run_id)
     evaluation = evaluate_events(result)

@@ -19,10 +19,10 @@ from backtest.units import PriceUnit
 from common.fileio import safe_name
 from common.schema import ID
 from features.build import FeatureConfig, build_features_for
+from outputs.write import report_input, save_run
 from reports.markdown import leaderboard_records, summary_markdown
 from reports.server import report_url, unserved_report_markdown
 from reports.verdict import verdict
-from runs.write import report_input, save_run
 from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint, unit_key
 from tasks.retry_conditions import retry_crashes
 

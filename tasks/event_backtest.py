@@ -27,8 +27,8 @@ from backtest.folds import Fold, FoldPlan
 from backtest.units import EventUnit
 from common.schema import ID
 from features.build import FeatureConfig
+from outputs.write import event_report_input, save_event_run
 from reports.event_report import event_leaderboard_records, event_summary_markdown, event_verdict
-from runs.write import event_report_input, save_event_run
 from store.results_store import ResultStore
 from tasks.backtest import publish_report_link
 from tasks.fingerprint import unit_key
@@ -87,7 +87,7 @@ def score_events(results: list[EventUnitResult], meta: dict[str, Any]) -> tuple[
 
 @task(name="write-event-outputs", retries=2, retry_delay_seconds=2)
 def write_event_outputs(result: EventResult, evaluation: EventEvaluation, out_dir: str) -> Path:
-    """The run's files into out_dir (runs.write.save_event_run); returns the report path."""
+    """The run's files into out_dir (outputs.write.save_event_run); returns the report path."""
     return save_event_run(result, evaluation, Path(out_dir))
 
 

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
+from backtest.units import Unit
 from common.fileio import safe_name
 from common.schema import DS
 
@@ -61,22 +62,7 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-class _Unit(Protocol):
-    """What every unit (backtest.units.PriceUnit, EventUnit) has that its cache key reads."""
-
-    @property
-    def uid(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def params(self) -> dict[str, Any]: ...
-    @property
-    def folds(self) -> tuple[Any, ...]: ...
-    @property
-    def refit_every(self) -> int: ...
-
-
-def unit_key(prefix: str, unit: _Unit, series: pd.DataFrame, **extra: Any) -> str:
+def unit_key(prefix: str, unit: Unit, series: pd.DataFrame, **extra: Any) -> str:
     """Cache key of a (ticker, model) unit task: its model config, folds and resolved refit policy, a fingerprint
     of its rows up to its last test session, the code version, and `extra` (what else that kind of unit reads:
     the horizon and calendar of a price unit, the look-ahead, features and tail of an event unit). Extras that are

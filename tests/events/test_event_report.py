@@ -10,6 +10,7 @@ import pytest
 import models
 from backtest.event_task import evaluate_events, run_event_backtest
 from common.schema import ID, MODEL
+from outputs.write import event_report_input
 from reports.event_report import (
     EventReportInput,
     event_leaderboard_records,
@@ -17,7 +18,6 @@ from reports.event_report import (
     event_verdict,
     render_event_html,
 )
-from runs.write import event_report_input
 from tests.events.event_helpers import SMALL_FEATURES, panel, plan
 
 EVIL = "<script>alert(1)</script>"

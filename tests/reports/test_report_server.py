@@ -262,8 +262,8 @@ def backtest_run(tmp_path_factory):
 def event_run(tmp_path_factory):
     """A tiny event backtest (one series, base_rate + logistic) with its report."""
     from backtest.event_task import evaluate_events, run_event_backtest
+    from outputs.write import event_report_input
     from reports.event_report import render_event_html
-    from runs.write import event_report_input
     from tests.events.event_helpers import SMALL_FEATURES, panel, plan
 
     result = run_event_backtest(
