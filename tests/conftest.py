@@ -14,6 +14,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # run afterwards, in the same process, are not flow runs: nothing to send, nothing to warn about.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
+# Prefect configures its logging with dictConfig when prefect.main is first imported, which flushes and closes every
+# handler in the process and binds Prefect's console handler to the sys.stderr of that moment. Done here, once per
+# worker at collection, it never happens in the middle of a test (inside pytest's capture or a CliRunner invoke,
+# whose streams are swapped and closed afterwards).
+import prefect.main  # noqa: E402, F401
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
