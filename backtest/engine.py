@@ -131,7 +131,13 @@ def run_backtest(
     constructor parameters (or lists names for defaults). `progress(done, total, unique_id, model)` is called
     after each unit.
     """
-    from backtest.units import combine_units, combined_from, fitted_units, plan_price_units, run_unit  # noqa: I001 - units builds on this module
+    from backtest.units import (  # units imports us
+        combine_units,
+        combined_from,
+        fitted_units,
+        plan_price_units,
+        run_unit,
+    )
 
     specs = model_specs(models)
     _check_models(specs, factory)

@@ -86,7 +86,12 @@ def _problems(exc: ValidationError) -> list[tuple[str, str, Any]]:
 
 
 def _names(
-    value: Any, *, default: tuple[str, ...], registry: Mapping[str, Any], check: Callable[[str], Any], extra=()
+    value: Any,
+    *,
+    default: tuple[str, ...],
+    registry: Mapping[str, Any],
+    check: Callable[[str], Any],
+    extra: tuple[str, ...] = (),
 ) -> list[str]:
     """Model names from a list or a CLI string ('default', 'all' or a comma list), in the registry's spelling
     (case-insensitive), duplicates dropped; an unknown name fails with the close matches (`check` raises)."""

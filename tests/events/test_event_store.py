@@ -8,14 +8,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from backtest import event_live, event_metrics
 from backtest.event_live import live_event_probabilities
 from backtest.event_task import evaluate_events, event_frame, model_specs, normalize_predictions, run_event_backtest
 from common.errors import DataError
 from common.schema import (
-    AS_OF,
     EV_LEADERBOARD,
-    EVENT_PREDICTION_COLUMNS,
     EVENT_RUN_TABLES,
     ID,
     INTERVAL_COLUMNS,
@@ -63,12 +60,6 @@ def _write(store: ResultStore, run_id: str, run) -> None:
         failures=result.failures,
         probabilities=probabilities,
     )
-
-
-def test_the_event_tables_columns_are_the_schemas():
-    assert event_metrics.EVENT_PREDICTION_COLUMNS == EVENT_PREDICTION_COLUMNS
-    assert event_live.LIVE_EVENT_COLUMNS == LIVE_EVENT_COLUMNS
-    assert event_live.AS_OF == AS_OF
 
 
 def test_an_event_run_reads_back_whole_and_rewriting_it_replaces_it(tmp_path, event_run):

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from common.errors import DataError, SourceError
-from ingest.price_store import TABLE, PriceStore
-from store.results_store import PRICES, ResultStore, leaderboard_long, live_forecast_frame, score_live_forecasts
+from ingest.price_store import PriceStore
+from store.results_store import ResultStore, leaderboard_long, live_forecast_frame, score_live_forecasts
 
 DS = pd.bdate_range("2021-03-01", periods=12)
 
@@ -27,10 +27,6 @@ def _live(model: str = "naive", *, target: str = "close", yhat=(108.0, 108.0, 10
     forecast = pd.DataFrame({"unique_id": "AAA", "ds": DS[8:11], "h": [1, 2, 3], "yhat": list(yhat)})
     forecast["yhat_lo_95"], forecast["yhat_hi_95"] = forecast["yhat"] - 1.5, forecast["yhat"] + 1.5
     return live_forecast_frame(forecast, history, model=model, source="sample", target=target)
-
-
-def test_prices_table_name_matches_the_price_store():
-    assert PRICES == TABLE
 
 
 def test_live_forecast_frame_adds_as_of_last_y_and_mase_scale():
