@@ -51,9 +51,10 @@ from common.schema import (
     YHAT,
     H,
     Y,
+    interval_columns,
 )
 from models import REGISTRY, make_model
-from models.base import fit_model
+from models.base import OriginForecasts, fit_model
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,16 @@ Progress = Callable[[int, int, str, str], None]  # (units done, units total, uni
 
 @dataclass(frozen=True)
 class FoldForecast:
-    """One fold's scored forecast rows (FOLD, CUTOFF, DS, H, Y, YHAT, intervals) and its date disagreements."""
+    """One fold's scored forecast as arrays (its `horizon` test sessions) and its date disagreements.
 
-    forecast: pd.DataFrame
+    Arrays, not a frame: a unit's forecast table is built once from all of its folds (`_forecast_table`).
+    """
+
+    fold: Fold
+    ds: np.ndarray  # (horizon,) the data's test sessions
+    y: np.ndarray  # (horizon,) the truth
+    yhat: np.ndarray  # (horizon,)
+    bands: dict[str, np.ndarray]  # interval column -> (horizon,) values; absent columns are NaN in the table
     mismatches: int
 
 
@@ -90,12 +98,12 @@ class PriceTask:
     def unscorable(self, fold: Fold) -> Exception | None:
         return None  # check_folds vetted every fold before the loop
 
-    def predict(self, fitted: Any, folds: Sequence[Fold]) -> pd.DataFrame:
-        """forecast_origins for every cutoff of `folds`, conditioned on rows from the block's training start."""
-        return fitted.forecast_origins(_history(self.frame, folds), [f.cutoff for f in folds], _steps(folds[0]))
+    def predict(self, fitted: Any, folds: Sequence[Fold]) -> OriginForecasts:
+        """predict_origins for every cutoff of `folds`, conditioned on rows from the block's training start."""
+        return fitted.predict_origins(_history(self.frame, folds), [f.cutoff for f in folds], _steps(folds[0]))
 
-    def score(self, fitted: Any, fold: Fold, batch: pd.DataFrame) -> FoldForecast:
-        return _score(self.frame, fold, _origin(batch, fold))
+    def score(self, fitted: Any, fold: Fold, batch: OriginForecasts) -> FoldForecast:
+        return _score(self.frame, fold, batch)
 
 
 def price_result(frame: pd.DataFrame, folds: Sequence[Fold], run: BlockRun[FoldForecast], *, model: str) -> UnitResult:
@@ -111,7 +119,7 @@ def price_result(frame: pd.DataFrame, folds: Sequence[Fold], run: BlockRun[FoldF
         forecasts=_forecast_table(run.done, uid, model),
         timings=_timing_table(run.done, uid, model),
         failures=normalize(pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)), FAILURE_COLUMNS),
-        fold_info=fold_info_table(frame, folds),
+        fold_info=_fold_info(frame, folds),
         date_mismatches=int(mismatches),
     )
 
@@ -179,30 +187,37 @@ def run_backtest(
 
 def fold_info_table(series: pd.DataFrame, folds: Sequence[Fold]) -> pd.DataFrame:
     """Per fold: last training value and the in-sample one-step naive MAE/MSE of that fold's training window."""
-    frame = prepare_series(series)
+    return _fold_info(prepare_series(series), folds)
+
+
+def _fold_info(frame: pd.DataFrame, folds: Sequence[Fold]) -> pd.DataFrame:
+    """fold_info_table of a frame prepare_series already prepared."""
     uid = str(frame[ID].iloc[0])
     ds = pd.DatetimeIndex(frame[DS])
     y = frame[Y].to_numpy(dtype=float)
-    rows = []
-    for fold in folds:
-        train = y[(ds >= fold.train_start) & (ds <= fold.train_end)]
-        diffs = np.diff(train)
+    starts = ds.searchsorted(pd.DatetimeIndex([f.train_start for f in folds]), side="left")
+    ends = ds.searchsorted(pd.DatetimeIndex([f.train_end for f in folds]), side="right")
+    last, scale_mae, scale_mse = [], [], []
+    for a, b in zip(starts, ends, strict=True):
+        diffs = np.diff(y[a:b])
         with np.errstate(over="ignore", invalid="ignore"):  # an overflowing scale is inf: metrics make it NaN, counted
-            scale_mae = np.mean(np.abs(diffs)) if diffs.size else np.nan
-            scale_mse = np.mean(diffs**2) if diffs.size else np.nan
-        rows.append(
-            {
-                ID: uid,
-                FOLD: fold.fold,
-                CUTOFF: fold.cutoff,
-                TRAIN_START: fold.train_start,
-                TRAIN_END: fold.train_end,
-                LAST_Y: train[-1] if train.size else np.nan,
-                SCALE_MAE: scale_mae,
-                SCALE_MSE: scale_mse,
-            }
-        )
-    return normalize(pd.DataFrame(rows, columns=list(FOLD_INFO_COLUMNS)), FOLD_INFO_COLUMNS)
+            scale_mae.append(np.mean(np.abs(diffs)) if diffs.size else np.nan)
+            scale_mse.append(np.mean(diffs**2) if diffs.size else np.nan)
+        last.append(y[b - 1] if b > a else np.nan)
+    table = pd.DataFrame(
+        {
+            ID: pd.Series([uid] * len(folds), dtype=object),
+            FOLD: [f.fold for f in folds],
+            CUTOFF: [f.cutoff for f in folds],
+            TRAIN_START: [f.train_start for f in folds],
+            TRAIN_END: [f.train_end for f in folds],
+            LAST_Y: last,
+            SCALE_MAE: scale_mae,
+            SCALE_MSE: scale_mse,
+        },
+        columns=list(FOLD_INFO_COLUMNS),
+    )
+    return normalize(table, FOLD_INFO_COLUMNS)
 
 
 def training_frame(series: pd.DataFrame, fold: Fold) -> pd.DataFrame:
@@ -230,50 +245,52 @@ def _history(frame: pd.DataFrame, block: Sequence[Fold]) -> pd.DataFrame:
     return frame.loc[(ds >= block[0].train_start) & (ds <= block[-1].cutoff)]
 
 
-def _origin(stacked: pd.DataFrame, fold: Fold) -> pd.DataFrame:
-    if CUTOFF not in stacked.columns:
-        raise ModelFitError("?", "?", f"forecast_origins returned no {CUTOFF!r} column")
-    return stacked.loc[pd.DatetimeIndex(stacked[CUTOFF]) == fold.cutoff]
-
-
-def _score(frame: pd.DataFrame, fold: Fold, forecast: pd.DataFrame) -> FoldForecast:
-    """Keep the last `horizon` steps of a forecast, aligned by h to the data's test sessions."""
-    steps = _steps(fold)
-    forecast = forecast.sort_values(H)
-    if forecast[H].tolist() != list(range(1, steps + 1)):
-        raise ModelFitError("?", str(frame[ID].iloc[0]), f"fold {fold.fold}: expected h = 1..{steps} from the model")
-    scored = forecast.iloc[fold.gap :].reset_index(drop=True)
-    yhat = scored[YHAT].to_numpy(dtype=float)
-    if not np.all(np.isfinite(yhat)):  # models that override forecast_origins skip Forecaster.predict's check
+def _score(frame: pd.DataFrame, fold: Fold, batch: OriginForecasts) -> FoldForecast:
+    """Keep the last `horizon` steps of the fold's origin, aligned by h to the data's test sessions."""
+    uid = str(frame[ID].iloc[0])
+    row = np.flatnonzero(batch.cutoffs == fold.cutoff)
+    if row.size != 1:
+        raise ModelFitError("?", uid, f"fold {fold.fold}: {row.size} forecasts from the origin {fold.cutoff.date()}")
+    k, steps = int(row[0]), _steps(fold)
+    if batch.mean.shape[1] != steps:
+        raise ModelFitError("?", uid, f"fold {fold.fold}: expected h = 1..{steps} from the model")
+    yhat = np.asarray(batch.mean[k, fold.gap :], dtype=float)
+    if not np.all(np.isfinite(yhat)):  # a model overriding predict_origins skips forecast_block's check
         bad = int(np.sum(~np.isfinite(yhat)))
-        raise ModelFitError(
-            "?", str(frame[ID].iloc[0]), f"fold {fold.fold}: {bad} of {len(yhat)} forecasts are not finite"
-        )
-    test_ds = pd.DatetimeIndex(fold.test_ds)
-    truth = frame.set_index(DS)[Y].reindex(test_ds).to_numpy(dtype=float)
-    mismatches = int(np.sum(pd.DatetimeIndex(scored[DS]) != test_ds))
-    out = pd.DataFrame(
-        {
-            FOLD: fold.fold,
-            CUTOFF: fold.cutoff,
-            DS: test_ds,
-            H: np.arange(1, len(test_ds) + 1),
-            Y: truth,
-            YHAT: yhat,
-        }
-    )
-    for col in INTERVAL_COLUMNS:
-        out[col] = scored[col].to_numpy(dtype=float) if col in scored.columns else np.nan
-    return FoldForecast(out, mismatches)
+        raise ModelFitError("?", uid, f"fold {fold.fold}: {bad} of {len(yhat)} forecasts are not finite")
+    test_ds = pd.DatetimeIndex(fold.test_ds).as_unit("ns").values
+    pos = pd.DatetimeIndex(frame[DS]).searchsorted(test_ds)  # check_folds vetted: every test session is a row
+    bands: dict[str, np.ndarray] = {}
+    for level, (lo, hi) in (batch.intervals or {}).items():
+        lo_col, hi_col = interval_columns(level)
+        bands[lo_col], bands[hi_col] = lo[k, fold.gap :], hi[k, fold.gap :]
+    mismatches = int(np.sum(batch.ds[k, fold.gap :].astype("datetime64[ns]") != test_ds))
+    return FoldForecast(fold, test_ds, frame[Y].to_numpy(dtype=float)[pos], yhat, bands, mismatches)
 
 
 # ---- tables -------------------------------------------------------------------------------------------------
 def _forecast_table(done: list[FoldDone[FoldForecast]], uid: str, model: str) -> pd.DataFrame:
+    """The unit's tidy forecast rows, built once from every fold's arrays (sorted by fold, then h)."""
     if not done:
         return normalize(pd.DataFrame(columns=list(BACKTEST_COLUMNS)), BACKTEST_COLUMNS)
-    table = pd.concat([d.output.forecast for d in done], ignore_index=True)
-    table[ID], table[MODEL] = uid, model
-    return normalize(table, BACKTEST_COLUMNS).sort_values([FOLD, H], kind="stable").reset_index(drop=True)
+    parts = sorted((d.output for d in done), key=lambda f: f.fold.fold)
+    sizes = [len(f.yhat) for f in parts]
+    n = sum(sizes)
+    table = pd.DataFrame(
+        {
+            ID: pd.Series([uid] * n, dtype=object),
+            MODEL: pd.Series([model] * n, dtype=object),
+            FOLD: np.repeat([f.fold.fold for f in parts], sizes),
+            CUTOFF: np.repeat(pd.DatetimeIndex([f.fold.cutoff for f in parts]).as_unit("ns").values, sizes),
+            DS: np.concatenate([f.ds for f in parts]),
+            H: np.concatenate([np.arange(1, size + 1) for size in sizes]),
+            Y: np.concatenate([f.y for f in parts]),
+            YHAT: np.concatenate([f.yhat for f in parts]),
+        }
+    )
+    for col in INTERVAL_COLUMNS:
+        table[col] = np.concatenate([f.bands.get(col, np.full(len(f.yhat), np.nan)) for f in parts])
+    return normalize(table, BACKTEST_COLUMNS)
 
 
 def _timing_table(done: list[FoldDone[FoldForecast]], uid: str, model: str) -> pd.DataFrame:

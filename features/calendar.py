@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
 from typing import TYPE_CHECKING, TypeAlias
@@ -177,6 +178,33 @@ def next_sessions(exchange: str, after: DateLike, n: int) -> pd.DatetimeIndex:
         parts.append(pd.bdate_range(max(day, last) + pd.Timedelta(days=1), periods=n - got))
     out = pd.DatetimeIndex(np.concatenate([pd.DatetimeIndex(p).tz_localize(None).as_unit("ns").values for p in parts]))
     return pd.DatetimeIndex(out[:n], name="ds")
+
+
+def sessions_after_each(exchange: str, afters: pd.DatetimeIndex | Sequence[DateLike], n: int) -> np.ndarray:
+    """`next_sessions(exchange, after, n)` for every date of `afters`, as an (len(afters), n) datetime64[ns] array.
+
+    One calendar lookup for all of them (a backtest asks for one per origin): the sessions after the earliest
+    date, enough to cover the latest date plus `n`, then each row is a slice of that grid.
+    """
+    days = pd.DatetimeIndex([pd.Timestamp(a) for a in afters])
+    if days.tz is not None:
+        days = days.tz_localize(None)
+    days = days.normalize().as_unit("ns")
+    if n <= 0 or not len(days):
+        return np.empty((len(days), max(n, 0)), dtype="datetime64[ns]")
+    first, last = days.min(), days.max()
+    cal = _calendar(exchange)
+    lo, hi = cal.first_session, cal.last_session
+    day = pd.Timedelta(days=1)
+    parts = [  # every session in (first, last], with next_sessions' weekday fallback outside the bounds
+        pd.bdate_range(first + day, min(last, lo - day)),
+        sessions(exchange, max(first + day, lo), min(last, hi)),
+        pd.bdate_range(max(first, hi) + day, last),
+        next_sessions(exchange, last, n),  # and the n after the latest date
+    ]
+    grid = np.concatenate([pd.DatetimeIndex(p).as_unit("ns").values for p in parts])
+    pos = np.searchsorted(grid, days.values, side="right")
+    return grid[pos[:, None] + np.arange(n)]
 
 
 def next_sessions_for(ticker: str, after: DateLike, n: int) -> pd.DatetimeIndex:

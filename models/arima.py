@@ -36,11 +36,12 @@ import pandas as pd
 from common.errors import ConfigError, ModelFitError
 from models._stats import (
     SEASONAL_STRENGTH_THRESHOLD,
+    normal_intervals,
     quiet_numerics,
     seasonal_strength,
     single_thread_blas,
 )
-from models.base import Forecaster, Intervals
+from models.base import Forecaster, Intervals, NewRows
 
 if TYPE_CHECKING:  # annotations only: statsmodels loads on first fit
     from statsmodels.tsa.arima.model import ARIMA, ARIMAResults
@@ -414,6 +415,57 @@ class _ARIMAForecaster(Forecaster):
         with single_thread_blas(), quiet_numerics():
             self.results_ = self.results_.extend(y_new, exog=self._design(self._exog_new(len(y_new)), t))
         self.n_train_ = n + len(y_new)
+
+    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        """Every origin from ONE Kalman extension over the block: each origin's filtered state, forecast forward.
+
+        The h-step forecast from a filtered state (a, P) of a time-invariant state space model is the recursion
+        a <- c + T a, P <- T P T' + R Q R', mean = Z a + d, var = Z P Z' + H: what statsmodels' get_forecast
+        computes, done for all origins at once instead of one extend() + get_forecast() per origin (about 8 ms
+        each). Models with user exogenous regressors (ARIMAX), or a time-varying system, use the default loop.
+        """
+        ssm = self.results_.model.ssm
+        matrices = {k: np.asarray(ssm[k]) for k in ("design", "transition", "selection", "state_cov", "obs_cov")}
+        if self._exog_future(horizon) is not None or any(m.ndim == 3 and m.shape[-1] > 1 for m in matrices.values()):
+            return super()._forecast_block(new, counts, horizon)
+        Z, T, R, Q, H = (m[..., 0] if m.ndim == 3 else m for m in matrices.values())
+        c = np.asarray(ssm["state_intercept"])
+        if c.ndim == 2 and not np.allclose(c, c[:, :1]):
+            return super()._forecast_block(new, counts, horizon)
+        c = c[:, -1] if c.ndim == 2 else c
+        states = np.asarray(self.results_.filtered_state)[:, -1:]
+        covs = np.asarray(self.results_.filtered_state_cov)[:, :, -1:]
+        n0 = self.n_train_
+        if len(new):
+            t = np.arange(n0 + 1, n0 + len(new) + 1)
+            with single_thread_blas(), quiet_numerics():
+                self.results_ = self.results_.extend(new.y, exog=self._design(None, t))
+            states = np.concatenate([states, np.asarray(self.results_.filtered_state)], axis=1)
+            covs = np.concatenate([covs, np.asarray(self.results_.filtered_state_cov)], axis=2)
+        self.n_train_ = n0 + len(new)
+        self._append_rows(new)
+        a = states[:, counts].T  # (origins, k)
+        P = np.moveaxis(covs[:, :, counts], 2, 0)  # (origins, k, k)
+        RQR = R @ Q @ R.T
+        beta = self._trend_coefficients()
+        mean = np.empty((len(counts), horizon))
+        var = np.empty((len(counts), horizon))
+        for j in range(horizon):
+            a = a @ T.T + c
+            P = T @ P @ T.T + RQR
+            t_future = (n0 + counts + j + 1).astype(float)  # each origin's own time index for the drift term
+            mean[:, j] = a @ Z[0] + beta[0] + beta[1] * t_future
+            var[:, j] = np.einsum("i,nij,j->n", Z[0], P, Z[0]) + H[0, 0]
+        return mean, normal_intervals(mean, np.sqrt(np.maximum(var, 0.0)))
+
+    def _trend_coefficients(self) -> tuple[float, float]:
+        """(constant, drift slope) of the observation equation: statsmodels names the constant "const" and puts
+        the drift column (our only exog here, `_design`) first among its exog coefficients."""
+        model = self.results_.model
+        named = dict(zip(model.param_names, np.asarray(self.results_.params, dtype=float), strict=True))
+        constant = named.get("const", 0.0) if self.constant_ else 0.0
+        drift = named[model.exog_names[-1]] if self.drift_ else 0.0
+        return float(constant), float(drift)
 
     def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:
         t = np.arange(self.n_train_ + 1, self.n_train_ + horizon + 1)

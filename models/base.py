@@ -17,6 +17,7 @@ import copy
 import logging
 import pickle
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, Self, TypeVar
 
@@ -26,7 +27,7 @@ import pandas as pd
 from common.errors import DataError, ModelFitError, NotFittedError
 from common.schema import CALENDAR_PREFIX, CUTOFF, DS, ID, LEVELS, YHAT, H, Y
 from common.schema import interval_columns as _interval_columns
-from features.calendar import calendar_features, exchange_for, next_sessions
+from features.calendar import calendar_features, exchange_for, next_sessions, sessions_after_each
 from models.naming import RegistryNamed
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,68 @@ def forecast_frame(
             frame[lo_col] = np.asarray(lo, dtype=float)
             frame[hi_col] = np.asarray(hi, dtype=float)
     return frame
+
+
+@dataclass(frozen=True)
+class NewRows:
+    """Rows observed after a model's last seen session, validated once: what a block of origins conditions on."""
+
+    ds: pd.DatetimeIndex
+    y: np.ndarray
+    X: pd.DataFrame | None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def rows(self, start: int, stop: int) -> NewRows:
+        """Rows [start, stop) of the block."""
+        X = None if self.X is None else self.X.iloc[start:stop].reset_index(drop=True)
+        return NewRows(self.ds[start:stop], self.y[start:stop], X)
+
+
+@dataclass(frozen=True)
+class OriginForecasts:
+    """Forecasts of one series from several origins as arrays: row k is the origin at cutoffs[k], column j step j+1.
+
+    The backtest engine reads the arrays directly; `to_frame` is the long contract format with a cutoff column.
+    """
+
+    unique_id: str
+    cutoffs: pd.DatetimeIndex  # (n,)
+    ds: np.ndarray  # (n, h) datetime64[ns]: the exchange sessions each origin forecasts
+    mean: np.ndarray  # (n, h)
+    intervals: Intervals | None  # level -> (lo (n, h), hi (n, h))
+
+    def to_frame(self) -> pd.DataFrame:
+        """unique_id, cutoff, ds, h, yhat [, yhat_lo_80, ...]: one row per origin and step, built once."""
+        n, h = self.mean.shape
+        frame = pd.DataFrame(
+            {
+                ID: pd.Series([self.unique_id] * (n * h), dtype=object),
+                CUTOFF: np.repeat(self.cutoffs.values, h),
+                DS: pd.DatetimeIndex(self.ds.reshape(-1)),
+                H: np.tile(np.arange(1, h + 1, dtype=np.int64), n),
+                YHAT: self.mean.reshape(-1),
+            }
+        )
+        for level in LEVELS:
+            if self.intervals and level in self.intervals:
+                lo_col, hi_col = _interval_columns(level)
+                lo, hi = self.intervals[level]
+                frame[lo_col] = np.asarray(lo, dtype=float).reshape(-1)
+                frame[hi_col] = np.asarray(hi, dtype=float).reshape(-1)
+        return frame
+
+
+def stack_intervals(parts: Sequence[Intervals | None]) -> Intervals | None:
+    """Per-origin intervals ({level: (lo[h], hi[h])}, one per origin) stacked to {level: (lo[n, h], hi[n, h])};
+    None unless every origin has every level the first one has."""
+    if not parts or any(p is None for p in parts):
+        return None
+    levels = [lv for lv in LEVELS if all(lv in p for p in parts if p is not None)]
+    return {
+        lv: (np.vstack([p[lv][0] for p in parts if p]), np.vstack([p[lv][1] for p in parts if p])) for lv in levels
+    } or None
 
 
 def is_calendar_column(name: str) -> bool:
@@ -145,19 +208,13 @@ class Forecaster(RegistryNamed):
                 f"{self.name} on {uid}: update() rows must come after the last seen session "
                 f"{self.ds_[-1].date()}, first new row is {ds[0].date()}"
             )
-        self.ds_ = self.ds_.append(ds)
-        self.y_ = np.concatenate([self.y_, y])
-        if self.X_ is not None and X is not None:
-            self.X_ = pd.concat([self.X_, X], ignore_index=True)
-        self._call(self._update, y, X)
+        self._call(self._condition, NewRows(ds, y, X))
         return self
 
     def predict(self, horizon: int) -> pd.DataFrame:
         """Forecast the next `horizon` trading sessions of the series' exchange."""
         self._check_fitted()
-        if int(horizon) != horizon or horizon <= 0:
-            raise DataError(f"{self.name}: horizon must be a positive integer, got {horizon!r}")
-        horizon = int(horizon)
+        horizon = self._horizon_arg(horizon)
         mean, intervals = self._call(self._predict, horizon)
         mean = np.asarray(mean, dtype=float)
         if mean.shape != (horizon,) or not np.all(np.isfinite(mean)):
@@ -171,24 +228,67 @@ class Forecaster(RegistryNamed):
         return forecast_frame(self.unique_id_, future, mean, intervals if self.supports_intervals else None)
 
     def forecast_origins(self, history: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], horizon: int) -> pd.DataFrame:
-        """Forecasts from several origins with parameters fixed at the last fit.
+        """Forecasts from several origins with parameters fixed at the last fit, stacked with a `cutoff` column.
 
-        `history` holds the series at least up to the last cutoff; for each cutoff (ascending, all after the
-        last fitted session) the model is conditioned on rows up to that cutoff only, then predicts `horizon`
-        steps. Returns the forecast frames stacked with a `cutoff` column. The default loops update+predict;
-        models with a cheaper batched path (Keras) override it. The model ends conditioned on the last cutoff.
+        The long-frame form of `predict_origins` (see there); equal to update() up to each cutoff + predict().
         """
-        out = []
-        hist_ds = pd.DatetimeIndex(history[DS])
-        for cutoff in cutoffs:
-            cutoff = pd.Timestamp(cutoff)
-            mask = (hist_ds > self.ds_[-1]) & (hist_ds <= cutoff)
-            if mask.any():
-                self.update(history.loc[mask])
-            frame = self.predict(horizon)
-            frame.insert(1, CUTOFF, cutoff)
-            out.append(frame)
-        return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+        return self.predict_origins(history, cutoffs, horizon).to_frame()
+
+    def predict_origins(self, history: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], horizon: int) -> OriginForecasts:
+        """Forecasts from several origins with parameters fixed at the last fit, as arrays.
+
+        `history` holds the series at least up to the last cutoff; for each cutoff (ascending, none before the last
+        fitted session) the model is conditioned on rows up to that cutoff only, then forecasts `horizon` steps.
+        The rows are validated once and every origin's dates come from one calendar lookup; the forecasts come
+        from `_forecast_block`: a loop of update + predict on arrays by default, one vectorised pass for models
+        that override it (naive, moving average, ETS, ARIMA, the recurrent networks). The model ends conditioned
+        on the last cutoff.
+        """
+        self._check_fitted()
+        horizon = self._horizon_arg(horizon)
+        cuts = pd.DatetimeIndex([pd.Timestamp(c) for c in cutoffs])
+        if len(cuts) and not cuts.is_monotonic_increasing:
+            raise DataError(f"{self.name}: cutoffs must be ascending, got {[str(c.date()) for c in cuts[:5]]}")
+        if len(cuts) and cuts[0] < self.ds_[-1]:
+            raise DataError(
+                f"{self.name} on {self.unique_id_}: cutoff {cuts[0].date()} is before the last seen session "
+                f"{self.ds_[-1].date()}; refit on data up to that cutoff instead"
+            )
+        empty = np.empty((0, horizon))
+        if not len(cuts):
+            return OriginForecasts(self.unique_id_, cuts, empty.astype("datetime64[ns]"), empty, None)
+        new = self._rows_after(history, cuts[-1])
+        counts = new.ds.searchsorted(cuts, side="right").astype(np.int64)  # new rows each origin conditions on
+        before = np.datetime64(self.ds_[-1], "ns")
+        picked = new.ds.values[np.maximum(counts - 1, 0)].astype("datetime64[ns]") if len(new) else before
+        last_seen = pd.DatetimeIndex(np.where(counts > 0, picked, before))  # each origin's last seen session
+        mean, intervals = self.forecast_block(new, counts, horizon)
+        future = sessions_after_each(self.exchange_, last_seen, horizon)
+        return OriginForecasts(
+            self.unique_id_, cuts, future, mean, intervals if self.supports_intervals and intervals else None
+        )
+
+    def forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        """`_forecast_block` with its output checked: (origins, horizon) finite forecasts, the model conditioned on
+        every row of `new`. predict_origins calls it; an ensemble calls its members' (arrays, no dates or frames)."""
+        n = len(counts)
+        seen = len(self.y_)
+        mean, intervals = self._call(self._forecast_block, new, counts, horizon)
+        mean = np.asarray(mean, dtype=float)
+        if len(self.y_) != seen + len(new):
+            raise ModelFitError(
+                self.name, self.unique_id_, "_forecast_block did not condition the model on the block's rows"
+            )
+        if mean.shape != (n, horizon) or not np.all(np.isfinite(mean)):
+            bad = np.flatnonzero(~np.isfinite(mean).all(axis=1)) if mean.shape == (n, horizon) else np.array([])
+            first = f", first at origin {int(bad[0]) + 1} of {n}" if bad.size else ""
+            raise ModelFitError(
+                self.name,
+                self.unique_id_,
+                f"forecasts have shape {mean.shape} with {int(np.sum(~np.isfinite(mean)))} non-finite values{first}; "
+                f"expected {n} origins x {horizon} finite values",
+            )
+        return mean, intervals
 
     def clone(self) -> Self:
         """An unfitted copy with the same constructor arguments."""
@@ -232,6 +332,37 @@ class Forecaster(RegistryNamed):
 
     def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:
         raise NotImplementedError
+
+    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        """Forecasts (n_origins, horizon) from origins that condition on the first counts[k] rows of `new`.
+
+        Must leave the model conditioned on every row of `new` (`_condition`, or `_append_rows` plus the model's
+        own state update). Default: condition on each origin's rows and `_predict`, on arrays, no frames.
+        """
+        means, bands = [], []
+        done = 0
+        for count in counts:
+            if count > done:
+                self._condition(new.rows(done, int(count)))
+                done = int(count)
+            mean, intervals = self._predict(horizon)
+            means.append(np.asarray(mean, dtype=float))
+            bands.append(intervals)
+        if done < len(new):
+            self._condition(new.rows(done, len(new)))
+        return np.vstack(means), stack_intervals(bands)
+
+    def _condition(self, new: NewRows) -> None:
+        """Append `new` to the seen history, then the model's `_update` (parameters fixed)."""
+        self._append_rows(new)
+        self._update(new.y, new.X)
+
+    def _append_rows(self, new: NewRows) -> None:
+        """Append `new` to the seen history only (a vectorised `_forecast_block` updates its state itself)."""
+        self.ds_ = self.ds_.append(new.ds)
+        self.y_ = np.concatenate([self.y_, new.y])
+        if self.X_ is not None and new.X is not None:
+            self.X_ = pd.concat([self.X_, new.X], ignore_index=True)
 
     # ---- helpers ---------------------------------------------------------------------------------
     @property
@@ -314,6 +445,23 @@ class Forecaster(RegistryNamed):
                 raise DataError(f"{self.name} on {uid}: exogenous column(s) {absent} missing from the input frame")
             X = frame[need].reset_index(drop=True).astype(float) if need else pd.DataFrame(index=range(len(frame)))
         return uid, ds, y, X
+
+    def _horizon_arg(self, horizon: int) -> int:
+        if isinstance(horizon, bool) or int(horizon) != horizon or horizon <= 0:
+            raise DataError(f"{self.name}: horizon must be a positive integer, got {horizon!r}")
+        return int(horizon)
+
+    def _rows_after(self, history: pd.DataFrame, last: pd.Timestamp) -> NewRows:
+        """The rows of `history` after the last seen session up to `last`, validated as update() validates them."""
+        hist_ds = pd.DatetimeIndex(history[DS])
+        mask = (hist_ds > self.ds_[-1]) & (hist_ds <= last)
+        if not mask.any():
+            X = None if self.X_ is None else self.X_.iloc[:0]
+            return NewRows(self.ds_[:0], np.empty(0), X)
+        uid, ds, y, X = self._split(history.loc[mask], first=False)
+        if uid != self.unique_id_:
+            raise DataError(f"{self.name}: got series {uid!r}, model was fitted on {self.unique_id_!r}")
+        return NewRows(ds, y, X)
 
     def _check_fitted(self) -> None:
         if not getattr(self, "is_fitted_", False):

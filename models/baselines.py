@@ -17,7 +17,7 @@ import pandas as pd
 
 from common.errors import ConfigError
 from models._stats import MinTrainSize, normal_intervals
-from models.base import Forecaster, Intervals
+from models.base import Forecaster, Intervals, NewRows
 
 
 def _check_positive_int(model: str, arg: str, value: int) -> None:
@@ -52,6 +52,16 @@ class Naive(Forecaster):
         steps = np.arange(1, horizon + 1)
         mean = np.full(horizon, self.y_[-1])
         return mean, normal_intervals(mean, self.sigma_ * np.sqrt(steps))
+
+    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        """Every origin at once: its last value, and the running sum of squared changes up to it."""
+        y = np.concatenate([self.y_[-1:], new.y])  # y[c] is the last value an origin with c new rows has seen
+        d = np.diff(y)
+        sse = self.sse_ + np.concatenate([[0.0], np.cumsum(d * d)])[counts]
+        sigma = np.sqrt(sse / (self.n_resid_ + counts))
+        mean = np.repeat(y[counts][:, None], horizon, axis=1)
+        self._condition(new)
+        return mean, normal_intervals(mean, sigma[:, None] * np.sqrt(np.arange(1, horizon + 1)))
 
 
 class SeasonalNaive(Forecaster):
@@ -174,3 +184,15 @@ class MovingAverage(Forecaster):
     def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:
         mean = np.full(horizon, float(np.mean(self.y_[-self.window :])))
         return mean, normal_intervals(mean, np.full(horizon, self.sigma_))
+
+    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        """Every origin at once: the mean of its last `window` values, the running residual sum of squares."""
+        k = self.window
+        y = np.concatenate([self.y_[-k:], new.y])  # an origin with c new rows ends at y[k - 1 + c]
+        e = self._residuals(y)  # e[i] is the residual of the new row i
+        sse = self.sse_ + np.concatenate([[0.0], np.cumsum(e * e)])[counts]
+        sigma = np.sqrt(sse / (self.n_resid_ + counts))
+        windows = np.lib.stride_tricks.sliding_window_view(y, k)[counts]  # rows: each origin's last k values
+        mean = np.repeat(windows.mean(axis=1)[:, None], horizon, axis=1)
+        self._condition(new)
+        return mean, normal_intervals(mean, np.repeat(sigma[:, None], horizon, axis=1))

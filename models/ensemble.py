@@ -15,7 +15,7 @@ import pandas as pd
 
 from common.errors import ConfigError, DataError, ModelFitError, NotFittedError
 from common.schema import DS, ID, YHAT, Y
-from models.base import Forecaster, Intervals, fit_model
+from models.base import Forecaster, Intervals, NewRows, fit_model
 
 
 class Ensemble(Forecaster):
@@ -88,6 +88,16 @@ class Ensemble(Forecaster):
         stacked = np.vstack(means)
         combined = np.median(stacked, axis=0) if self.combine == "median" else np.mean(stacked, axis=0)
         return combined, None
+
+    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        """Every origin at once: each member's own block forecasts (vectorised where the member is), combined."""
+        means = [
+            self._run(name, lambda m=model: m.forecast_block(new, counts, horizon))[0]
+            for name, model in zip(self.members, self.models_, strict=True)
+        ]
+        self._append_rows(new)  # the members conditioned themselves on the block
+        stacked = np.stack(means)
+        return (np.median(stacked, axis=0) if self.combine == "median" else np.mean(stacked, axis=0)), None
 
     def _run(self, member: str, fn):
         """Call a member; its failure becomes this ensemble's ModelFitError naming the member."""

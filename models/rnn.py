@@ -39,12 +39,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from common.errors import ConfigError, DataError, ModelFitError
-from common.schema import CUTOFF, DS, LEVELS
-from features.calendar import calendar_features, next_sessions
+from common.errors import ConfigError, DataError
+from common.schema import LEVELS
+from features.calendar import calendar_features
 from features.scaling import TrainScaler
 from features.windows import supervised_windows, windows_ending_at
-from models.base import Forecaster, Intervals, forecast_frame, is_calendar_column
+from models.base import Forecaster, Intervals, NewRows, is_calendar_column
 
 if TYPE_CHECKING:  # annotations only: Keras and TensorFlow load on first fit
     import keras
@@ -383,43 +383,18 @@ class RecurrentForecaster(Forecaster):
         return mean[0, :horizon], {lv: (lo[0, :horizon], hi[0, :horizon]) for lv, (lo, hi) in intervals.items()}
 
     # ---- batched backtest path ----------------------------------------------------------------------------
-    def forecast_origins(self, history: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], horizon: int) -> pd.DataFrame:
-        """Forecasts from every cutoff in ONE batched network call; equal to looping update()+predict().
+    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        """Forecasts from every origin in ONE batched network call; equal to looping update()+predict().
 
-        Each origin's window uses only rows at or before its cutoff. The model ends conditioned on the last
-        cutoff (its history extended to it), as with the default loop.
+        Each origin's window ends at its own last row, so it uses only rows at or before its cutoff.
         """
-        self._check_fitted()
-        if int(horizon) != horizon or horizon <= 0:
-            raise DataError(f"{self.name}: horizon must be a positive integer, got {horizon!r}")
-        horizon = int(horizon)
         self._check_horizon(horizon)
-        cutoffs = [pd.Timestamp(c) for c in cutoffs]
-        if not cutoffs:
-            return pd.DataFrame()
-        if any(b < a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
-            raise DataError(f"{self.name}: cutoffs must be ascending, got {[str(c.date()) for c in cutoffs]}")
-        if cutoffs[0] < self.ds_[-1]:
-            raise DataError(
-                f"{self.name} on {self.unique_id_}: cutoff {cutoffs[0].date()} is before the last seen session "
-                f"{self.ds_[-1].date()}; refit on data up to that cutoff instead"
-            )
-        hist_ds = pd.DatetimeIndex(history[DS])
-        mask = (hist_ds > self.ds_[-1]) & (hist_ds <= cutoffs[-1])
-        if mask.any():
-            self.update(history.loc[mask])
-        ends = self.ds_.searchsorted(pd.DatetimeIndex(cutoffs), side="right") - 1
-        mean, intervals = self._call(self._forecast_ends, ends)
-        if not np.all(np.isfinite(mean)):
-            raise ModelFitError(self.name, self.unique_id_, "batched forecast has non-finite values")
-        frames = []
-        for k, (cutoff, end) in enumerate(zip(cutoffs, ends, strict=True)):
-            future = next_sessions(self.exchange_, self.ds_[end], horizon)
-            iv = {lv: (lo[k, :horizon], hi[k, :horizon]) for lv, (lo, hi) in intervals.items()} if intervals else None
-            frame = forecast_frame(self.unique_id_, future, mean[k, :horizon], iv)
-            frame.insert(1, CUTOFF, cutoff)
-            frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
+        seen = len(self.y_)
+        self._condition(new)
+        mean, intervals = self._forecast_ends(seen - 1 + np.asarray(counts, dtype=np.int64))
+        if intervals is None:
+            return mean[:, :horizon], None
+        return mean[:, :horizon], {lv: (lo[:, :horizon], hi[:, :horizon]) for lv, (lo, hi) in intervals.items()}
 
     # ---- pickling: weights + config, never the live Keras model -------------------------------------------
     def __getstate__(self) -> dict[str, Any]:

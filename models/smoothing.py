@@ -37,7 +37,7 @@ from models._stats import (
     seasonal_strength,
     single_thread_blas,
 )
-from models.base import Forecaster, Intervals
+from models.base import Forecaster, Intervals, NewRows
 
 if TYPE_CHECKING:  # annotations only: statsmodels loads on first fit
     from statsmodels.tsa.exponential_smoothing.ets import ETSResults
@@ -187,19 +187,40 @@ def _step(
 
 def filter_state(spec: ETSSpec, params: dict[str, float], state: _State, y: np.ndarray) -> _State:
     """Condition the state on new observations with fixed parameters: O(len(y)), no model construction."""
+    return filter_states(spec, params, state, y).at(len(y))
+
+
+@dataclass(frozen=True)
+class _StatePath:
+    """The filtered states after 0, 1, ..., n new observations (row k: after the first k)."""
+
+    level: np.ndarray  # (n + 1,)
+    trend: np.ndarray | None  # (n + 1,)
+    season: np.ndarray | None  # (n + m,): the m states before the first observation, then one per observation
+
+    def at(self, k: int) -> _State:
+        season = None if self.season is None else self.season[k : k + len(self.season) - len(self.level) + 1].copy()
+        return _State(float(self.level[k]), None if self.trend is None else float(self.trend[k]), season)
+
+
+def filter_states(spec: ETSSpec, params: dict[str, float], state: _State, y: np.ndarray) -> _StatePath:
+    """filter_state recording the state after every observation: one pass serves every origin of a block."""
     coefs = _coefficients(spec, params)
+    y = np.asarray(y, dtype=float)
+    levels, trends = np.empty(len(y) + 1), np.empty(len(y) + 1)
     level: StateValue = state.level
     trend: StateValue = state.trend or 0.0
     season: list[StateValue] = list(state.seasonal_states()) if spec.seasonal else []
-    for obs in np.asarray(y, dtype=float):
-        s = season[0] if spec.seasonal else 0.0  # s_{t-m}: the oldest of the last m seasonal states
+    levels[0], trends[0] = level, trend
+    m = len(season)
+    for t, obs in enumerate(y):
+        s = season[t] if spec.seasonal else 0.0  # s_{t-m}: the oldest of the last m seasonal states
         _, level, trend, s_new = _step(spec, coefs, level, trend, s, obs)
+        levels[t + 1], trends[t + 1] = level, trend
         if spec.seasonal:
-            season = [*season[1:], s_new]
-    return _State(
-        float(level),
-        float(trend) if spec.trend else None,
-        np.asarray(season, dtype=float) if spec.seasonal else None,
+            season.append(s_new)
+    return _StatePath(
+        levels, trends if spec.trend else None, np.asarray(season, dtype=float) if spec.seasonal and m else None
     )
 
 
@@ -277,6 +298,28 @@ class _ETSForecaster(Forecaster):
         sd = np.sqrt(self.sigma2_ * relative_variance(self.spec_, self.params_, horizon))
         if self.spec_.error == "mul":
             sd = sd * np.abs(mean)
+        return mean, normal_intervals(mean, sd)
+
+    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        """Every origin from ONE filter pass over the block: the state at each origin, the forecasts vectorised.
+
+        A multiplicative season simulates its intervals per origin (the default loop).
+        """
+        if self.spec_.seasonal == "mul":
+            return super()._forecast_block(new, counts, horizon)
+        spec, params = self.spec_, self.params_
+        path = filter_states(spec, params, self.state_, new.y)
+        mean = path.level[counts][:, None] + np.zeros(horizon)
+        if spec.trend and path.trend is not None:
+            mean = mean + path.trend[counts][:, None] * _damped_sums(spec, params, horizon)[None, :]
+        if spec.seasonal and path.season is not None:  # additive: season row k holds s_{T-m+1..T} at origin k
+            idx = counts[:, None] + (np.arange(horizon) % spec.period)[None, :]
+            mean = mean + path.season[idx]
+        sd = np.sqrt(self.sigma2_ * relative_variance(spec, params, horizon))[None, :] + np.zeros_like(mean)
+        if spec.error == "mul":
+            sd = sd * np.abs(mean)
+        self._append_rows(new)
+        self.state_ = path.at(len(new))
         return mean, normal_intervals(mean, sd)
 
     def _simulated_intervals(self, horizon: int) -> Intervals:

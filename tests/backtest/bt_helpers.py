@@ -24,7 +24,7 @@ def panel(n_series: int = 2, n_steps: int = 60, *, seed: int = 0, start: str = "
 
 
 class LastValue(Forecaster):
-    """Random walk without intervals; counts fit and forecast_origins calls in class-level lists."""
+    """Random walk without intervals; counts fit and predict_origins calls in class-level lists."""
 
     name: ClassVar[str] = "last"
     min_train_size: ClassVar[int] = 1
@@ -41,9 +41,9 @@ class LastValue(Forecaster):
         type(self).fits.append(len(train))
         return super().fit(train)
 
-    def forecast_origins(self, history, cutoffs, horizon):
+    def predict_origins(self, history, cutoffs, horizon):
         type(self).origin_calls.append(len(cutoffs))
-        return super().forecast_origins(history, cutoffs, horizon)
+        return super().predict_origins(history, cutoffs, horizon)
 
     def _fit(self, y, X) -> None:
         pass

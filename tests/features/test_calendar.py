@@ -14,6 +14,7 @@ from features.calendar import (
     next_sessions,
     next_sessions_for,
     sessions,
+    sessions_after_each,
 )
 
 
@@ -95,3 +96,18 @@ def test_calendar_features_columns_and_values():
 def test_calendar_features_weekend_dates_are_never_period_ends():
     out = calendar_features(pd.DatetimeIndex(["2024-03-30", "2024-03-31", "2024-06-30"]))
     assert out[f"{CALENDAR_PREFIX}month_end"].sum() == 0 and out[f"{CALENDAR_PREFIX}quarter_end"].sum() == 0
+
+
+@pytest.mark.parametrize("exchange", ["XNYS", "XLON", "XTKS", "XKRX", "24/7"])
+def test_sessions_after_each_equals_next_sessions_per_date(exchange):
+    """One grid lookup for every origin gives each origin's own next sessions, holidays included, and falls back
+    to weekdays beyond the calendar's bounds as next_sessions does (dates 1995-2035)."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    days = pd.Timestamp("1995-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 40 * 365, 60)), unit="D")
+    days = days.append(pd.DatetimeIndex(["2024-12-24", "2024-12-24", "2025-04-17"]))  # repeats, holiday eves
+    got = sessions_after_each(exchange, days, 6)
+    assert got.shape == (len(days), 6)
+    for k, day in enumerate(days):
+        assert (got[k] == next_sessions(exchange, day, 6).values).all(), (exchange, day)

@@ -119,6 +119,32 @@ def test_update_equals_filtering_full_history_with_fixed_params(make):
         np.testing.assert_allclose(got[col], ref[col], rtol=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("make", "data", "term"),
+    [
+        (AutoARIMA, synthetic_prices(1, 460, seed=3, drift=0.004, vol=0.004), "drift_"),
+        (AutoARIMA, series_frame(ar1(460, phi=0.6, mean=80.0, seed=2)), "constant_"),
+        (SARIMA, synthetic_prices(1, 460, seed=5, drift=0.002), None),
+    ],
+)
+def test_block_forecasts_of_every_trend_term_equal_one_origin_at_a_time(make, data, term):
+    """The vectorised Kalman forecasts of a block (drift, constant, seasonal) equal extend() + get_forecast()."""
+    cutoffs = list(data["ds"].iloc[[399, 400, 410, 437, 459]])
+    block = make().fit(data.iloc[:400])
+    assert term is None or getattr(block, term)
+    got = block.predict_origins(data, cutoffs, 7)
+    looped = make().fit(data.iloc[:400])
+    for k, cutoff in enumerate(cutoffs):
+        new = data[(data["ds"] > looped.ds_[-1]) & (data["ds"] <= cutoff)]
+        if len(new):
+            looped.update(new)
+        ref = looped.predict(7)
+        np.testing.assert_allclose(got.mean[k], ref[YHAT], rtol=1e-9)
+        np.testing.assert_allclose(got.intervals[80][0][k], ref[LO_80], rtol=1e-9)
+        np.testing.assert_allclose(got.intervals[95][1][k], ref[HI_95], rtol=1e-9)
+    assert block.n_train_ == looped.n_train_ and block.predict(3).equals(looped.predict(3))
+
+
 def test_drift_is_kept_through_updates():
     data = synthetic_prices(1, 600, seed=3, drift=0.004, vol=0.004)
     model = AutoARIMA().fit(data.iloc[:500])

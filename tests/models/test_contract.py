@@ -154,6 +154,37 @@ def test_no_look_ahead_in_forecast_origins(name, series):
     assert base[CUTOFF].nunique() == 2 and len(base) == 2 * HORIZON
 
 
+def _looped(model, history: pd.DataFrame, cutoffs, horizon: int) -> pd.DataFrame:
+    """What predict_origins must equal: update() up to each cutoff, then predict(), one origin at a time."""
+    frames = []
+    for cutoff in cutoffs:
+        new = history[(history[DS] > model.ds_[-1]) & (history[DS] <= cutoff)]
+        if len(new):
+            model.update(new)
+        frames.append(model.predict(horizon).assign(**{CUTOFF: cutoff}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_block_forecasts_equal_the_update_predict_loop(name, series):
+    """Every origin of a block in one call (vectorised where the model is) gives the loop's numbers and dates.
+
+    The first origin is the fitted window's own end (no new rows), then origins 1, 5 and 13 sessions later.
+    """
+    cutoffs = list(series[DS].iloc[[N_TRAIN - 1, N_TRAIN, N_TRAIN + 4, N_TRAIN + 17]])
+    block = _fit(name, series.iloc[:N_TRAIN]).predict_origins(series, cutoffs, HORIZON)
+    looped = _looped(_fit(name, series.iloc[:N_TRAIN]), series, cutoffs, HORIZON)
+    frame = block.to_frame()
+    assert block.mean.shape == (4, HORIZON) and list(block.cutoffs) == cutoffs
+    assert (frame[DS].to_numpy() == looped[DS].to_numpy()).all()
+    rtol = 1e-6 if name in NEURAL else 1e-9  # the networks compute in float32: a batch rounds differently
+    for col in [YHAT, *INTERVAL_COLUMNS]:
+        if col in looped.columns:
+            np.testing.assert_allclose(frame[col], looped[col], rtol=rtol, err_msg=f"{name} {col}")
+        else:
+            assert col not in frame.columns
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_update_conditions_on_new_rows(name, series):
     model = _fit(name, series.iloc[:N_TRAIN])

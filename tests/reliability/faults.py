@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from common.schema import YHAT, H
-from models.base import Forecaster
+from models.base import Forecaster, OriginForecasts
 
 FAULTY = "IBM"
 
@@ -50,15 +50,14 @@ class Hangs(_NaiveElsewhere):
 
 
 class ReturnsNaN(_NaiveElsewhere):
-    """Bypasses Forecaster.predict's own check (as a batched model may): NaN forecasts on FAULTY."""
+    """Bypasses Forecaster.forecast_block's own check (as a model overriding predict_origins may): NaN forecasts
+    on FAULTY."""
 
     name: ClassVar[str] = "returns_nan"
 
-    def forecast_origins(self, history: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], horizon: int) -> pd.DataFrame:
-        out = super().forecast_origins(history, cutoffs, horizon)
-        if self.unique_id_ == FAULTY:
-            out[YHAT] = np.nan
-        return out
+    def predict_origins(self, history: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], horizon: int) -> OriginForecasts:
+        out = super().predict_origins(history, cutoffs, horizon)
+        return replace(out, mean=np.full_like(out.mean, np.nan)) if self.unique_id_ == FAULTY else out
 
 
 class WrongLength(_NaiveElsewhere):
@@ -66,9 +65,9 @@ class WrongLength(_NaiveElsewhere):
 
     name: ClassVar[str] = "wrong_length"
 
-    def forecast_origins(self, history: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], horizon: int) -> pd.DataFrame:
-        out = super().forecast_origins(history, cutoffs, horizon)
-        return out[out[H] < horizon].reset_index(drop=True) if self.unique_id_ == FAULTY else out
+    def predict_origins(self, history: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], horizon: int) -> OriginForecasts:
+        out = super().predict_origins(history, cutoffs, horizon)
+        return replace(out, mean=out.mean[:, :-1], ds=out.ds[:, :-1]) if self.unique_id_ == FAULTY else out
 
 
 FAULTS = {"raises": Raises, "hangs": Hangs, "returns_nan": ReturnsNaN, "wrong_length": WrongLength}
