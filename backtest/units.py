@@ -14,9 +14,10 @@ predict_proba call.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -410,3 +411,33 @@ def _check_fold(fold: Fold) -> None:
             f"fold {fold.fold}: training ends {fold.train_end.date()}, cutoff {fold.cutoff.date()}, first test "
             f"origin {fold.test_ds[0].date() if fold.test_ds else None}; training must end at the cutoff"
         )
+
+
+# ---- batches: fewer, larger orchestration units for a wide universe -------------------------------------------
+# A Prefect task run costs about 200 ms of flow-process and API-server CPU (benchmarks/bench_flow.py). One per
+# (ticker, model) unit is fine for a handful of tickers, and shows each unit in the UI; a 500-ticker universe would
+# spend minutes orchestrating. Up to SMALL_UNIVERSE tickers a batch is one unit; above, each model's tickers are cut
+# into BATCHES_PER_MODEL batches: enough tasks to keep a few workers busy and balance slow models against fast ones.
+SMALL_UNIVERSE = 8
+BATCHES_PER_MODEL = 4
+
+U = TypeVar("U", bound=Unit)
+
+
+def tickers_per_batch(n_tickers: int, batch_size: int | None = None) -> int:
+    """How many tickers one task runs per model: `batch_size` when given, else the rule above."""
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer (tickers per task), got {batch_size!r}")
+        return batch_size
+    return 1 if n_tickers <= SMALL_UNIVERSE else math.ceil(n_tickers / BATCHES_PER_MODEL)
+
+
+def batch_units(units: Sequence[U], *, batch_size: int | None = None) -> list[tuple[U, ...]]:
+    """`units` grouped into batches of one model and up to tickers_per_batch tickers (plan order within a model;
+    models in their first-seen order). Every unit is in exactly one batch."""
+    by_model: dict[str, list[U]] = {}
+    for unit in units:
+        by_model.setdefault(unit.model, []).append(unit)
+    size = tickers_per_batch(len({unit.uid for unit in units}), batch_size)
+    return [tuple(group[i : i + size]) for group in by_model.values() for i in range(0, len(group), size)]

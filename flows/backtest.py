@@ -1,12 +1,14 @@
 """backtest_flow: every model on identical rolling-origin folds, scored against the naive random walk.
 
-Composition only: ingest -> features per ticker -> fold plan -> leakage audit -> one cached task per (ticker, model)
-unit (backtest.units.plan_price_units: each with its resolved refit policy; an ensemble whose members are units of
-the run is combined from their results, not fitted again) -> gather, score, report -> results store -> artifacts.
+Composition only: ingest -> features per ticker -> fold plan -> leakage audit -> (ticker, model) units
+(backtest.units.plan_price_units: each with its resolved refit policy; an ensemble whose members are units of
+the run is combined from their results, not fitted again), one task per unit for a few tickers or per batch of
+tickers of one model for a wide universe (backtest.units.batch_units; tasks.batches keeps each unit cached, timed
+out and recorded alone) -> gather, score, report -> results store -> artifacts.
 The maths lives in backtest/, models/ and features/; a local run without Prefect is the same plan + run_unit calls
 in a loop (backtest.engine.run_backtest).
 
-Caching: a unit's key (tasks.backtest.unit_cache_key) covers the model config, its folds, the refit policy,
+Caching: a unit's key (tasks.backtest.price_unit_key) covers the model config, its folds, the refit policy,
 the data slice it reads and the code version; results persist under PRICECAST_HOME/results, so any run on
 this machine (CLI, deployment, serve) reuses them. What "only what changed" means with the statsforecast
 fold convention (the last fold ends at the last session): a ticker that gets one new session gets new
@@ -22,7 +24,14 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.states import State
 from prefect.utilities.annotations import NotSet
 
-from backtest.units import combine_units, combined_from, fitted_units, plan_price_units
+from backtest.units import (
+    batch_units,
+    combine_units,
+    combined_from,
+    fitted_units,
+    plan_price_units,
+    tickers_per_batch,
+)
 from common.settings import store_path
 from features.build import FeatureConfig
 from flows import enable_package_logs
@@ -36,7 +45,7 @@ from tasks.backtest import (
     gather,
     plan_folds,
     publish_artifacts,
-    run_unit,
+    run_units,
     score,
     write_outputs,
 )
@@ -63,12 +72,13 @@ def backtest_flow(params: BacktestParams = BacktestParams()) -> State:  # noqa: 
     features = build_ticker_features(panel, config)
     folds = plan_folds(panel, params.plan)
     tickers = sorted(features)
-    # Submitted, not called: the audits (one per ticker) run beside the units and are awaited before anything
-    # is scored or shown.
+    # Submitted, not called: the audits (one per batch of tickers) run beside the units and are awaited before
+    # anything is scored or shown.
+    size = tickers_per_batch(len(tickers), params.batch_size)
+    groups = [tickers[i : i + size] for i in range(0, len(tickers), size)]
     audits = audit_fold_leakage.with_options(result_storage=results_dir()).map(
-        series=[features[uid] for uid in tickers],
-        uid=tickers,
-        folds=[folds[uid] for uid in tickers],
+        series=[{uid: features[uid] for uid in group} for group in groups],
+        folds=[{uid: folds[uid] for uid in group} for group in groups],
         config=unmapped(config),
     )
     models = {name: params.params_for(name) for name in params.models}
@@ -80,15 +90,22 @@ def backtest_flow(params: BacktestParams = BacktestParams()) -> State:  # noqa: 
         refit_every=params.refit_every,
         calendars={uid: q.calendar for uid, q in quality.tickers.items()},
     )
-    task = run_unit.with_options(
+    task = run_units.with_options(
         result_storage=results_dir(),
         refresh_cache=True if params.refresh_cache else NotSet,  # NotSet: the task's own (the setting)
-        timeout_seconds=params.unit_timeout_seconds,
     )
-    # Ensembles whose members are units of this run are combined from their results, not fitted again.
+    # Ensembles whose members are units of this run are combined from their results, not fitted again. A wide
+    # universe runs batches of tickers per model (backtest.units.batch_units), each unit still cached alone.
     fitted = fitted_units(units)
-    futures = task.map(unit=fitted, series=[features[unit.uid] for unit in fitted])
-    results = combine_units(units, fitted, wait_for_units(futures, fitted, features))
+    batches = batch_units(fitted, batch_size=params.batch_size)
+    futures = task.map(
+        units=[list(batch) for batch in batches],
+        series=[{unit.uid: features[unit.uid] for unit in batch} for batch in batches],
+        unit_timeout_seconds=unmapped(params.unit_timeout_seconds),
+        refresh=unmapped(params.refresh_cache),
+    )
+    ran = [unit for batch in batches for unit in batch]  # wait_for_units returns results in this order
+    results = combine_units(units, ran, wait_for_units(futures, batches, features))
     audit = merged_audit(audits)  # a failed audit raises LeakageError here: nothing is scored, stored or reported
     meta = run_meta(
         spec=spec,

@@ -21,10 +21,10 @@ from prefect.states import State
 from prefect.utilities.annotations import NotSet
 
 from backtest.event_task import model_specs
-from backtest.units import plan_event_units
+from backtest.units import batch_units, plan_event_units
 from common.settings import store_path
 from flows import enable_package_logs
-from flows.fanout import run_outcome, wait_for_live, wait_for_units
+from flows.fanout import in_plan_order, run_outcome, wait_for_live, wait_for_units
 from flows.params import EventBacktestParams
 from flows.run_meta import event_run_meta, refit_policies, run_out_dir
 from flows.runners import task_runner
@@ -36,7 +36,7 @@ from tasks.event_backtest import (
     predict_live_event,
     publish_event_artifacts,
     publish_event_probabilities,
-    run_event_unit,
+    run_event_units,
     score_events,
     store_event_backtest,
     write_event_outputs,
@@ -71,13 +71,19 @@ def event_backtest_flow(params: EventBacktestParams = EventBacktestParams()) -> 
         refit_every=params.refit_every,
         tail_fraction=params.tail_fraction,
     )
-    task = run_event_unit.with_options(
+    task = run_event_units.with_options(
         result_storage=results_dir(),
         refresh_cache=True if params.refresh_cache else NotSet,  # NotSet: the task's own (the setting)
-        timeout_seconds=params.unit_timeout_seconds,
     )
-    futures = task.map(unit=units, series=[frames[unit.uid] for unit in units])
-    results = wait_for_units(futures, units, frames, stage="event", key=PROGRESS_KEY)
+    batches = batch_units(units, batch_size=params.batch_size)  # one unit per task for a few tickers
+    futures = task.map(
+        units=[list(batch) for batch in batches],
+        series=[{unit.uid: frames[unit.uid] for unit in batch} for batch in batches],
+        unit_timeout_seconds=unmapped(params.unit_timeout_seconds),
+        refresh=unmapped(params.refresh_cache),
+    )
+    done = wait_for_units(futures, batches, frames, stage="event", key=PROGRESS_KEY)
+    results = in_plan_order(units, [unit for batch in batches for unit in batch], done)
     meta = event_run_meta(
         spec=spec,
         plan=params.plan,

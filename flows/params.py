@@ -34,6 +34,9 @@ REFIT_HELP = "0 = fit once, 1 = every fold, k = every k-th fold"
 MODELS_HELP = "Registered models (pricecast models), in the registry's spelling or any case"
 MODEL_PARAMS_HELP = 'Constructor parameters per model, e.g. {"ets": {"damped": true}}'
 TIMEOUT_HELP = "Seconds one (ticker, model) unit may run before it is stopped and recorded as failed"
+BATCH_HELP = (
+    "Tickers per Prefect task, per model; empty: one unit per task up to 8 tickers, else a quarter of the tickers"
+)
 
 
 def _refit_every(value: int | None) -> int | None:
@@ -131,6 +134,7 @@ class _BacktestRun(_Params):
         default=None, description="Output directory; empty: PRICECAST_HOME/runs/<time>-<run name>"
     )
     refresh_cache: bool = Field(default=False, description="Recompute units even when a cached result has the same key")
+    batch_size: PositiveInt | None = Field(default=None, description=BATCH_HELP)
 
     _refit = field_validator("refit_every")(_refit_every)
 

@@ -9,8 +9,8 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from backtest import units
-from backtest.audit import audit_leakage
+from backtest import units as backtest_units
+from backtest.audit import AuditResult, audit_leakage
 from backtest.engine import LeakageError
 from backtest.evaluate import Evaluation, evaluate
 from backtest.folds import Fold, FoldPlan, panel_folds
@@ -23,7 +23,9 @@ from outputs.write import report_input, save_run
 from reports.markdown import leaderboard_records, summary_markdown
 from reports.server import report_url, unserved_report_markdown
 from reports.verdict import verdict
+from tasks.batches import batch_name, run_batch
 from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint, unit_key
+from tasks.results_store import results_dir
 from tasks.retry_conditions import retry_crashes
 
 
@@ -35,25 +37,40 @@ def build_ticker_features(panel: pd.DataFrame, config: FeatureConfig) -> dict[st
 
 
 def audit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """A ticker's audit depends on its prices, its folds, the feature config and the code: nothing else."""
-    return f"audit-{safe_name(parameters['uid'])}-" + digest(  # a file name: the ticker encoded (fileio.safe_name)
-        {
-            "data": frame_fingerprint(parameters["series"]),
-            "folds": folds_key(parameters["folds"]),
-            "config": parameters["config"].fingerprint(),
-            "code": code_version(),
-        }
+    """A batch's audit depends on its tickers' prices and folds, the feature config and the code: nothing else."""
+    series, folds = parameters["series"], parameters["folds"]
+    tickers = sorted(series)
+    payload = {
+        "data": {uid: frame_fingerprint(series[uid]) for uid in tickers},
+        "folds": {uid: folds_key(folds[uid]) for uid in tickers},
+        "config": parameters["config"].fingerprint(),
+        "code": code_version(),
+    }
+    # A file name: the ticker encoded (fileio.safe_name)
+    return f"audit-{safe_name(tickers[0])}-{len(tickers)}-" + digest(payload)
+
+
+def _audit_run_name() -> str:
+    from prefect.runtime import task_run
+
+    tickers = sorted(task_run.parameters["series"])
+    return (
+        f"audit {tickers[0]}" if len(tickers) == 1 else f"audit {tickers[0]} … {tickers[-1]} ({len(tickers)} tickers)"
     )
 
 
-@task(name="audit-leakage", task_run_name="audit {uid}", cache_key_fn=audit_cache_key, persist_result=True)
-def audit_fold_leakage(series: pd.DataFrame, *, uid: str, folds: list[Fold], config: FeatureConfig) -> dict[str, Any]:
-    """Leakage audit of every fold of one ticker (backtest/audit.py); a failure stops the run before any result.
+@task(name="audit-leakage", task_run_name=_audit_run_name, cache_key_fn=audit_cache_key, persist_result=True)
+def audit_fold_leakage(
+    series: dict[str, pd.DataFrame], *, folds: dict[str, list[Fold]], config: FeatureConfig
+) -> dict[str, Any]:
+    """Leakage audit of every fold of a batch of tickers (backtest/audit.py); a failure stops the run before any
+    result.
 
-    `series` is the ticker's feature frame: its price, volume and date columns are the raw data the audit
+    `series` holds each ticker's feature frame: its price, volume and date columns are the raw data the audit
     recomputes the indicators from, its feature columns what the models saw.
     """
-    audit = audit_leakage(series, {uid: series}, {uid: folds}, config)
+    parts = [audit_leakage(frame, {uid: frame}, {uid: folds[uid]}, config).to_dict() for uid, frame in series.items()]
+    audit = AuditResult.merge(parts)
     if not audit.passed:
         raise LeakageError(f"leakage audit {audit.summary()}")
     return audit.to_dict()
@@ -65,24 +82,48 @@ def plan_folds(panel: pd.DataFrame, plan: FoldPlan) -> dict[str, list[Fold]]:
     return panel_folds(panel, plan)
 
 
-def unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """Explicit key: the unit (model config, folds, resolved refit policy, horizon, calendar), its data slice and
-    the code version (tasks.fingerprint.unit_key)."""
-    unit: PriceUnit = parameters["unit"]
-    return unit_key("unit", unit, parameters["series"], horizon=unit.horizon, calendar=unit.calendar)
+def price_unit_key(unit: PriceUnit, series: pd.DataFrame) -> str:
+    """A price unit's cache key: the unit (model config, folds, resolved refit policy, horizon, calendar), its data
+    slice and the code version (tasks.fingerprint.unit_key)."""
+    return unit_key("unit", unit, series, horizon=unit.horizon, calendar=unit.calendar)
+
+
+def batch_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """A batch's key: its units' keys (the batch is only reused whole when every unit would be)."""
+    keys = [price_unit_key(unit, parameters["series"][unit.uid]) for unit in parameters["units"]]
+    return f"units-{keys[0]}" if len(keys) == 1 else "units-" + digest({"units": keys})
+
+
+def _batch_run_name() -> str:
+    from prefect.runtime import task_run
+
+    return batch_name(task_run.parameters["units"])
 
 
 @task(
-    name="backtest-unit",
-    task_run_name="{unit.model} on {unit.uid}",
-    cache_key_fn=unit_cache_key,
+    name="backtest-units",
+    task_run_name=_batch_run_name,
+    cache_key_fn=batch_cache_key,
     persist_result=True,
     retries=1,  # model failures are already recorded per fold; a retry covers crashes of the worker itself
     retry_condition_fn=retry_crashes,  # never retry pricecast's own errors (leakage, bad config): deterministic
 )
-def run_unit(unit: PriceUnit, series: pd.DataFrame) -> UnitResult:
-    """Backtest one model on one ticker over its folds (failures on a fold are recorded, not raised)."""
-    return units.run_unit(unit, series)
+def run_units(
+    units: list[PriceUnit],
+    series: dict[str, pd.DataFrame],
+    unit_timeout_seconds: float | None = None,
+    refresh: bool = False,
+) -> list[UnitResult]:
+    """Backtest a batch of (ticker, model) units, each cached, timed out and recorded alone (tasks.batches)."""
+    return run_batch(
+        units,
+        series,
+        run=backtest_units.run_unit,
+        key=price_unit_key,
+        storage=results_dir(),
+        unit_timeout_seconds=unit_timeout_seconds,
+        refresh=refresh,
+    )
 
 
 @task(name="gather")

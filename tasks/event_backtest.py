@@ -12,7 +12,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from backtest import units
+from backtest import units as backtest_units
 from backtest.event_live import LiveEventResult, live_event_unit, live_probability_records
 from backtest.event_task import (
     EventEvaluation,
@@ -31,8 +31,9 @@ from outputs.write import event_report_input, save_event_run
 from reports.event_report import event_leaderboard_records, event_summary_markdown, event_verdict
 from store.results_store import ResultStore
 from tasks.backtest import publish_report_link
-from tasks.fingerprint import unit_key
-from tasks.results_store import LOCK_RETRIES
+from tasks.batches import batch_name, run_batch
+from tasks.fingerprint import digest, unit_key
+from tasks.results_store import LOCK_RETRIES, results_dir
 from tasks.retry_conditions import retry_crashes
 
 LEADERBOARD_KEY = "event-leaderboard"
@@ -57,25 +58,49 @@ def plan_event_folds(frames: dict[str, pd.DataFrame], plan: FoldPlan, lookahead:
     return event_folds(pd.concat(frames.values(), ignore_index=True), plan, lookahead=lookahead)
 
 
-def event_unit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """A unit's key (tasks.fingerprint.unit_key; its rows' labels encode the closes after each origin), plus the
-    look-ahead, the feature columns and the threshold-choosing tail."""
-    unit: EventUnit = parameters["unit"]
+def event_unit_key(unit: EventUnit, series: pd.DataFrame) -> str:
+    """An event unit's key (tasks.fingerprint.unit_key; its rows' labels encode the closes after each origin),
+    plus the look-ahead, the feature columns and the threshold-choosing tail."""
     extra = {"horizon": unit.lookahead, "columns": list(unit.columns), "tail_fraction": unit.tail_fraction}
-    return unit_key("event-unit", unit, parameters["series"], **extra)
+    return unit_key("event-unit", unit, series, **extra)
+
+
+def event_batch_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """A batch's key: its units' keys (the batch is only reused whole when every unit would be)."""
+    keys = [event_unit_key(unit, parameters["series"][unit.uid]) for unit in parameters["units"]]
+    return f"units-{keys[0]}" if len(keys) == 1 else "event-units-" + digest({"units": keys})
+
+
+def _batch_run_name() -> str:
+    from prefect.runtime import task_run
+
+    return batch_name(task_run.parameters["units"])
 
 
 @task(
-    name="event-unit",
-    task_run_name="{unit.model} on {unit.uid}",
-    cache_key_fn=event_unit_cache_key,
+    name="event-units",
+    task_run_name=_batch_run_name,
+    cache_key_fn=event_batch_cache_key,
     persist_result=True,
     retries=1,  # failures on a fold are recorded already; a retry covers crashes of the worker itself
     retry_condition_fn=retry_crashes,
 )
-def run_event_unit(unit: EventUnit, series: pd.DataFrame) -> EventUnitResult:
-    """Backtest one event model on one ticker over its folds."""
-    return units.run_unit(unit, series)
+def run_event_units(
+    units: list[EventUnit],
+    series: dict[str, pd.DataFrame],
+    unit_timeout_seconds: float | None = None,
+    refresh: bool = False,
+) -> list[EventUnitResult]:
+    """Backtest a batch of event (ticker, model) units, each cached, timed out and recorded alone (tasks.batches)."""
+    return run_batch(
+        units,
+        series,
+        run=backtest_units.run_unit,
+        key=event_unit_key,
+        storage=results_dir(),
+        unit_timeout_seconds=unit_timeout_seconds,
+        refresh=refresh,
+    )
 
 
 @task(name="score-events")

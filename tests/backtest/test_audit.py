@@ -64,15 +64,18 @@ def test_the_flow_task_refuses_to_go_on_when_the_audit_fails(run_inputs, monkeyp
     panel, features, folds, config = run_inputs
     monkeypatch.setattr(tasks.backtest, "audit_leakage", lambda *a: AuditResult(1, 1, 1, ["AAPL fold 0: sma_5"]))
     with pytest.raises(LeakageError, match="leakage audit FAILED: 1 problem"):
-        tasks.backtest.audit_fold_leakage.fn(features["AAPL"], uid="AAPL", folds=folds["AAPL"], config=config)
+        tasks.backtest.audit_fold_leakage.fn({"AAPL": features["AAPL"]}, folds={"AAPL": folds["AAPL"]}, config=config)
 
 
-def test_per_ticker_audits_merge_into_one_result(run_inputs):
+def test_per_batch_audits_merge_into_one_result(run_inputs):
+    """One audit per ticker or one over a batch of tickers: the same merged result."""
     import tasks.backtest
     from backtest.audit import AuditResult
 
     _, features, folds, config = run_inputs
-    parts = [tasks.backtest.audit_fold_leakage.fn(features[u], uid=u, folds=folds[u], config=config) for u in folds]
+    audit = tasks.backtest.audit_fold_leakage.fn
+    parts = [audit({u: features[u]}, folds={u: folds[u]}, config=config) for u in folds]
     merged = AuditResult.merge(parts)
+    assert AuditResult.merge([audit(features, folds=folds, config=config)]) == merged
     assert merged.passed and (merged.series, merged.folds) == (2, 12)
     assert AuditResult.merge([*parts, {**parts[0], "problems": ["AAPL fold 3: x"]}]).problems == ["AAPL fold 3: x"]

@@ -123,3 +123,34 @@ def test_unknown_model_fails_before_any_work(prefect_server):
     # As a deployment or the UI's run form passes it: plain JSON, validated by Prefect before the flow body runs.
     state = backtest_flow(params={"source": {"tickers": ["AAPL"]}, "models": ["naive", "arimaa"]}, return_state=True)
     assert state.is_failed() and "unknown model 'arimaa'" in str(state.result(raise_on_failure=False))
+
+
+def test_a_wide_universe_runs_batches_with_each_unit_cached_alone(prefect_server, tmp_path):
+    """batch_size=2 on four tickers: one task per (two tickers, model) and per two tickers' audit, the same
+    forecasts as one task per unit; when one ticker's data changes, its batch reruns and only that ticker's
+    units are recomputed."""
+    tickers = ("AAPL", "GOOG", "IBM", "MSFT")
+    path = sample_csv(tmp_path / "four.csv", tickers, start="2012-01-01", end="2012-12-31")
+    common = {"source": "csv", "path": str(path), "start": None, "tickers": list(tickers)}
+    single = _run(**common, out_dir=str(tmp_path / "single"), refresh_cache=True)
+    batched = _run(**common, out_dir=str(tmp_path / "batched"), batch_size=2, refresh_cache=True)
+    assert single.is_completed() and batched.is_completed(), batched.message
+    assert unit_states(batched, expected=4) == {
+        f"{model} on {a} … {b} (2 tickers)": "Completed"
+        for model in TINY["models"]
+        for a, b in (tickers[:2], tickers[2:])
+    }
+    a, b = (pd.read_parquet(tmp_path / d / "forecasts.parquet") for d in ("single", "batched"))
+    pd.testing.assert_frame_equal(a, b)
+
+    sample_csv(path, tickers, start="2012-01-01", end="2012-12-31", drop_last={"IBM": 1})  # IBM changes
+    changed = _run(**common, out_dir=str(tmp_path / "changed"), batch_size=2)
+    assert changed.is_completed(), changed.message
+    states = unit_states(changed, expected=4)
+    assert states["naive on AAPL … GOOG (2 tickers)"] == "Cached"
+    assert states["naive on IBM … MSFT (2 tickers)"] == "Completed"
+    # A unit read from its cache entry carries the timings of the run that computed it; a recomputed one its own.
+    before, after = (pd.read_parquet(tmp_path / d / "timings.parquet") for d in ("batched", "changed"))
+    same = before.merge(after, on=["unique_id", "model", "fold"], suffixes=("_a", "_b"))
+    same = same.assign(equal=same["fit_seconds_a"] == same["fit_seconds_b"]).groupby("unique_id")["equal"].all()
+    assert same.to_dict() == {"AAPL": True, "GOOG": True, "IBM": False, "MSFT": True}

@@ -27,10 +27,10 @@ def aapl():
 
 
 def _key(series, folds, **overrides):
-    from tasks.backtest import unit_cache_key
+    from tasks.backtest import price_unit_key
 
     fields = {"uid": "AAPL", "model": "naive", "params": {}, "folds": tuple(folds), "refit_every": 5, "horizon": 3}
-    return unit_cache_key(None, {"unit": PriceUnit(**{**fields, **overrides}), "series": series})
+    return price_unit_key(PriceUnit(**{**fields, **overrides}), series)
 
 
 def test_unit_cache_key_covers_model_params_folds_and_the_data_slice(aapl):
@@ -48,13 +48,39 @@ def test_unit_cache_key_covers_model_params_folds_and_the_data_slice(aapl):
     assert key == _key(later, folds)  # rows after the last test session are not read by this unit
 
 
-def test_run_unit_fn_is_the_engine_unit(aapl):
+def test_a_batch_task_runs_the_engine_units_each_cached_and_failing_alone(aapl, monkeypatch, tmp_path):
+    """run_units over three units: the engine's own results; a unit that raises is its failure record and fails
+    the batch (UnitsFailed, carrying all three results); a rerun reads the finished units from their own cache
+    entries and runs only the failed one again."""
+    import backtest.units as engine_units
     from tasks import backtest
+    from tasks.batches import UnitsFailed
 
-    folds = panel_folds(aapl, PLAN)["AAPL"]
-    unit = PriceUnit(uid="AAPL", model="naive", params={}, folds=tuple(folds), refit_every=5, horizon=3)
-    got = backtest.run_unit.fn(unit, aapl)
-    pd.testing.assert_frame_equal(got.forecasts, run_unit(unit, aapl).forecasts)
+    monkeypatch.setattr(backtest, "results_dir", lambda: tmp_path)
+    folds = tuple(panel_folds(aapl, PLAN)["AAPL"])
+    made = [
+        PriceUnit(uid=uid, model="naive", params={}, folds=folds, refit_every=5, horizon=3) for uid in ("A", "B", "C")
+    ]
+    series = {unit.uid: aapl.assign(unique_id=unit.uid) for unit in made}
+    calls: list[str] = []
+
+    def flaky(unit, frame):
+        calls.append(unit.uid)
+        if unit.uid == "B" and calls.count("B") == 1:
+            raise RuntimeError("worker lost its data")
+        return run_unit(unit, frame)
+
+    monkeypatch.setattr(engine_units, "run_unit", flaky)
+    with pytest.raises(UnitsFailed, match="1 of 3 units failed: naive on B") as failed:
+        backtest.run_units.fn(made, series)
+    first = failed.value.results
+    assert len(first) == 3 and len(first[1].failures) == len(folds) and first[1].forecasts.empty
+    assert "worker lost its data" in first[1].failures["message"].iloc[0]
+    pd.testing.assert_frame_equal(first[0].forecasts, run_unit(made[0], series["A"]).forecasts)
+    again = backtest.run_units.fn(made, series)
+    assert calls == ["A", "B", "C", "B"]  # A and C came from their cache entries
+    assert again[1].failures.empty and len(again[1].forecasts) == len(folds) * 3
+    pd.testing.assert_frame_equal(again[2].forecasts, first[2].forecasts)
 
 
 def test_forecast_unit_fits_all_history_and_dates_the_next_sessions(aapl):

@@ -1,0 +1,133 @@
+"""Run a batch of (ticker, model) units inside ONE Prefect task, each unit still cached, timed out and logged alone.
+
+A task run costs about 200 ms of orchestration (backtest.units: SMALL_UNIVERSE, BATCHES_PER_MODEL), so a wide
+universe runs batches of one model on many tickers (backtest.units.batch_units). Inside a batch each unit keeps
+what a task per unit gave it:
+- its own cache entry, under the unit's own key (tasks.fingerprint.unit_key) in the same result storage as the task
+  cache: a batch whose tickers partly changed reruns only the changed units, and a batch that crashed part-way
+  keeps the units it finished;
+- its own time limit (`unit_timeout_seconds`): a hung model is stopped and recorded as failed, the batch goes on;
+- its own failure record: a unit that raises becomes `failed_unit` (every fold failed with the reason), except a
+  LeakageError, which stops the run; the batch then ends Failed (UnitsFailed, carrying every unit's result), so
+  it is not cached as a whole and the failed units run again next time;
+- a log line as it finishes (the task's logs in the UI show the batch's progress).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import pandas as pd
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
+from prefect.filesystems import LocalFileSystem
+from prefect.results import ResultStore
+from prefect.utilities.timeout import timeout
+
+from backtest.blocks import LeakageError
+from backtest.units import Unit, failed_unit
+from common.errors import PricecastError
+
+U = TypeVar("U", bound=Unit)
+R = TypeVar("R")
+
+UnitKey = Callable[[Any, pd.DataFrame], str]  # (unit, its series) -> the unit's cache key
+
+
+class UnitsFailed(PricecastError):
+    """Some units of a batch raised or timed out: the batch task fails (so it is neither cached nor shown as
+    Completed) and carries every unit's result, the failed ones as failure records (flows.fanout reads them)."""
+
+    def __init__(self, message: str, results: list[Any]) -> None:
+        super().__init__(message)
+        self.results = results
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (Dask workers) with its results
+        return (type(self), (str(self), self.results))
+
+
+def batch_name(units: Sequence[Unit]) -> str:
+    """A batch's task-run name: "ets on AAPL" for one unit, "ets on S0001 … S0125 (125 tickers)" for more."""
+    if len(units) == 1:
+        return f"{units[0].model} on {units[0].uid}"
+    return f"{units[0].model} on {units[0].uid} … {units[-1].uid} ({len(units)} tickers)"
+
+
+def run_batch(
+    units: Sequence[U],
+    series: Mapping[str, pd.DataFrame],
+    *,
+    run: Callable[[U, pd.DataFrame], R],
+    key: UnitKey,
+    storage: Path,
+    unit_timeout_seconds: float | None,
+    refresh: bool = False,
+) -> list[R]:
+    """`run(unit, series[unit.uid])` for every unit, in order, each read from / written to its own cache entry.
+
+    refresh=True recomputes every unit (and overwrites its entry), as the flows' refresh_cache does for tasks.
+    """
+    log = _logger()
+    store = ResultStore(result_storage=LocalFileSystem(basepath=str(storage)), cache_result_in_memory=False)
+    results: list[R] = []
+    failed: list[str] = []
+    started = time.perf_counter()
+    for done, unit in enumerate(units, start=1):
+        frame = series[unit.uid]
+        unit_key = key(unit, frame)
+        if not refresh and store.exists(unit_key):
+            results.append(store.read(unit_key).result)
+            how = "cached"
+        else:
+            result, finished = _run_one(unit, frame, run, unit_timeout_seconds)
+            results.append(result)
+            how = "ran" if finished else "failed"
+            if finished:  # a unit that raised or timed out is tried again next run, as a failed task was
+                store.write(result, key=unit_key)
+            else:
+                failed.append(f"{unit.model} on {unit.uid}")
+        if len(units) > 1:
+            log.info("%d/%d %s on %s: %s (%.0f s)", done, len(units), unit.model, unit.uid, how, _since(started))
+    if failed:
+        raise UnitsFailed(f"{len(failed)} of {len(units)} units failed: {', '.join(failed[:5])}", results)
+    return results
+
+
+def _run_one(
+    unit: U, frame: pd.DataFrame, run: Callable[[U, pd.DataFrame], R], seconds: float | None
+) -> tuple[R, bool]:
+    """One unit under its time limit, and whether it finished; a unit that raised (but for a leak) or timed out
+    becomes its failure record."""
+    try:
+        with timeout(seconds=seconds):
+            return run(unit, frame), True
+    except LeakageError:
+        raise
+    except TimeoutError as exc:
+        reason = TimeoutError(f"unit timed out ({exc}); raise unit_timeout_seconds if the model is just slow")
+        _logger().error("unit %s on %s failed: %s", unit.model, unit.uid, reason)
+        return _failed(unit, frame, reason), False
+    except Exception as exc:  # a unit that raised outright (bad folds or data): recorded, the batch goes on
+        _logger().error("unit %s on %s failed: %s", unit.model, unit.uid, exc)
+        return _failed(unit, frame, exc), False
+
+
+def _failed(unit: Unit, frame: pd.DataFrame, exc: BaseException) -> Any:
+    """failed_unit of a price or an event unit (its overloads need the concrete type)."""
+    return failed_unit(cast(Any, unit), frame, exc)
+
+
+def _logger() -> Any:
+    """The task run's logger (its lines show in the UI), or this module's when called outside a run (`.fn`)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
