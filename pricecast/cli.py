@@ -25,6 +25,7 @@ from pricecast.console import (
     print_quality,
     progress_bars,
     run_flow,
+    start_server_early,
 )
 from pricecast.options import (
     CalendarOpt,
@@ -58,13 +59,19 @@ app = typer.Typer(
 )
 
 
+FLOW_COMMANDS = ("backtest", "forecast", "serve")  # commands that report runs to a Prefect API
+
+
 @app.callback()
 def main(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs instead of bars")] = False,
 ) -> None:
     """Forecast daily market prices and backtest every model on identical rolling-origin folds."""
     configure(debug=debug, verbose=verbose)
+    if ctx.invoked_subcommand in FLOW_COMMANDS:
+        start_server_early()  # the background server boots while the command imports its flow
 
 
 @app.command("models")
@@ -170,6 +177,13 @@ def backtest_cmd(
             f"(default: {_bt('unit_timeout_seconds')})"
         ),
     ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Tickers per Prefect task, per model (default: one unit per task up to 8 tickers, else a quarter "
+            "of the tickers; each unit is still cached and timed out alone)"
+        ),
+    ] = None,
     task: Annotated[
         str, typer.Option(help="price: forecast the price path | event: will the close rise >= --threshold?")
     ] = "price",
@@ -218,6 +232,7 @@ def backtest_cmd(
         window_type=window_type,
         train_size=train_size,
         unit_timeout_seconds=unit_timeout,
+        batch_size=batch_size,
         out_dir=str(out_path) if out_path else None,
     )
     if task == "event":
@@ -467,8 +482,10 @@ def serve_cmd(
     PREFECT_API_URL at a running server (`prefect server start`) to see the runs in the UI.
     """
     from flows.serve import PREFECT_YAML, serve_all
+    from pricecast.server import api_for_flows
 
-    serve_all(path=file or PREFECT_YAML)
+    with api_for_flows():
+        serve_all(path=file or PREFECT_YAML)
 
 
 @app.command("reports")
@@ -498,6 +515,91 @@ def reports_cmd(
             out.print("stopped", highlight=False)
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+server_app = typer.Typer(
+    help="The background Prefect server flow commands report to (PRICECAST_SERVER=temporary opts out).",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("status")
+@guarded
+def server_status_cmd() -> None:
+    """Where flow runs go: the managed server's URL, PID, uptime, health and UI link, or the explicit API."""
+    _print_server(started=False)
+
+
+@server_app.command("start")
+@guarded
+def server_start_cmd() -> None:
+    """Start the background server now (flow commands start it on first use anyway) and wait until it is healthy."""
+    from pricecast.server import begin, mode, wait_healthy
+
+    if mode() == "temporary":
+        raise PricecastError("PRICECAST_SERVER=temporary: flow commands use Prefect's temporary server; unset it")
+    target = begin()
+    if target is not None and target.managed:
+        wait_healthy(target)
+    _print_server(started=True)
+
+
+@server_app.command("stop")
+@guarded
+def server_stop_cmd() -> None:
+    """Stop the background server of PREFECT_HOME; says so when none runs (exit 0 either way)."""
+    from pricecast.server import prefect_home, stop
+
+    state = stop()
+    if state is None:
+        out.print(f"no background Prefect server runs for PREFECT_HOME={prefect_home()}", highlight=False)
+        return
+    out.print(f"stopped the Prefect server (pid {state.pid}, {state.ui_url})", highlight=False, soft_wrap=True)
+
+
+def _print_server(*, started: bool) -> None:
+    import time
+
+    from pricecast import server
+
+    explicit = server.explicit_api_url()
+    if explicit:
+        answer = server.health(explicit.rstrip("/"))
+        line = f"PREFECT_API_URL={explicit} is set: flows report there and pricecast starts no server"
+        out.print(line, highlight=False, soft_wrap=True)
+        out.print(f"  health: {answer}", highlight=False, soft_wrap=True)
+        return
+    home = server.prefect_home()
+    state = server.read_state(home)
+    if state is None or not server.alive(state.pid):
+        where = f"http://{server.HOST}:{server.port()}/api"
+        if server.health(where) == "ok":
+            out.print(f"a Prefect API not started by pricecast answers at {where}; flows report there", highlight=False)
+            return
+        note = "" if state is None else f" (stale record of pid {state.pid} ignored)"
+        out.print(
+            f"no background Prefect server runs for PREFECT_HOME={home}{note}; the next flow command starts one "
+            "(or `pricecast server start`)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    uptime = int(time.time() - state.started_at)
+    health = server.health(state.api_url)
+    version = server.version(state.api_url) if health == "ok" else None
+    rows = [
+        ("status", ("started" if started else "running") if health == "ok" else f"starting or unhealthy: {health}"),
+        ("api", state.api_url),
+        ("ui", state.ui_url),
+        ("pid", str(state.pid)),
+        ("uptime", f"{uptime // 3600}h {uptime % 3600 // 60}m {uptime % 60}s"),
+        ("prefect", version or "?"),
+        ("home", str(home)),
+        ("log", state.log),
+    ]
+    for key, value in rows:
+        out.print(f"{key:<8}{value}", highlight=False, soft_wrap=True)
 
 
 store_app = typer.Typer(help="The local DuckDB store (prices, live forecasts, backtest runs).", no_args_is_help=True)

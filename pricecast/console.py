@@ -181,9 +181,22 @@ def progress_bars(starting: str) -> Iterator[None]:
 
 
 def run_flow(flow: Any, **parameters: Any) -> Any:
-    """Call `flow` after Prefect's own parameter validation, so a bad value is one line and exit 2 at once."""
+    """Call `flow` after Prefect's own parameter validation, so a bad value is one line and exit 2 at once, against
+    the CLI's Prefect API (pricecast.server: an explicit PREFECT_API_URL, else the background server)."""
+    from pricecast.server import api_for_flows
+
     _validate_flow_parameters(flow, parameters)
-    return flow(**parameters)
+    with api_for_flows():
+        return flow(**parameters)
+
+
+@guarded
+def start_server_early() -> None:
+    """Start the background Prefect server (when one is needed and absent) without waiting, so it boots while the
+    command imports its flow; a port held by another program is one line and exit 2 before any work."""
+    from pricecast.server import begin
+
+    begin()
 
 
 def print_frame(frame, *, title: str | None = None, floatfmt: str = "{:.4g}") -> None:

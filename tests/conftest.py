@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The CLI under test uses the harness's API or a temporary server, never leaves a background one running
+# (tests/pricecast/test_server.py asks for one explicitly).
+os.environ.setdefault("PRICECAST_SERVER", "temporary")
 # A flow run routes the package loggers to the API (flows.enable_package_logs); tests that log outside any flow
 # run afterwards, in the same process, are not flow runs: nothing to send, nothing to warn about.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
