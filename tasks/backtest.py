@@ -23,7 +23,7 @@ from outputs.write import report_input, save_run
 from reports.markdown import leaderboard_records, summary_markdown
 from reports.server import report_url, unserved_report_markdown
 from reports.verdict import verdict
-from tasks.batches import batch_name, run_batch
+from tasks.batches import batch_cache_key, batch_run_name, run_batch
 from tasks.fingerprint import code_version, digest, folds_key, frame_fingerprint, unit_key
 from tasks.results_store import results_dir
 from tasks.retry_conditions import retry_crashes
@@ -88,22 +88,14 @@ def price_unit_key(unit: PriceUnit, series: pd.DataFrame) -> str:
     return unit_key("unit", unit, series, horizon=unit.horizon, calendar=unit.calendar)
 
 
-def batch_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """A batch's key: its units' keys (the batch is only reused whole when every unit would be)."""
-    keys = [price_unit_key(unit, parameters["series"][unit.uid]) for unit in parameters["units"]]
-    return f"units-{keys[0]}" if len(keys) == 1 else "units-" + digest({"units": keys})
-
-
-def _batch_run_name() -> str:
-    from prefect.runtime import task_run
-
-    return batch_name(task_run.parameters["units"])
+def price_batch_key(context: Any, parameters: dict[str, Any]) -> str:
+    return batch_cache_key("units", price_unit_key, parameters)
 
 
 @task(
     name="backtest-units",
-    task_run_name=_batch_run_name,
-    cache_key_fn=batch_cache_key,
+    task_run_name=batch_run_name,
+    cache_key_fn=price_batch_key,
     persist_result=True,
     retries=1,  # model failures are already recorded per fold; a retry covers crashes of the worker itself
     retry_condition_fn=retry_crashes,  # never retry pricecast's own errors (leakage, bad config): deterministic

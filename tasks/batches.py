@@ -31,6 +31,7 @@ from prefect.utilities.timeout import timeout
 from backtest.blocks import LeakageError
 from backtest.units import Unit, failed_unit
 from common.errors import PricecastError
+from tasks.fingerprint import digest
 
 U = TypeVar("U", bound=Unit)
 R = TypeVar("R")
@@ -48,6 +49,19 @@ class UnitsFailed(PricecastError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (Dask workers) with its results
         return (type(self), (str(self), self.results))
+
+
+def batch_cache_key(prefix: str, key: UnitKey, parameters: dict[str, Any]) -> str:
+    """A batch task's cache key from its units' keys: reused whole only when every unit would be."""
+    keys = [key(unit, parameters["series"][unit.uid]) for unit in parameters["units"]]
+    return f"units-{keys[0]}" if len(keys) == 1 else f"{prefix}-" + digest({"units": keys})
+
+
+def batch_run_name() -> str:
+    """A batch task's run name (Prefect calls it with the run's parameters in prefect.runtime)."""
+    from prefect.runtime import task_run
+
+    return batch_name(task_run.parameters["units"])
 
 
 def batch_name(units: Sequence[Unit]) -> str:

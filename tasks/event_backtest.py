@@ -31,8 +31,8 @@ from outputs.write import event_report_input, save_event_run
 from reports.event_report import event_leaderboard_records, event_summary_markdown, event_verdict
 from store.results_store import ResultStore
 from tasks.backtest import publish_report_link
-from tasks.batches import batch_name, run_batch
-from tasks.fingerprint import digest, unit_key
+from tasks.batches import batch_cache_key, batch_run_name, run_batch
+from tasks.fingerprint import unit_key
 from tasks.results_store import LOCK_RETRIES, results_dir
 from tasks.retry_conditions import retry_crashes
 
@@ -65,22 +65,14 @@ def event_unit_key(unit: EventUnit, series: pd.DataFrame) -> str:
     return unit_key("event-unit", unit, series, **extra)
 
 
-def event_batch_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """A batch's key: its units' keys (the batch is only reused whole when every unit would be)."""
-    keys = [event_unit_key(unit, parameters["series"][unit.uid]) for unit in parameters["units"]]
-    return f"units-{keys[0]}" if len(keys) == 1 else "event-units-" + digest({"units": keys})
-
-
-def _batch_run_name() -> str:
-    from prefect.runtime import task_run
-
-    return batch_name(task_run.parameters["units"])
+def event_batch_key(context: Any, parameters: dict[str, Any]) -> str:
+    return batch_cache_key("event-units", event_unit_key, parameters)
 
 
 @task(
     name="event-units",
-    task_run_name=_batch_run_name,
-    cache_key_fn=event_batch_cache_key,
+    task_run_name=batch_run_name,
+    cache_key_fn=event_batch_key,
     persist_result=True,
     retries=1,  # failures on a fold are recorded already; a retry covers crashes of the worker itself
     retry_condition_fn=retry_crashes,

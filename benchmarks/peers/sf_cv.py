@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from _common import Clock, load_w1, write_json
 
@@ -30,12 +31,19 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
+    import statsforecast.models  # noqa: F401 - imported (and timed) before the data loads
+
+    imported = clock()
+    cross_validate(load_w1(tuple(args.tickers.split(","))), args, clock=clock, imported=imported)
+
+
+def cross_validate(panel, args: argparse.Namespace, *, clock: Clock, imported: float) -> None:
+    """statsforecast cross_validation of `panel` (unique_id, ds, y) with args' models and folds; forecasts as
+    pricecast's long table to args.out, timings beside it (args.out + ".json"). Shared by sf_scale.py."""
     import pandas as pd
     from statsforecast import StatsForecast
     from statsforecast.models import AutoARIMA, AutoETS, Holt, Naive, SimpleExponentialSmoothingOptimized
 
-    imported = clock()
-    panel = load_w1(tuple(args.tickers.split(",")))
     make = {
         "naive": Naive,
         "ses": SimpleExponentialSmoothingOptimized,
@@ -59,7 +67,7 @@ def main() -> None:
     long["model"] = long["model"].map(NAMES)
     pd.DataFrame(long).to_parquet(args.out)
     write_json(
-        __import__("pathlib").Path(args.out + ".json"),
+        Path(args.out + ".json"),
         {"imports_s": imported, "load_s": round(loaded - imported, 3), "cv_s": cv_s, "total_s": clock()},
     )
 

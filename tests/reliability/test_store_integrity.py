@@ -184,7 +184,7 @@ def test_safe_names_stay_one_component_never_collide_and_round_trip(tmp_path):
 
 def test_fit_directories_and_cache_keys_of_path_like_tickers_stay_inside_their_roots(tmp_path):
     from backtest.folds import FoldPlan, panel_folds
-    from tasks.backtest import audit_cache_key, batch_cache_key, price_unit_key
+    from tasks.backtest import audit_cache_key, price_batch_key, price_unit_key
     from tasks.fitted import fit_dir
 
     for ticker in HOSTILE:
@@ -199,7 +199,7 @@ def test_fit_directories_and_cache_keys_of_path_like_tickers_stay_inside_their_r
         unit = PriceUnit(uid=ticker, model="naive", params={}, folds=tuple(folds), refit_every=10, horizon=2)
         audit = {"series": {ticker: series}, "folds": {ticker: folds}, "config": _Config()}
         batch = {"units": [unit], "series": {ticker: series}}
-        for key in (price_unit_key(unit, series), batch_cache_key(None, batch), audit_cache_key(None, audit)):
+        for key in (price_unit_key(unit, series), price_batch_key(None, batch), audit_cache_key(None, audit)):
             assert not any(c in key for c in "/\\:\x00") and safe_name(ticker) in key, key
             assert (tmp_path / key).resolve().parent == tmp_path.resolve()
 
