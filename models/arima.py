@@ -42,6 +42,8 @@ from models._stats import (
     single_thread_blas,
 )
 from models.base import Forecaster, Intervals, NewRows
+from models.search_space import Int
+from models.search_space import SearchSpace as HyperparameterSpace  # SearchSpace here is the order search's
 
 if TYPE_CHECKING:  # annotations only: statsmodels loads on first fit
     from statsmodels.tsa.arima.model import ARIMA, ARIMAResults
@@ -304,6 +306,9 @@ class _ARIMAForecaster(Forecaster):
     supports_exog: ClassVar[bool] = False
     supports_intervals: ClassVar[bool] = True
     min_train_size: ClassVar[int] = 20
+    # The maximum orders the AICc search may reach (arima, sarima, arimax): the validation tail judges whether
+    # a richer model forecasts better out of sample than the in-sample criterion says.
+    search_space: ClassVar[HyperparameterSpace] = {"max_p": Int(1, 5), "max_q": Int(1, 5)}
 
     # Set by subclasses' __init__.
     max_p: int
@@ -561,6 +566,10 @@ class ARIMAX(_ARIMAForecaster):
     supports_exog: ClassVar[bool] = True
     min_train_size: ClassVar[int] = 25
     requires_horizon_in_fit: ClassVar[bool] = True  # the default lag follows the horizon
+    exog_param: ClassVar[str | None] = "exog"
+    # Regression with ARIMA(p, d, q) errors differences its regressors with the target (statsmodels' SARIMAX): with
+    # d = 1 a covariate's level enters as its change, i.e. its return; a return would enter as a change of returns.
+    covariate_kinds: ClassVar[tuple[str, ...]] = ("level",)
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ from common.schema import CALENDAR_PREFIX, CUTOFF, DS, ID, LEVELS, YHAT, H, Y
 from common.schema import interval_columns as _interval_columns
 from features.calendar import calendar_features, exchange_for, next_sessions, sessions_after_each
 from models.naming import RegistryNamed
+from models.search_space import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,15 @@ class Forecaster(RegistryNamed):
     # time how many steps it will be asked for. Engines and tasks pass the run's horizon to fit() for these models
     # (see fit_model); predict(h) beyond the fitted horizon stays an error.
     requires_horizon_in_fit: ClassVar[bool] = False
+    # The hyperparameters `<model>+tuned` searches (constructor argument -> range, models.search_space), read by
+    # models.tuning.Tuned; empty = the model is not tunable and `--tune` refuses it.
+    search_space: ClassVar[SearchSpace] = {}
+    # The constructor argument that takes exogenous column names (`<model>+cov` adds the covariates to it);
+    # None = the model takes none.
+    exog_param: ClassVar[str | None] = None
+    # Which covariate columns (features.covariates: "logret", "level") a `+cov` variant feeds this model. Returns by
+    # default: scale-free and stationary, what a network or a regression on changes wants.
+    covariate_kinds: ClassVar[tuple[str, ...]] = ("logret",)
 
     # ---- public contract -------------------------------------------------------------------------
     def fit(self, train: pd.DataFrame, *, horizon: int | None = None, calendar: str | None = None) -> Self:

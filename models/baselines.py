@@ -18,6 +18,7 @@ import pandas as pd
 from common.errors import ConfigError
 from models._stats import MinTrainSize, normal_intervals
 from models.base import Forecaster, Intervals, NewRows
+from models.search_space import Int, SearchSpace
 
 
 def _check_positive_int(model: str, arg: str, value: int) -> None:
@@ -155,6 +156,8 @@ class MovingAverage(Forecaster):
     supports_exog: ClassVar[bool] = False
     supports_intervals: ClassVar[bool] = True
     min_train_size = MinTrainSize(21, lambda self: self.window + 1)  # one window plus one residual
+    # Two sessions to three months, on a log scale: the short windows a noisy price needs are as likely as long.
+    search_space: ClassVar[SearchSpace] = {"window": Int(2, 60, log=True)}
 
     def __init__(self, *, window: int = 20) -> None:
         _check_positive_int("moving_average", "window", window)

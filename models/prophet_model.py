@@ -39,6 +39,7 @@ from common.errors import ConfigError
 from common.schema import DS, LEVELS, YHAT, Y
 from features.calendar import sessions
 from models.base import Forecaster, Intervals, is_calendar_column
+from models.search_space import Float, SearchSpace
 
 if TYPE_CHECKING:  # annotations only: Prophet (and Stan) load on first fit
     from prophet import Prophet
@@ -257,8 +258,12 @@ class ProphetForecaster(Forecaster):
     """Prophet with market holidays, optional known-ahead regressors, 80/95 intervals and warm-started refits.
 
     Args:
+        changepoint_prior_scale, seasonality_prior_scale, changepoint_range: Prophet's own (same defaults).
         regressors: exog column names; `cal_` calendar columns are used as-is (known ahead), all others lagged
             by `exog_lag` sessions (so predict(h) needs h <= exog_lag when any such column is used).
+        exog_lag: None (default) lags by the horizon the model is fitted for, the shortest lag that keeps every
+            step's regressors known (the engine passes the run's horizon: needs_horizon() is True with such
+            regressors); 1 when fitted without a horizon.
         uncertainty_samples: predictive samples for the intervals; 0 = point forecasts only (10x faster).
         interval_width: passed to Prophet for parity with a plain Prophet; our 80/95 bands do not use it.
         warm_start_from: a fitted ProphetForecaster (or Prophet, or a stan_init dict) whose parameters
@@ -283,6 +288,14 @@ class ProphetForecaster(Forecaster):
     # warm-started, so refitting at every fold is the default.
     default_refit_every: ClassVar[int] = 1
     min_train_size: ClassVar[int] = 10
+    # Prophet's docs ("Hyperparameter tuning"): changepoint_prior_scale 0.001-0.5 and seasonality_prior_scale
+    # 0.01-10 on log scales; changepoint_range from the default 0.8 up to 0.95 lets the trend bend late.
+    search_space: ClassVar[SearchSpace] = {
+        "changepoint_prior_scale": Float(0.001, 0.5, log=True),
+        "seasonality_prior_scale": Float(0.01, 10.0, log=True),
+        "changepoint_range": Float(0.8, 0.95),
+    }
+    exog_param: ClassVar[str | None] = "regressors"
 
     def __init__(
         self,
@@ -292,10 +305,12 @@ class ProphetForecaster(Forecaster):
         yearly: bool = True,
         holidays: bool = True,
         changepoint_prior_scale: float = 0.05,
+        seasonality_prior_scale: float = 10.0,
+        changepoint_range: float = 0.8,
         seasonality_mode: Literal["additive", "multiplicative"] = "additive",
         uncertainty_samples: int = 200,
         regressors: Sequence[str] = (),
-        exog_lag: int = 1,
+        exog_lag: int | None = None,
         warm_start: bool = True,
         warm_start_from: ProphetForecaster | Prophet | dict[str, Any] | None = None,
         interval_width: float = 0.8,
@@ -309,17 +324,28 @@ class ProphetForecaster(Forecaster):
             raise ConfigError(f"prophet: seasonality_mode must be additive or multiplicative, got {seasonality_mode!r}")
         if int(uncertainty_samples) < 0:
             raise ConfigError(f"prophet: uncertainty_samples must be >= 0, got {uncertainty_samples}")
-        if int(exog_lag) < 1:
-            raise ConfigError(f"prophet: exog_lag must be >= 1, got {exog_lag}")
+        if exog_lag is not None and (int(exog_lag) != exog_lag or exog_lag < 1):
+            raise ConfigError(
+                f"prophet: exog_lag must be a positive integer or None (the fit horizon), got {exog_lag!r}"
+            )
+        if not float(changepoint_prior_scale) > 0 or not float(seasonality_prior_scale) > 0:
+            raise ConfigError(
+                f"prophet: prior scales must be > 0, got changepoint_prior_scale={changepoint_prior_scale!r}, "
+                f"seasonality_prior_scale={seasonality_prior_scale!r}"
+            )
+        if not 0.0 < float(changepoint_range) <= 1.0:
+            raise ConfigError(f"prophet: changepoint_range must be in (0, 1], got {changepoint_range!r}")
         self.growth = growth
         self.weekly = weekly
         self.yearly = yearly
         self.holidays = holidays
         self.changepoint_prior_scale = changepoint_prior_scale
+        self.seasonality_prior_scale = seasonality_prior_scale
+        self.changepoint_range = changepoint_range
         self.seasonality_mode = seasonality_mode
         self.uncertainty_samples = int(uncertainty_samples)
         self.regressors = tuple(regressors)
-        self.exog_lag = int(exog_lag)
+        self.exog_lag = None if exog_lag is None else int(exog_lag)
         self.warm_start = warm_start
         self.warm_start_from = warm_start_from
         self.interval_width = interval_width
@@ -336,6 +362,16 @@ class ProphetForecaster(Forecaster):
     def exog_columns(self) -> tuple[str, ...]:
         return self.regressors
 
+    def needs_horizon(self) -> bool:
+        """True with a non-calendar regressor and no explicit exog_lag: the lag follows the fit horizon."""
+        return self.exog_lag is None and any(not is_calendar_column(c) for c in self.regressors)
+
+    def _lag(self) -> int:
+        """The lag in use: exog_lag when given, else the fit horizon (1 when fitted without one)."""
+        if self.exog_lag is not None:
+            return self.exog_lag
+        return int(getattr(self, "fit_horizon_", None) or 1)
+
     # ---- Prophet construction (public so tests and users can build the identical plain Prophet) ----------
     def prophet_kwargs(self, exchange: str) -> dict[str, Any]:
         """Constructor arguments of the plain `Prophet` this forecaster fits for a series on `exchange`."""
@@ -346,6 +382,8 @@ class ProphetForecaster(Forecaster):
             "daily_seasonality": False,
             "holidays": market_holidays(exchange) if self.holidays else None,
             "changepoint_prior_scale": self.changepoint_prior_scale,
+            "seasonality_prior_scale": self.seasonality_prior_scale,
+            "changepoint_range": self.changepoint_range,
             "seasonality_mode": self.seasonality_mode,
             "uncertainty_samples": self.uncertainty_samples,
             "interval_width": self.interval_width,
@@ -391,7 +429,7 @@ class ProphetForecaster(Forecaster):
     def _fit(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
         frame = pd.DataFrame({_P_DS: self.ds_, _P_Y: y})
         if self.regressors:
-            design, _ = self.exog_design(self.exog_lag, 0)
+            design, _ = self.exog_design(self._lag(), 0)
             frame = pd.concat([frame, design.reset_index(drop=True)], axis=1)
             frame = frame.dropna().reset_index(drop=True)  # the first exog_lag rows have no lagged value
         init = self._init_params()
@@ -411,7 +449,7 @@ class ProphetForecaster(Forecaster):
         future = pd.DataFrame({_P_DS: self.future_ds(horizon)})
         if self.regressors:
             has_lagged = any(not is_calendar_column(c) for c in self.regressors)
-            _, fut = self.exog_design(self.exog_lag if has_lagged else horizon, horizon)
+            _, fut = self.exog_design(self._lag() if has_lagged else horizon, horizon)
             future = pd.concat([future, fut.reset_index(drop=True)], axis=1)
         return future
 

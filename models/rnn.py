@@ -12,7 +12,10 @@ Design choices (why, not what):
   The constructor's `horizon` is optional: when set it is the number of outputs to train (at least the fit
   horizon); predict(h) beyond the fitted horizon (`horizon_`) is an error, never an extrapolation.
 - Extra inputs (`features`): calendar `cal_` columns and any exog column; inputs end at the origin, so
-  values at or before it are known and no extra lag is needed.
+  values at or before it are known and no extra lag is needed. Leading rows where a feature is not yet known
+  (an indicator's warm-up, a covariate that starts later) are skipped: no window starts before the first row
+  with every feature finite, and an origin whose window would reach into them is refused. A gap after that is
+  an error, never filled here.
 - Scalers (features.scaling.TrainScaler) are fitted on the training samples only (not the validation tail).
 - Validation tail: the last `validation_fraction` of the samples in time order (never shuffled into training),
   with the `horizon - 1` samples before it purged so no validation target was ever a training target. It
@@ -45,6 +48,7 @@ from features.calendar import calendar_features
 from features.scaling import TrainScaler
 from features.windows import supervised_windows, windows_ending_at
 from models.base import Forecaster, Intervals, NewRows, is_calendar_column
+from models.search_space import Choice, Float, Int, SearchSpace
 
 if TYPE_CHECKING:  # annotations only: Keras and TensorFlow load on first fit
     import keras
@@ -103,6 +107,17 @@ class RecurrentForecaster(Forecaster):
     supports_intervals: ClassVar[bool] = True
     min_train_size: ClassVar[int] = 20
     requires_horizon_in_fit: ClassVar[bool] = True
+    # What a practitioner searches for a small recurrent forecaster of daily prices: a few widths, two to twelve
+    # weeks of input, one or two layers, light dropout, Adam's rate over two decades, gradient clipping.
+    search_space: ClassVar[SearchSpace] = {
+        "units": Choice(16, 32, 64),
+        "window": Int(10, 60),
+        "layers": Int(1, 2),
+        "dropout": Float(0.0, 0.3),
+        "learning_rate": Float(1e-4, 1e-2, log=True),
+        "clipnorm": Float(0.5, 5.0),
+    }
+    exog_param: ClassVar[str | None] = "features"
 
     # Fitted Keras state, declared because it is also read before fit sets it (warm start, unpickling).
     model_: keras.Model | None  # the live network; None after unpickling until first use
@@ -170,8 +185,9 @@ class RecurrentForecaster(Forecaster):
         return self.features
 
     # ---- design: raw per-row channels, windows, transforms ------------------------------------------------
-    def _raw(self) -> np.ndarray:
-        """(T, 1 + n_features) rows: the target channel (log y or y) then the feature columns."""
+    def _raw(self) -> tuple[np.ndarray, int]:
+        """(T, 1 + n_features) rows: the target channel (log y or y) then the feature columns, and the number of
+        leading warm-up rows where some feature is not yet finite (no window may include them)."""
         y = self.y_
         if self.target_transform == "log_return":
             if np.any(y <= 0):
@@ -188,11 +204,21 @@ class RecurrentForecaster(Forecaster):
         other = [c for c in self.features if not is_calendar_column(c)]
         if other:
             cols.append(self.exog_rows()[other].to_numpy(dtype=float))
-        raw = np.concatenate(cols, axis=1)
-        if not np.all(np.isfinite(raw)):
-            raise DataError(f"{self.name} on {self.unique_id_}: non-finite feature values; fill or drop them first")
         # Keep the feature order fixed (target, calendar, others) regardless of how `features` lists them.
-        return raw
+        raw = np.concatenate(cols, axis=1)
+        finite = np.isfinite(raw).all(axis=1)
+        warmup = int(np.argmax(finite)) if finite.any() else len(finite)
+        late = np.flatnonzero(~finite[warmup:])
+        if late.size:
+            row = warmup + int(late[0])
+            names = ["target", *cal, *other]
+            missing = [names[j] for j in np.flatnonzero(~np.isfinite(raw[row]))]
+            raise DataError(
+                f"{self.name} on {self.unique_id_}: feature {missing[0]!r} is missing/non-finite at "
+                f"{self.ds_[row].date()}, after {warmup} warm-up rows and {row - warmup} complete ones; "
+                "fill or drop the gap first (only leading warm-up rows are skipped)"
+            )
+        return raw, warmup
 
     def _relative(self, X: np.ndarray) -> np.ndarray:
         if self.target_transform == "log_return":
@@ -267,17 +293,20 @@ class RecurrentForecaster(Forecaster):
 
     def _fit_seeded(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
         keras = _keras()
-        raw = self._raw()
+        raw, warmup = self._raw()
+        raw = raw[warmup:]  # training windows start after the features' warm-up
         self.horizon_ = self._outputs()
         H, W = self.horizon_, self.window
         n = len(raw) - W - H + 1
         n_val = int(round(self.validation_fraction * n)) if self.validation_fraction > 0 else 0
         n_train = n - n_val - (H - 1 if n_val else 0)  # purge so no validation target is a training target
         if n_train < _MIN_TRAIN_SAMPLES or (self.validation_fraction > 0 and n_val < 1):
+            skipped = f" (after {warmup} warm-up rows)" if warmup else ""
             raise DataError(
-                f"{self.name} on {self.unique_id_}: {len(raw)} sessions give {max(n, 0)} windows for window={W}, "
-                f"horizon={H}, validation_fraction={self.validation_fraction}; need >= {_MIN_TRAIN_SAMPLES} "
-                "training windows: use a longer history, a shorter window or a smaller horizon"
+                f"{self.name} on {self.unique_id_}: {len(raw)} sessions{skipped} give {max(n, 0)} windows for "
+                f"window={W}, horizon={H}, validation_fraction={self.validation_fraction}; "
+                f"need >= {_MIN_TRAIN_SAMPLES} training windows: use a longer history, a shorter window or a smaller "
+                "horizon"
             )
         Xw, Yw = supervised_windows(raw, window=W, horizon=H)  # targets: the target channel, column 0
         if self.target_transform == "log_return":
@@ -343,7 +372,15 @@ class RecurrentForecaster(Forecaster):
     def _forecast_ends(self, ends: np.ndarray) -> tuple[np.ndarray, Intervals | None]:
         """Forecasts (n_origins, horizon) from windows ending at row indices `ends` of the history, in ONE call."""
         ends = np.asarray(ends, dtype=np.int64)
-        raw = self._raw()
+        raw, warmup = self._raw()
+        if warmup and ends.min() < warmup + self.window - 1:
+            first = int(ends.min())
+            raise DataError(
+                f"{self.name} on {self.unique_id_}: the window={self.window} ending at origin "
+                f"{self.ds_[first].date()} reaches into the {warmup} warm-up rows where features are not yet "
+                f"known (first complete row {self.ds_[min(warmup, len(self.ds_) - 1)].date()}); "
+                "start the forecasts later or use a shorter window"
+            )
         if ends.min() < self.window - 1:
             raise DataError(
                 f"{self.name} on {self.unique_id_}: an origin has only {ends.min() + 1} sessions of history, "

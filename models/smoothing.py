@@ -38,6 +38,7 @@ from models._stats import (
     single_thread_blas,
 )
 from models.base import Forecaster, Intervals, NewRows
+from models.search_space import Choice, SearchSpace
 
 if TYPE_CHECKING:  # annotations only: statsmodels loads on first fit
     from statsmodels.tsa.exponential_smoothing.ets import ETSResults
@@ -369,6 +370,7 @@ class Holt(_ETSForecaster):
 
     default_name: ClassVar[str] = "holt"
     min_train_size: ClassVar[int] = ETSSpec(trend="add", damped=True).n_params + 2
+    search_space: ClassVar[SearchSpace] = {"damped": Choice(False, True)}
 
     def __init__(self, *, damped: bool = False) -> None:
         self.damped = damped
@@ -432,6 +434,8 @@ class AutoETS(_ETSForecaster):
 
     default_name: ClassVar[str] = "ets"
     min_train_size: ClassVar[int] = ETSSpec().n_params + 2
+    # Whether damped trends are candidates: AICc picks among the candidates in-sample, the tail judges out of it.
+    search_space: ClassVar[SearchSpace] = {"damped": Choice(True, False)}
 
     def __init__(
         self,
