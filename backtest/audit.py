@@ -8,6 +8,8 @@ Two checks, on every (series, fold) of the run:
   later row (a centred moving average, a back-filled gap, a full-sample scaler) differs here and fails the audit.
   Calendar columns depend on the session dates only (the exchange calendar is published in advance); they are
   recomputed once per series from the dates and must equal the run's.
+- covariates (a run with --covariates): at each cutoff the covariate columns are recomputed from only the covariate
+  closes known at the target's close of that cutoff (features.covariates) and must equal the run's up to it.
 The engine also refuses a training frame with rows after the cutoff (LeakageError); the audit states for the
 report what was checked, so a reader does not have to take "no look-ahead" on trust.
 """
@@ -25,6 +27,7 @@ from backtest.folds import Fold
 from common.schema import DS, ID
 from features.build import FeatureConfig, series_features
 from features.calendar import calendar_features
+from features.covariates import CovariateConfig, CovariateSeries, covariate_problems
 
 _MAX_LISTED = 5
 
@@ -81,20 +84,35 @@ def audit_leakage(
     folds: Mapping[str, Sequence[Fold]],
     config: FeatureConfig,
     *,
+    covariates: Sequence[CovariateSeries] = (),
+    covariate_config: CovariateConfig | None = None,
+    calendars: Mapping[str, str | None] | None = None,
     rtol: float = 1e-9,
 ) -> AuditResult:
-    """Check every fold of every series (see the module docstring); never raises on a finding, it reports it."""
+    """Check every fold of every series (see the module docstring); never raises on a finding, it reports it.
+
+    With `covariates` (and their config and the targets' `calendars`), the covariate columns of `features` are
+    audited too: recomputed at each cutoff from only the covariate closes known at the target's close then.
+    """
     problems: list[str] = []
     columns = config.feature_columns()
+    audited = len(columns) + (len(covariate_config.columns()) if covariate_config and covariates else 0)
     for uid, series_folds in folds.items():
         problems += fold_problems(uid, series_folds)
         raw = panel.loc[panel[ID].astype(str) == str(uid)].sort_values(DS).reset_index(drop=True)
         seen = features[uid].sort_values(DS).reset_index(drop=True)
         problems += _feature_problems(uid, raw, seen, series_folds, config, columns, rtol=rtol)
+        if covariate_config and covariates:
+            calendar = (calendars or {}).get(uid)
+            if not calendar:
+                problems.append(f"{uid}: no trading calendar given, so its covariate columns cannot be audited")
+                continue
+            cutoffs = [(f.fold, pd.Timestamp(f.cutoff)) for f in series_folds]
+            problems += covariate_problems(uid, seen, cutoffs, covariates, covariate_config, calendar, rtol=rtol)
     return AuditResult(
         series=len(folds),
         folds=sum(len(f) for f in folds.values()),
-        feature_columns=len(columns),
+        feature_columns=audited,
         problems=problems,
     )
 

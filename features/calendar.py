@@ -143,6 +143,11 @@ def _calendar(exchange: str) -> ExchangeCalendar:
         return xc.get_calendar(exchange)
 
 
+def session_closes(exchange: str) -> pd.Series:
+    """Every session's close as a UTC timestamp, indexed by the tz-naive session date (exchange-calendars)."""
+    return _calendar(exchange).closes
+
+
 def sessions(exchange: str, start: DateLike, end: DateLike) -> pd.DatetimeIndex:
     """Trading sessions of `exchange` between start and end inclusive (tz-naive midnights)."""
     cal = _calendar(exchange)

@@ -82,6 +82,24 @@ def describe_how(how: str | None) -> str:
     }.get(how or "", how or "")
 
 
+class CovariateAlignment(BaseModel):
+    """How one covariate was aligned to one target's closes (features.covariates): counted, never silent."""
+
+    target: str
+    covariate: str
+    sessions: int
+    filled: int  # target sessions that reuse the covariate's previous close (its holiday, another calendar)
+    no_value_yet: int  # target sessions before the covariate's first close known at the target's close (NaN)
+    first_value: str | None = None
+
+    def line(self) -> str:
+        first = f", first value on {self.first_value}" if self.first_value else ", no value at all"
+        return (
+            f"{self.target}: covariate {self.covariate} aligned as of each close: {self.filled} of {self.sessions} "
+            f"sessions forward-filled, {self.no_value_yet} with no value yet{first}"
+        )
+
+
 class QualityReport(BaseModel):
     """Data-quality summary of one ingest: per-ticker counts, warnings and the files the source skipped."""
 
@@ -91,6 +109,7 @@ class QualityReport(BaseModel):
     notes: list[str] = Field(default_factory=list)  # how the source was read (a column taken as close, ...)
     start: str | None = None  # the run's start/end (None: no bound), so the summary can say what they cut
     end: str | None = None
+    covariates: list[CovariateAlignment] = Field(default_factory=list)  # backtests with --covariates
 
     def ticker(self, unique_id: str) -> TickerQuality:
         """The (created on first use) entry of one ticker."""
@@ -116,6 +135,9 @@ class QualityReport(BaseModel):
             calendar = f"{q.calendar} ({q.calendar_how})" if q.calendar else ""
             rows.append({ID: t, "check": "calendar", "count": q.rows_out, "detail": calendar})
             rows.extend({ID: t, "check": "warning", "count": 1, "detail": w} for w in q.warnings)
+        for a in self.covariates:
+            detail = f"{a.covariate}: {a.no_value_yet} sessions with no value yet, first value {a.first_value}"
+            rows.append({ID: a.target, "check": "covariate_ffilled", "count": a.filled, "detail": detail})
         if self.ignored_files:
             detail = ", ".join(self.ignored_files)
             rows.append({ID: SOURCE_ROW, "check": "ignored_files", "count": len(self.ignored_files), "detail": detail})
@@ -134,6 +156,7 @@ class QualityReport(BaseModel):
                 head += f", calendar {q.calendar} ({describe_how(q.calendar_how)})"
             lines.append(head + (f"; {'; '.join(changes)}" if changes else ""))
             lines.extend(f"{t}: warning: {w}" for w in q.warnings)
+        lines.extend(a.line() for a in self.covariates)
         lines.extend(self.notes)
         if self.ignored_files:
             lines.append(f"ignored {len(self.ignored_files)} file(s) of another type: {', '.join(self.ignored_files)}")

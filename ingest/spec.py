@@ -120,7 +120,8 @@ def parse_calendars(value: Any) -> dict[str, str]:
 
     if isinstance(value, str):
         items = [part.strip() for part in value.split(",") if part.strip()]
-        pairs = [item.split("=", 1) if "=" in item else [ALL_TICKERS, item] for item in items]
+        # rsplit: a ticker may hold '=' (Yahoo's CL=F, EURUSD=X); a calendar name never does
+        pairs = [item.rsplit("=", 1) if "=" in item else [ALL_TICKERS, item] for item in items]
     elif isinstance(value, dict):
         pairs = [[str(k), str(v)] for k, v in value.items()]
     else:

@@ -167,6 +167,10 @@ def _select_tickers(raw: pd.DataFrame, spec: SourceSpec, *, where: str) -> list[
     unknown = [t for t in spec.tickers if t not in set(available)]
     if unknown:
         hints = {t: a for t in unknown for a in available if a.upper() == t.upper()}
+        if not hints:  # no case slip: the closest spellings the source has
+            import difflib
+
+            hints = {t: a for t in unknown for a in difflib.get_close_matches(t, available, n=1, cutoff=0.6)}
         hint = f" (did you mean {', '.join(repr(a) for a in hints.values())}?)" if hints else ""
         zeros = {t: a for t in unknown for a in available if t.isdigit() and a.isdigit() and t.lstrip("0") == a}
         if zeros:

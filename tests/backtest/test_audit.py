@@ -62,7 +62,7 @@ def test_the_flow_task_refuses_to_go_on_when_the_audit_fails(run_inputs, monkeyp
     from backtest.engine import LeakageError
 
     panel, features, folds, config = run_inputs
-    monkeypatch.setattr(tasks.backtest, "audit_leakage", lambda *a: AuditResult(1, 1, 1, ["AAPL fold 0: sma_5"]))
+    monkeypatch.setattr(tasks.backtest, "audit_leakage", lambda *a, **k: AuditResult(1, 1, 1, ["AAPL fold 0: sma_5"]))
     with pytest.raises(LeakageError, match="leakage audit FAILED: 1 problem"):
         tasks.backtest.audit_fold_leakage.fn({"AAPL": features["AAPL"]}, folds={"AAPL": folds["AAPL"]}, config=config)
 

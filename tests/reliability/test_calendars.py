@@ -115,6 +115,8 @@ class TestSuffixesMapToRealExchanges:
             SourceSpec(calendars="XLNO")
         assert SourceSpec(calendars="xlon").calendars == {"*": "XLON"}
         assert SourceSpec(calendars="SEGA.L=XLON, COIN=24/7").calendars == {"SEGA.L": "XLON", "COIN": "24/7"}
+        # Yahoo tickers that hold '=' (futures, FX) can be named too
+        assert SourceSpec(calendars="CL=F=24/5,EURUSD=X=24/5").calendars == {"CL=F": "24/5", "EURUSD=X": "24/5"}
 
 
 class TestForecastsFollowTheExchange:
