@@ -34,6 +34,7 @@ from backtest.folds import Fold
 from common.errors import ConfigError, DataError, ModelFitError
 from common.schema import ERROR_TYPE, FOLD, ID, MESSAGE, MODEL
 from models import EVENT_REGISTRY, REGISTRY, event_model_class, model_class
+from models.variants import SEP, parse_variant
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,8 @@ def resolve_refit_every(model: str | type, refit_every: int | None) -> int:
     their policy however they are built) and, before that, the flow parameters' (flows.params)."""
     if refit_every is not None:
         return refit_every
+    if isinstance(model, str) and SEP in model:  # a variant (lstm+cov, arima+tuned) refits as its model does
+        model = parse_variant(model).base
     if isinstance(model, type):
         cls: type | None = model
     elif model in REGISTRY:

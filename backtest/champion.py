@@ -25,6 +25,7 @@ from backtest.evaluate import REFERENCE, Evaluation
 from backtest.results import BacktestResult
 from backtest.significance import ALPHA, Loss, dm_series_table
 from common.schema import CHAMPION_COLUMNS, ID, LOSS, MASE, MODEL, NAIVE_MASE, P_LESS, P_VALUE, PARAMS, REASON
+from models.variants import SEP
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,13 @@ def champions_from_backtest(
             {c: pd.Series(dtype="float64" if c in (MASE, NAIVE_MASE, P_VALUE) else object) for c in CHAMPION_COLUMNS}
         )
     step = int(result.meta.get("plan", {}).get("step", 1) or 1)
+    # Only plain models can be champions: the live forecast (flows.forecast) runs registry models on a ticker's
+    # own history, with no covariates and no tuning, so a `+cov`/`+tuned` variant could not be served.
+    forecasts = forecasts.loc[~forecasts[MODEL].str.contains(SEP, regex=False)]
+    per_series = evaluation.per_series.loc[~evaluation.per_series[MODEL].str.contains(SEP, regex=False)]
     dm_series = dm_series_table(forecasts, reference, losses=("squared",), step=step, alpha=alpha)
     return choose_champions(
-        evaluation.per_series,
+        per_series,
         dm_series,
         failures=result.failures,
         params=result.meta.get("models") or {},

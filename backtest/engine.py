@@ -18,6 +18,8 @@ Timings only cover folds that produced forecasts.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,11 +45,15 @@ from common.schema import (
     INTERVAL_COLUMNS,
     LAST_Y,
     MODEL,
+    PARAMS,
     SCALE_MAE,
     SCALE_MSE,
     TIMING_COLUMNS,
     TRAIN_END,
     TRAIN_START,
+    TRIALS,
+    TUNING_COLUMNS,
+    VALIDATION_MAE,
     YHAT,
     H,
     Y,
@@ -55,6 +61,7 @@ from common.schema import (
 )
 from models import REGISTRY, make_model
 from models.base import OriginForecasts, fit_model
+from models.variants import parse_variant
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,7 @@ class FoldForecast:
     yhat: np.ndarray  # (horizon,)
     bands: dict[str, np.ndarray]  # interval column -> (horizon,) values; absent columns are NaN in the table
     mismatches: int
+    tuned: dict[str, Any] | None = None  # a `+tuned` model's choice at this fold's refit (models.tuning.Tuned)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,7 +111,12 @@ class PriceTask:
         return fitted.predict_origins(_history(self.frame, folds), [f.cutoff for f in folds], _steps(folds[0]))
 
     def score(self, fitted: Any, fold: Fold, batch: OriginForecasts) -> FoldForecast:
-        return _score(self.frame, fold, batch)
+        scored = _score(self.frame, fold, batch)
+        best = getattr(fitted, "best_params_", None)  # a `+tuned` model (models.tuning.Tuned): what it chose
+        if best is None:
+            return scored
+        choice = {PARAMS: best, VALIDATION_MAE: float(fitted.validation_mae_), TRIALS: int(fitted.trials_)}
+        return dataclasses.replace(scored, tuned=choice)
 
 
 def price_result(frame: pd.DataFrame, folds: Sequence[Fold], run: BlockRun[FoldForecast], *, model: str) -> UnitResult:
@@ -121,6 +134,7 @@ def price_result(frame: pd.DataFrame, folds: Sequence[Fold], run: BlockRun[FoldF
         failures=normalize(pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)), FAILURE_COLUMNS),
         fold_info=_fold_info(frame, folds),
         date_mismatches=int(mismatches),
+        tuning=_tuning_table(run.done, uid, model),
     )
 
 
@@ -293,6 +307,16 @@ def _forecast_table(done: list[FoldDone[FoldForecast]], uid: str, model: str) ->
     return normalize(table, BACKTEST_COLUMNS)
 
 
+def _tuning_table(done: list[FoldDone[FoldForecast]], uid: str, model: str) -> pd.DataFrame:
+    """What a `+tuned` unit chose per fold (TUNING_COLUMNS; params as sorted JSON); empty for other models."""
+    rows = [
+        (uid, model, d.fold.fold, json.dumps(t[PARAMS], sort_keys=True), t[VALIDATION_MAE], t[TRIALS])
+        for d in done
+        if (t := d.output.tuned) is not None
+    ]
+    return normalize(pd.DataFrame(rows, columns=list(TUNING_COLUMNS)), TUNING_COLUMNS)
+
+
 def _timing_table(done: list[FoldDone[FoldForecast]], uid: str, model: str) -> pd.DataFrame:
     rows = [(uid, model, d.fold.fold, d.fit_seconds, d.predict_seconds, d.refit) for d in done]
     return normalize(pd.DataFrame(rows, columns=list(TIMING_COLUMNS)), TIMING_COLUMNS)
@@ -304,8 +328,9 @@ def _check_models(specs: dict[str, dict[str, Any]], factory: ModelFactory) -> No
     if factory is not make_model:
         return
     for name in specs:
-        if name not in REGISTRY:
-            make_model(name)  # raises ConfigError with suggestions
+        base = parse_variant(name).base  # a variant (lstm+cov) is checked by its registry model
+        if base not in REGISTRY:
+            make_model(base)  # raises ConfigError with suggestions
 
 
 def prepare_panel(panel: pd.DataFrame) -> pd.DataFrame:

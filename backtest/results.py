@@ -33,6 +33,7 @@ from common.schema import (
     LAST_Y,
     MESSAGE,
     MODEL,
+    PARAMS,
     PREDICT_SECONDS,
     REFIT,
     SCALE_MAE,
@@ -40,6 +41,9 @@ from common.schema import (
     TIMING_COLUMNS,
     TRAIN_END,
     TRAIN_START,
+    TRIALS,
+    TUNING_COLUMNS,
+    VALIDATION_MAE,
     YHAT,
     H,
     Y,
@@ -47,13 +51,14 @@ from common.schema import (
 
 log = logging.getLogger(__name__)
 
-TABLES = ("forecasts", "timings", "failures", "fold_info")
+TABLES = ("forecasts", "timings", "failures", "fold_info", "tuning")
+OPTIONAL_TABLES = ("tuning",)  # absent from runs saved before it existed: read as empty
 META_FILE = "meta.json"
 
-_STRINGS = (ID, MODEL, ERROR_TYPE, MESSAGE)
+_STRINGS = (ID, MODEL, ERROR_TYPE, MESSAGE, PARAMS)
 _DATES = (DS, CUTOFF, TRAIN_START, TRAIN_END)
-_INTS = (FOLD, H)
-_FLOATS = (Y, YHAT, *INTERVAL_COLUMNS, FIT_SECONDS, PREDICT_SECONDS, LAST_Y, SCALE_MAE, SCALE_MSE)
+_INTS = (FOLD, H, TRIALS)
+_FLOATS = (Y, YHAT, *INTERVAL_COLUMNS, FIT_SECONDS, PREDICT_SECONDS, LAST_Y, SCALE_MAE, SCALE_MSE, VALIDATION_MAE)
 
 
 def normalize(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -89,6 +94,8 @@ class UnitResult:
     failures: pd.DataFrame
     fold_info: pd.DataFrame
     date_mismatches: int = 0  # model (calendar) dates that differ from the data's test sessions
+    # What a `+tuned` unit chose per fold (TUNING_COLUMNS); empty for every other unit.
+    tuning: pd.DataFrame = field(default_factory=lambda: empty_table(TUNING_COLUMNS))
 
 
 @dataclass
@@ -100,6 +107,7 @@ class BacktestResult:
     failures: pd.DataFrame
     fold_info: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    tuning: pd.DataFrame = field(default_factory=lambda: empty_table(TUNING_COLUMNS))
 
     def save(self, out_dir: str | Path) -> Path:
         """Write every table as parquet + CSV and meta.json atomically; other files in out_dir are kept.
@@ -134,10 +142,16 @@ class BacktestResult:
     def load(cls, out_dir: str | Path) -> BacktestResult:
         """Read a result written by `save` (parquet tables + meta.json)."""
         out_dir = Path(out_dir)
-        missing = [n for n in (*[f"{t}.parquet" for t in TABLES], META_FILE) if not (out_dir / n).exists()]
+        required = [f"{t}.parquet" for t in TABLES if t not in OPTIONAL_TABLES]
+        missing = [n for n in (*required, META_FILE) if not (out_dir / n).exists()]
         if missing:
             raise DataError(f"{out_dir} is not a complete backtest result: missing {missing}; re-run the backtest")
-        tables = {name: pd.read_parquet(out_dir / f"{name}.parquet") for name in TABLES}
+        tables = {
+            name: pd.read_parquet(out_dir / f"{name}.parquet")
+            if (out_dir / f"{name}.parquet").exists()
+            else empty_table(_COLUMNS[name])
+            for name in TABLES
+        }
         meta = json.loads((out_dir / META_FILE).read_text())
         return cls(**{k: normalize(v, _COLUMNS[k]) for k, v in tables.items()}, meta=meta)
 
@@ -155,6 +169,7 @@ _COLUMNS = {
     "timings": TIMING_COLUMNS,
     "failures": FAILURE_COLUMNS,
     "fold_info": FOLD_INFO_COLUMNS,
+    "tuning": TUNING_COLUMNS,
 }
 
 
@@ -164,7 +179,7 @@ def concat(results: Iterable[UnitResult | BacktestResult], *, meta: dict[str, An
     fold_info is per series x fold and identical across models, so duplicates are dropped.
     """
     results = list(results)
-    parts = {name: [getattr(r, name) for r in results if len(getattr(r, name))] for name in TABLES}
+    parts = {name: [t for r in results if len(t := _table(r, name))] for name in TABLES}
     tables = {
         name: normalize(pd.concat(frames, ignore_index=True), _COLUMNS[name]) if frames else empty_table(_COLUMNS[name])
         for name, frames in parts.items()
@@ -175,6 +190,7 @@ def concat(results: Iterable[UnitResult | BacktestResult], *, meta: dict[str, An
         "timings": [ID, MODEL, FOLD],
         "failures": [ID, MODEL, FOLD],
         "fold_info": [ID, FOLD],
+        "tuning": [ID, MODEL, FOLD],
     }
     for name, keys in order.items():
         tables[name] = tables[name].sort_values(keys, kind="stable").reset_index(drop=True)
@@ -184,3 +200,9 @@ def concat(results: Iterable[UnitResult | BacktestResult], *, meta: dict[str, An
     )
     merged_meta.setdefault("date_mismatches", int(mismatches))
     return BacktestResult(**tables, meta=merged_meta)
+
+
+def _table(result: UnitResult | BacktestResult, name: str) -> pd.DataFrame:
+    """One of a result's tables; an optional table a result cached before it existed lacks is empty."""
+    table = getattr(result, name, None)
+    return empty_table(_COLUMNS[name]) if table is None else table

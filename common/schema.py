@@ -67,6 +67,9 @@ LAST_Y = "last_y"  # last observed training value: direction hits and trading re
 SCALE_MAE, SCALE_MSE = "scale_mae", "scale_mse"  # the fold's in-sample one-step naive errors (MASE / RMSSE)
 FOLD_INFO_COLUMNS = (ID, FOLD, CUTOFF, TRAIN_START, TRAIN_END, LAST_Y, SCALE_MAE, SCALE_MSE)
 
+# Covariate feature columns (features.covariates): cov_<ticker slug>_<kind>[_lag<k>], aligned as of the target's close.
+COVARIATE_PREFIX = "cov_"
+
 # ---- data quality (ingest.quality's report, stored as backtest_quality) ---------------------------------------
 CHECK = "check"
 COUNT = "count"  # quality: rows the check counted; event calibration: origins in the bin
@@ -200,6 +203,7 @@ BT_TIMINGS = "backtest_timings"
 BT_FAILURES = "backtest_failures"
 BT_FOLD_INFO = "backtest_fold_info"
 BT_QUALITY = "backtest_quality"
+BT_TUNING = "backtest_tuning"  # what `+tuned` variants chose per fold (TUNING_COLUMNS)
 # The tables of one backtest run, in the order ResultStore.backtest_run returns them (keys: its table keys).
 RUN_TABLES = {
     "forecasts": BT_FORECASTS,
@@ -209,6 +213,7 @@ RUN_TABLES = {
     "failures": BT_FAILURES,
     "fold_info": BT_FOLD_INFO,
     "quality": BT_QUALITY,
+    "tuning": BT_TUNING,
 }
 EVENT_RUNS = "event_runs"
 EV_PREDICTIONS = "event_predictions"
@@ -260,6 +265,13 @@ CHAMPION_COLUMNS = (ID, MODEL, MASE, NAIVE_MASE, P_VALUE, REASON, PARAMS)
 CHAMPION_TABLE_COLUMNS = (RUN_ID, CREATED_AT, *CHAMPION_COLUMNS)
 PREVIOUS_MODEL = "previous_model"  # champion history: the ticker's champion in its previous run
 
+# ---- tuning: what a `+tuned` variant chose (models.tuning), one row per (series, model, fold) ----------------
+# `params` (as for champions) is a JSON object with sorted keys; `validation_mae` is the chosen trial's MAE on the
+# validation tail of the fold's training window; `trials` how many trials ran. Folds between refits repeat their
+# refit's choice.
+VALIDATION_MAE, TRIALS = "validation_mae", "trials"
+TUNING_COLUMNS = (ID, MODEL, FOLD, PARAMS, VALIDATION_MAE, TRIALS)
+
 # ---- live monitor (store.monitor) -------------------------------------------------------------------------
 LIVE_MASE, BACKTEST_MASE = "live_mase", "backtest_mase"
 LIVE_COVERAGE_95, BACKTEST_COVERAGE_95 = "live_coverage_95", "backtest_coverage_95"
@@ -282,3 +294,23 @@ MONITOR_COLUMNS = (
 def interval_columns(level: int) -> tuple[str, str]:
     """(lo, hi) column names for a central prediction interval at `level` percent."""
     return f"yhat_lo_{level}", f"yhat_hi_{level}"
+
+
+# ---- diagnosis: did covariates or tuning help? (backtest.diagnosis), one row per variant of a base model -------
+# `kind` is one of models.variants.KINDS; `mase_change` the variant's MASE over its plain model's minus 1 (-0.03 =
+# 3% lower); `p_vs_plain` / `p_vs_naive` one-sided DM-HLN p-values of "the variant's loss is lower than the plain
+# model's / naive's" (the verdict's loss and horizon); `n` the folds the test against plain used.
+BASE_MODEL, KIND, MASE_CHANGE = "base_model", "kind", "mase_change"
+P_VS_PLAIN, P_VS_NAIVE = "p_vs_plain", "p_vs_naive"
+DIAGNOSIS_COLUMNS = (
+    BASE_MODEL,
+    KIND,
+    MODEL,
+    MASE,
+    MASE_CHANGE,
+    P_VS_PLAIN,
+    N_OBS,
+    P_VS_NAIVE,
+    BEATS_NAIVE_DM,
+    N_FAILURES,
+)

@@ -34,12 +34,15 @@ from backtest.units import (
 )
 from common.settings import store_path
 from features.build import FeatureConfig
+from features.covariates import CovariateSeries
 from flows import enable_package_logs
 from flows.fanout import merged_audit, run_outcome, wait_for_units
 from flows.params import BacktestParams
 from flows.run_meta import refit_policies, run_meta, run_out_dir
 from flows.runners import task_runner
+from models.variants import is_cov
 from tasks.backtest import (
+    align_covariates,
     audit_fold_leakage,
     build_ticker_features,
     gather,
@@ -47,6 +50,7 @@ from tasks.backtest import (
     publish_artifacts,
     run_units,
     score,
+    split_covariate_panel,
     write_outputs,
 )
 from tasks.ingest import ingest_prices, publish_quality
@@ -64,24 +68,34 @@ def backtest_flow(params: BacktestParams = BacktestParams()) -> State:  # noqa: 
     enable_package_logs()
     log = get_run_logger()
     started = datetime.now(UTC)
-    spec = params.run_source
+    spec = params.ingest_source  # the tickers to forecast and the covariates, read and validated alike
     out = run_out_dir(params.out_dir)
     panel, quality = ingest_prices(spec, str(store_path()))
-    publish_quality(quality)
+    covariate_config = params.covariate_config
+    covariates: list[CovariateSeries] = []
+    if covariate_config:
+        panel, covariates = split_covariate_panel(panel, quality, covariate_config)
     config = FeatureConfig()
     features = build_ticker_features(panel, config)
     folds = plan_folds(panel, params.plan)
+    with_cov = features
+    if covariate_config:  # the +cov variants read these frames; the plain models keep theirs (and their cache)
+        with_cov, quality = align_covariates(features, covariates, quality, covariate_config, folds)
+    publish_quality(quality)
     tickers = sorted(features)
     # Submitted, not called: the audits (one per batch of tickers) run beside the units and are awaited before
     # anything is scored or shown.
     size = tickers_per_batch(len(tickers), params.batch_size)
     groups = [tickers[i : i + size] for i in range(0, len(tickers), size)]
     audits = audit_fold_leakage.with_options(result_storage=results_dir()).map(
-        series=[{uid: features[uid] for uid in group} for group in groups],
+        series=[{uid: with_cov[uid] for uid in group} for group in groups],
         folds=[{uid: folds[uid] for uid in group} for group in groups],
         config=unmapped(config),
+        covariates=unmapped(covariates or None),
+        covariate_config=unmapped(covariate_config if covariate_config else None),
+        calendars=unmapped({uid: q.calendar for uid, q in quality.tickers.items()}),
     )
-    models = {name: params.params_for(name) for name in params.models}
+    models = params.unit_models  # the plain models and their +cov / +tuned variants (models.variants)
     units = plan_price_units(
         tickers,
         models=models,
@@ -100,22 +114,28 @@ def backtest_flow(params: BacktestParams = BacktestParams()) -> State:  # noqa: 
     batches = batch_units(fitted, batch_size=params.batch_size)
     futures = task.map(
         units=[list(batch) for batch in batches],
-        series=[{unit.uid: features[unit.uid] for unit in batch} for batch in batches],
+        series=[
+            {unit.uid: (with_cov if is_cov(unit.model) else features)[unit.uid] for unit in batch} for batch in batches
+        ],
         unit_timeout_seconds=unmapped(params.unit_timeout_seconds),
         refresh=unmapped(params.refresh_cache),
     )
     ran = [unit for batch in batches for unit in batch]  # wait_for_units returns results in this order
     results = combine_units(units, ran, wait_for_units(futures, batches, features))
     audit = merged_audit(audits)  # a failed audit raises LeakageError here: nothing is scored, stored or reported
-    meta = run_meta(
-        spec=spec,
-        plan=params.plan,
-        refit_every=refit_policies(units),
-        models=models,
-        panel=panel,
-        started=started,
-        audit=audit,
-    ) | combined_from(units)
+    meta = (
+        run_meta(
+            spec=spec,
+            plan=params.plan,
+            refit_every=refit_policies(units),
+            models=models,
+            panel=panel,
+            started=started,
+            audit=audit,
+        )
+        | combined_from(units)
+        | params.variant_meta
+    )
     result = gather(results, meta)
     evaluation = score.with_options(result_storage=results_dir())(result)
     quality_table = quality.to_frame()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -21,7 +21,11 @@ from common.errors import ConfigError
 from common.redact import redact
 from common.schema import CHAMPION
 from ingest.spec import SourceSpec
+from models.variants import SEP
 from tasks.fitted import MAX_UPDATE_SESSIONS
+
+if TYPE_CHECKING:
+    from features.covariates import CovariateConfig
 
 # Every model family on the sample in a few minutes (make run); 'all' adds the slow and seasonal ones.
 DEFAULT_MODELS = ("naive", "drift", "moving_average", "ses", "holt", "ets", "arima", "prophet", "lstm", "ensemble")
@@ -34,6 +38,12 @@ REFIT_HELP = "0 = fit once, 1 = every fold, k = every k-th fold"
 MODELS_HELP = "Registered models (pricecast models), in the registry's spelling or any case"
 MODEL_PARAMS_HELP = 'Constructor parameters per model, e.g. {"ets": {"damped": true}}'
 TIMEOUT_HELP = "Seconds one (ticker, model) unit may run before it is stopped and recorded as failed"
+COVARIATES_HELP = (
+    "Tickers used as inputs, not forecast (indices, commodities, FX), aligned as of each target's close; "
+    "models that take exogenous inputs also run as <model>+cov"
+)
+COVARIATE_LAGS_HELP = "Extra lags (sessions) of every covariate column, e.g. [1, 2]; lag 0 is always there"
+TUNE_HELP = "Trials of hyperparameter search per model at each refit (Optuna TPE) on the training window's tail"
 BATCH_HELP = (
     "Tickers per Prefect task, per model; empty: one unit per task up to 8 tickers, else a quarter of the tickers"
 )
@@ -98,8 +108,6 @@ def _names(
 ) -> list[str]:
     """Model names from a list or a CLI string ('default', 'all' or a comma list), in the registry's spelling
     (case-insensitive), duplicates dropped; an unknown name fails with the close matches (`check` raises)."""
-    from models import canonical_name
-
     if isinstance(value, str):
         key = value.strip().lower()
         if key == "default":
@@ -107,13 +115,25 @@ def _names(
         if key == "all":
             return list(registry)
         value = [part.strip() for part in value.split(",") if part.strip()]
-    names = list(dict.fromkeys(canonical_name([*extra, *registry], str(n)) for n in value))
+    names = list(dict.fromkeys(_canonical([*extra, *registry], str(n)) for n in value))
     if not names:
         raise ValueError("no models given; pass a comma list, 'default' or 'all'")
     for name in names:
-        if name not in extra and name not in registry:
-            check(name)  # ConfigError naming the registered models and the close matches
+        base = name.split(SEP)[0]
+        if base not in extra and base not in registry:
+            check(base)  # ConfigError naming the registered models and the close matches
     return names
+
+
+def _canonical(registry: list[str], name: str) -> str:
+    """The registry's spelling of a model name, or of a variant's model ('LSTM+Cov' -> 'lstm+cov')."""
+    from models import canonical_name
+    from models.variants import parse_variant, variant_name
+
+    if SEP not in name:
+        return canonical_name(registry, name)
+    variant = parse_variant(name)
+    return variant_name(canonical_name(registry, variant.base), cov=variant.cov, tuned=variant.tuned)
 
 
 class _BacktestRun(_Params):
@@ -153,10 +173,66 @@ class _BacktestRun(_Params):
 
 
 class BacktestParams(_BacktestRun):
-    """backtest_flow: every model on identical rolling-origin folds of every series, scored against naive."""
+    """backtest_flow: every model on identical rolling-origin folds of every series, scored against naive.
+
+    With `covariates` and/or `tune`, capable models also run as variants on the same folds (models.variants):
+    `<model>+cov`, `<model>+tuned`, `<model>+cov+tuned`; `unit_models` is the resolved {name: params} of them all.
+    """
 
     models: list[str] = Field(default=list(DEFAULT_MODELS), description=MODELS_HELP)
     horizon: PositiveInt = Field(default=5, description="Forecast horizon in sessions")
+    covariates: list[str] = Field(default=[], description=COVARIATES_HELP)
+    covariate_lags: list[PositiveInt] = Field(default=[], description=COVARIATE_LAGS_HELP)
+    tune: PositiveInt | None = Field(default=None, description=TUNE_HELP)
+    tune_seed: int = Field(default=0, description="Seed of the tuner (Optuna TPE): the same seed, the same choices")
+
+    @field_validator("covariates", mode="before")
+    @classmethod
+    def _covariates(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return list(dict.fromkeys(str(v).strip() for v in value or [] if str(v).strip()))
+
+    @model_validator(mode="after")
+    def _variants(self) -> Self:
+        targets = set(self.source.tickers or ())
+        both = sorted(targets & set(self.covariates))
+        if both:
+            raise ValueError(f"{both} named both as tickers to forecast and as covariates; name each once")
+        self.unit_models  # noqa: B018 - variant names and options are checked at construction
+        return self
+
+    @cached_property
+    def ingest_source(self) -> SourceSpec:
+        """The source as the run reads it (run_source), asked for the covariates too when it names its tickers."""
+        source = self.run_source
+        if not self.covariates or source.tickers is None:
+            return source
+        return source.model_copy(update={"tickers": (*source.tickers, *self.covariates)})
+
+    @property
+    def variant_meta(self) -> dict[str, Any]:
+        """What the run's metadata says of covariates and tuning (nothing when neither is used)."""
+        meta: dict[str, Any] = {}
+        if self.covariates:
+            meta |= {"covariates": list(self.covariates), "covariate_lags": list(self.covariate_lags)}
+        if self.tune:
+            meta |= {"tune_trials": self.tune, "tune_seed": self.tune_seed}
+        return meta
+
+    @cached_property
+    def covariate_config(self) -> CovariateConfig:
+        from features.covariates import CovariateConfig
+
+        return CovariateConfig(tickers=tuple(self.covariates), lags=tuple(self.covariate_lags))
+
+    @cached_property
+    def unit_models(self) -> dict[str, dict[str, Any]]:
+        """{name: constructor params} of every model the run fits: the plain ones and their variants."""
+        from models.variants import expand_variants
+
+        plain = {name: self.params_for(name.split(SEP)[0]) for name in self.models}
+        return expand_variants(plain, covariates=self.covariate_config or None, trials=self.tune, seed=self.tune_seed)
 
     @field_validator("models", mode="before")
     @classmethod

@@ -78,7 +78,23 @@ def model_class(name: str) -> type[Forecaster]:
 
 
 def make_model(name: str, **params: Any) -> Forecaster:
-    """A new unfitted model named `name` (its registry spelling): registry defaults overridden by `params`."""
+    """A new unfitted model named `name` (its registry spelling): registry defaults overridden by `params`.
+
+    A variant name (models.variants: `lstm+cov`, `arima+tuned`) builds its registry model with the variant's
+    parameters (models.variants.expand_variants makes them): `+cov` carries its covariate columns as the model's
+    exogenous inputs, `+tuned` is a models.tuning.Tuned around the registry model.
+    """
+    from models.variants import SEP, parse_variant, variant_name
+
+    if SEP in str(name):
+        variant = parse_variant(name)
+        key, spec = _spec(variant.base)
+        full = variant_name(key, cov=variant.cov, tuned=variant.tuned)
+        if variant.tuned:
+            from models.tuning import Tuned
+
+            return Tuned(**params).named(full)
+        return model_class(key)(**{**spec.defaults, **params}).named(full)
     key, spec = _spec(name)
     return model_class(key)(**{**spec.defaults, **params}).named(key)
 

@@ -10,7 +10,7 @@ import pandas as pd
 from backtest.event_task import EventResult, normalize_predictions
 from backtest.results import FAILURE_COLUMNS, FOLD_INFO_COLUMNS, BacktestResult, normalize
 from common.errors import PricecastError
-from common.schema import BACKTEST_COLUMNS, ID, TIMING_COLUMNS
+from common.schema import BACKTEST_COLUMNS, ID, TIMING_COLUMNS, TUNING_COLUMNS
 from store.results_store import ResultStore
 
 
@@ -44,6 +44,7 @@ def run_from_store(store: ResultStore, run_id: str) -> tuple[BacktestResult, pd.
         failures=normalize(tables["failures"], FAILURE_COLUMNS),
         fold_info=normalize(tables["fold_info"], FOLD_INFO_COLUMNS),
         meta=meta,
+        tuning=normalize(tables["tuning"], TUNING_COLUMNS),
     )
     return result, tables["quality"]
 

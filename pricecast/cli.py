@@ -77,17 +77,21 @@ def main(
 @app.command("models")
 @guarded
 def models_cmd() -> None:
-    """List the registered models, one line each on what the model is."""
-    from models import EVENT_REGISTRY, REGISTRY
+    """List the registered models, one line each on what the model is and which variants it runs as
+    (+cov with --covariates, +tuned with --tune)."""
+    from models import EVENT_REGISTRY, REGISTRY, model_class
 
     table = Table(header_style="bold")
     table.add_column("model")
     table.add_column("family")
+    table.add_column("variants")
     table.add_column("what it is")
     for name, spec in REGISTRY.items():
-        table.add_row(name, spec.family, spec.summary)
+        cls = model_class(name)
+        variants = " ".join(v for v, ok in (("+cov", cls.exog_param), ("+tuned", cls.search_space)) if ok)
+        table.add_row(name, spec.family, variants, spec.summary)
     for name, spec in EVENT_REGISTRY.items():
-        table.add_row(name, "event (--task event)", spec.summary)
+        table.add_row(name, "event (--task event)", "", spec.summary)
     out.print(table)
 
 
@@ -184,6 +188,24 @@ def backtest_cmd(
             "of the tickers; each unit is still cached and timed out alone)"
         ),
     ] = None,
+    covariates: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of tickers used as inputs, not forecast (^GSPC,CL=F,DX-Y.NYB), aligned as of each "
+            "target's close; models that take exogenous inputs also run as <model>+cov"
+        ),
+    ] = None,
+    covariate_lags: Annotated[
+        str | None, typer.Option(help="Extra lags of every covariate column, e.g. 1,2 (lag 0 is always used)")
+    ] = None,
+    tune: Annotated[
+        int | None,
+        typer.Option(
+            help="Trials of hyperparameter search (Optuna TPE) per model at each refit, on the tail of the "
+            "training window; tunable models also run as <model>+tuned"
+        ),
+    ] = None,
+    tune_seed: Annotated[int, typer.Option(help="Seed of the tuner: the same seed, the same choices")] = 0,
     task: Annotated[
         str, typer.Option(help="price: forecast the price path | event: will the close rise >= --threshold?")
     ] = "price",
@@ -236,13 +258,21 @@ def backtest_cmd(
         out_dir=str(out_path) if out_path else None,
     )
     if task == "event":
+        if covariates or covariate_lags or tune is not None:
+            raise PricecastError("--covariates, --covariate-lags and --tune are the price task's; drop --task event")
         if horizon is not None:
             raise PricecastError("--horizon is the price task's; the event task's sessions are --lookahead")
         _event_backtest(build_params(EventBacktestParams, **shared, threshold=threshold, lookahead=lookahead))
     else:
         if threshold is not None or lookahead is not None:
             raise PricecastError("--threshold and --lookahead are the event task's; add --task event")
-        params = build_params(BacktestParams, **shared, horizon=horizon)
+        variants = {
+            "covariates": covariates or [],
+            "covariate_lags": _int_list("--covariate-lags", covariate_lags),
+            "tune": tune,
+            "tune_seed": tune_seed,
+        }
+        params = build_params(BacktestParams, **shared, horizon=horizon, **variants)
         from flows.backtest import backtest_flow
 
         with progress_bars("starting the backtest flow (Prefect, ingest, features)"):
@@ -251,6 +281,16 @@ def backtest_cmd(
         print_quality(outcome.get("quality"), note=sample_start_note(spec.source, spec.start))
         _print_backtest(outcome)
         exit_if_partial(state)
+
+
+def _int_list(option: str, value: str | None) -> list[int]:
+    """'1,2' -> [1, 2]; anything that is not a comma list of integers is one error line naming the option."""
+    if not value:
+        return []
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise PricecastError(f"{option} must be a comma list of integers such as 1,2, got {value!r}") from None
 
 
 def _event_backtest(params: EventBacktestParams) -> None:

@@ -37,6 +37,7 @@ from common.schema import (
     BT_METRICS,
     BT_QUALITY,
     BT_TIMINGS,
+    BT_TUNING,
     CHAMPION_TABLE_COLUMNS,
     CHAMPIONS,
     COVERAGE_80,
@@ -154,6 +155,7 @@ class ResultStore:
         fold_info: pd.DataFrame | None = None,
         quality: pd.DataFrame | None = None,
         champions: pd.DataFrame | None = None,
+        tuning: pd.DataFrame | None = None,
     ) -> None:
         """Store one backtest run (its tables and a run row); re-writing the run replaces it.
 
@@ -167,7 +169,13 @@ class ResultStore:
             BT_METRICS: rows.with_run(metrics[list(METRICS_COLUMNS)], flow_run_id),
             LEADERBOARD: rows.with_run(leaderboard_long(leaderboard), flow_run_id),
         }
-        extra = {BT_TIMINGS: timings, BT_FAILURES: failures, BT_FOLD_INFO: fold_info, BT_QUALITY: quality}
+        extra = {
+            BT_TIMINGS: timings,
+            BT_FAILURES: failures,
+            BT_FOLD_INFO: fold_info,
+            BT_QUALITY: quality,
+            BT_TUNING: tuning,
+        }
         for name, frame in extra.items():
             if frame is not None:
                 tables[name] = rows.with_run(frame, flow_run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from backtest.units import PriceUnit
 from common.fileio import safe_name
 from common.schema import ID
 from features.build import FeatureConfig, build_features_for
+from features.covariates import CovariateConfig, CovariateSeries, check_known_by, split_covariates, with_covariates
+from ingest.quality import CovariateAlignment, QualityReport
 from outputs.write import report_input, save_run
 from reports.markdown import leaderboard_records, summary_markdown
 from reports.server import report_url, unserved_report_markdown
@@ -36,14 +39,45 @@ def build_ticker_features(panel: pd.DataFrame, config: FeatureConfig) -> dict[st
     return {str(uid): g.reset_index(drop=True) for uid, g in frame.groupby(ID, sort=True)}
 
 
+@task(name="split-covariates")
+def split_covariate_panel(
+    panel: pd.DataFrame, quality: QualityReport, config: CovariateConfig
+) -> tuple[pd.DataFrame, list[CovariateSeries]]:
+    """The tickers to forecast, and the covariates' series (inputs only, never forecast)."""
+    return split_covariates(panel, config, _calendars(quality))
+
+
+@task(name="align-covariates")
+def align_covariates(
+    features: dict[str, pd.DataFrame],
+    covariates: list[CovariateSeries],
+    quality: QualityReport,
+    config: CovariateConfig,
+    folds: dict[str, list[Fold]],
+) -> tuple[dict[str, pd.DataFrame], QualityReport]:
+    """Each ticker's features plus its covariate columns as of its closes, and the quality report with the counts."""
+    frames, counts = with_covariates(features, covariates, config, _calendars(quality))
+    check_known_by(counts, {uid: min(f.cutoff for f in series_folds) for uid, series_folds in folds.items()})
+    aligned = [CovariateAlignment(**dataclasses.asdict(a)) for a in counts]
+    return frames, quality.model_copy(update={"covariates": aligned})
+
+
+def _calendars(quality: QualityReport) -> dict[str, str | None]:
+    return {uid: q.calendar for uid, q in quality.tickers.items()}
+
+
 def audit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """A batch's audit depends on its tickers' prices and folds, the feature config and the code: nothing else."""
+    """A batch's audit depends on its tickers' prices and folds, the feature config, the covariates and the code."""
     series, folds = parameters["series"], parameters["folds"]
     tickers = sorted(series)
+    covariate_config = parameters.get("covariate_config")
     payload = {
         "data": {uid: frame_fingerprint(series[uid]) for uid in tickers},
         "folds": {uid: folds_key(folds[uid]) for uid in tickers},
         "config": parameters["config"].fingerprint(),
+        "covariates": covariate_config.fingerprint() if covariate_config else None,
+        "covariate_data": [c.fingerprint() for c in parameters.get("covariates") or ()],
+        "calendars": {uid: (parameters.get("calendars") or {}).get(uid) for uid in tickers},
         "code": code_version(),
     }
     # A file name: the ticker encoded (fileio.safe_name)
@@ -61,15 +95,33 @@ def _audit_run_name() -> str:
 
 @task(name="audit-leakage", task_run_name=_audit_run_name, cache_key_fn=audit_cache_key, persist_result=True)
 def audit_fold_leakage(
-    series: dict[str, pd.DataFrame], *, folds: dict[str, list[Fold]], config: FeatureConfig
+    series: dict[str, pd.DataFrame],
+    *,
+    folds: dict[str, list[Fold]],
+    config: FeatureConfig,
+    covariates: list[CovariateSeries] | None = None,
+    covariate_config: CovariateConfig | None = None,
+    calendars: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Leakage audit of every fold of a batch of tickers (backtest/audit.py); a failure stops the run before any
     result.
 
     `series` holds each ticker's feature frame: its price, volume and date columns are the raw data the audit
-    recomputes the indicators from, its feature columns what the models saw.
+    recomputes the indicators from, its feature columns what the models saw (with covariates: their columns too,
+    recomputed from the `covariates` closes known at each cutoff).
     """
-    parts = [audit_leakage(frame, {uid: frame}, {uid: folds[uid]}, config).to_dict() for uid, frame in series.items()]
+    parts = [
+        audit_leakage(
+            frame,
+            {uid: frame},
+            {uid: folds[uid]},
+            config,
+            covariates=covariates or (),
+            covariate_config=covariate_config,
+            calendars=calendars,
+        ).to_dict()
+        for uid, frame in series.items()
+    ]
     audit = AuditResult.merge(parts)
     if not audit.passed:
         raise LeakageError(f"leakage audit {audit.summary()}")
@@ -153,8 +205,9 @@ def write_outputs(result: BacktestResult, evaluation: Evaluation, quality: pd.Da
 
 @task(name="publish-artifacts")
 def publish_artifacts(result: BacktestResult, evaluation: Evaluation, report: Path, quality: pd.DataFrame) -> str:
-    """Markdown summary, leaderboard table (stable key: history across scheduled runs) and the report's http link
-    (or, without a report server, where the report is and how to serve it).
+    """Markdown summary, leaderboard table (stable key: history across scheduled runs), the diagnosis of covariate
+    and tuning variants (when the run had them) and the report's http link (or, without a report server, where the
+    report is and how to serve it).
 
     Returns the one-sentence verdict (best model, margin over naive, significance) for the caller to show.
     """
@@ -166,6 +219,14 @@ def publish_artifacts(result: BacktestResult, evaluation: Evaluation, report: Pa
     create_table_artifact(
         table=leaderboard_records(evaluation.leaderboard), key="backtest-leaderboard", description="Leaderboard"
     )
+    from reports.diagnosis import diagnosis_markdown, has_diagnosis  # here: this brief owns only this function
+
+    if has_diagnosis(evaluation.diagnosis):  # only runs with covariate or tuning variants
+        create_markdown_artifact(
+            markdown=diagnosis_markdown(evaluation.diagnosis, leaderboard=evaluation.leaderboard),
+            key="backtest-diagnosis",
+            description="Did covariates or tuning help? Each variant against its plain model and naive",
+        )
     publish_report_link(report, key="backtest-report", title="HTML report", description="The run's HTML report")
     return verdict(evaluation.leaderboard, evaluation.dm)
 

@@ -55,6 +55,7 @@ def store_backtest(
         fold_info=result.fold_info,
         quality=quality,
         champions=champions,
+        tuning=result.tuning,
     )
     return flow_run_id
 

@@ -61,6 +61,16 @@ def test_models_lists_every_registered_model():
         (["backtest", "--lookahead", "5"], ["--lookahead", "--task event"]),
         (["backtest", "--task", "event", "--threshold", "-2"], ["--threshold -2.0", "greater than -1"]),
         (["ingest", "--start", "yesterday"], ["--start", "YYYY-MM-DD"]),
+        # Covariates and tuning: every misuse is refused before any work, naming what would work.
+        (["backtest", "--tune", "3", "--models", "naive,drift"], ["none of the models", "tunable models: moving"]),
+        (["backtest", "--tune", "2", "--models", "naive+tuned"], ["naive has no search space", "tunable models"]),
+        (["backtest", "--models", "ets+cov", "--covariates", "MSFT"], ["ets takes no exogenous", "arimax, prophet"]),
+        (["backtest", "--models", "lstm+cov"], ["lstm+cov", "--covariates TICKERS"]),
+        (["backtest", "--models", "lstm+gpu"], ["lstm+gpu", "'+cov' and '+tuned'"]),
+        (["backtest", "--tickers", "AAPL", "--covariates", "AAPL"], ["['AAPL']", "both as tickers"]),
+        (["backtest", "--covariates", "MSFT", "--covariate-lags", "one"], ["--covariate-lags", "integers"]),
+        (["backtest", "--covariates", "MSFT", "--covariate-lags", "0"], ["--covariate-lags", "0"]),
+        (["backtest", "--task", "event", "--tune", "3"], ["--tune", "price task"]),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_2(args, fragments):
