@@ -1,15 +1,18 @@
 """From a BacktestResult to every table a reader needs: metrics, leaderboard, Diebold-Mariano, trading.
 
-One call (`evaluate`) so the CLI, the Prefect flow and the benchmarks compute the verdict the same way.
+One call (`evaluate`) so the CLI, the Prefect flow and the benchmarks compute the verdict the same way. The
+diagnosis of covariate and tuning variants is recomputed here from the forecasts (its saved CSV is a copy for
+people, never read back), so a re-rendered run (`pricecast report`) gets the table the flow did.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
 
+from backtest.diagnosis import diagnosis_table, empty_diagnosis
 from backtest.metrics import leaderboard, metrics_table, per_horizon_table, per_series_table
 from backtest.results import BacktestResult
 from backtest.significance import DM_COLUMNS, dm_pairwise, dm_table
@@ -33,12 +36,19 @@ class Evaluation:
     dm_pairwise: pd.DataFrame
     trading: pd.DataFrame
     equity: pd.DataFrame
+    # Each variant vs its plain model and naive (backtest.diagnosis); empty when the run had no variants.
+    diagnosis: pd.DataFrame = field(default_factory=empty_diagnosis)
 
     def save(self, out_dir: str | Path) -> Path:
-        """metrics.parquet, leaderboard.csv and the rest (parquet + csv), each written atomically."""
+        """metrics.parquet, leaderboard.csv and the rest (parquet + csv), each written atomically.
+
+        diagnosis is written only when the run had variants, so a run without them writes the files it always did.
+        """
         out_dir = Path(out_dir)
         for f in fields(self):
             frame = getattr(self, f.name)
+            if f.name == "diagnosis" and frame.empty:
+                continue
             if f.name == "dm_pairwise":
                 frame = frame.reset_index()
             write_table(frame, out_dir, f.name, parquet=f.name != "leaderboard")
@@ -53,13 +63,22 @@ def evaluate(result: BacktestResult, *, reference: str = REFERENCE, cost_bps: fl
     step = int(result.meta.get("plan", {}).get("step", 1) or 1)
     has_reference = reference in set(forecasts[MODEL])
     dm = dm_table(forecasts, reference, step=step) if has_reference else pd.DataFrame(columns=list(DM_COLUMNS))
+    board = leaderboard(forecasts, fold_info, dm if has_reference else None, failures=result.failures)
     return Evaluation(
         metrics=metrics_table(forecasts, fold_info),
         per_series=per_series_table(forecasts, fold_info),
         per_horizon=per_horizon_table(forecasts, fold_info),
-        leaderboard=leaderboard(forecasts, fold_info, dm if has_reference else None, failures=result.failures),
+        leaderboard=board,
         dm=dm,
         dm_pairwise=dm_pairwise(forecasts, h=1, step=step) if not forecasts.empty else pd.DataFrame(),
         trading=trading_table(forecasts, fold_info, cost_bps=cost_bps),
         equity=equity_curves(forecasts, fold_info, cost_bps=cost_bps),
+        diagnosis=diagnosis_table(
+            forecasts,
+            board,
+            dm if has_reference else None,
+            failures=result.failures,
+            reference=reference,
+            step=step,
+        ),
     )

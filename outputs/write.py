@@ -39,6 +39,8 @@ def report_input(result: BacktestResult, evaluation: Evaluation, quality: pd.Dat
         equity=evaluation.equity,
         quality=quality,
         meta=result.meta,
+        diagnosis=evaluation.diagnosis,
+        tuning=result.tuning,
     )
 
 

@@ -130,6 +130,8 @@ class ReportInput:
     equity: pd.DataFrame | None = None
     quality: pd.DataFrame | None = None
     refit_tradeoff: pd.DataFrame | None = None
+    diagnosis: pd.DataFrame | None = None  # variants vs plain and naive (DIAGNOSIS_COLUMNS); None or empty: no variants
+    tuning: pd.DataFrame | None = None  # what each `+tuned` variant chose per fold (TUNING_COLUMNS)
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:

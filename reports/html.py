@@ -59,6 +59,8 @@ from reports.data import (
     require_columns,
     series_ids,
 )
+from reports.diagnosis import TITLE as DIAGNOSIS_TITLE
+from reports.diagnosis import diagnosis_sentences, diagnosis_view, has_diagnosis, naive_in, tuning_view
 from reports.format import fmt_num, fmt_p, fmt_seconds, fmt_value
 from reports.tables import Cell, Table, build_table, sessions_table
 from reports.verdict import DM_NAME, dm_versus_naive, verdict
@@ -84,6 +86,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("quality", "Data quality"),
 )
 SECTION_IDS = tuple(s for s, _ in SECTIONS)
+# Only in runs with covariate or tuning variants, after the significance section: other runs render as before.
+DIAGNOSIS_SECTION = ("diagnosis", DIAGNOSIS_TITLE)
 
 
 @dataclass(frozen=True)
@@ -169,15 +173,17 @@ def build_context(
     order = model_order(data.leaderboard)
     series = series_ids(data)
     meta = data.meta or {}
+    diagnosis = _diagnosis_section(data, alpha)
     return {
         "title": title,
-        "sections": SECTIONS,
+        "sections": _sections(diagnosis is not None),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(data.leaderboard, data.dm, alpha=alpha),
         "audit": meta.get("leakage_audit") or None,
         "run": _run_section(data, meta, series),
         "leaderboard": _leaderboard_section(data, order),
         "significance": _significance_section(data, order, alpha),
+        "diagnosis": diagnosis,
         "horizon": _figure(charts.horizon_chart(data.metrics, order), "fig-horizon"),
         "forecasts": _forecast_section(data, order, series, last_folds, max_series),
         "folds": _figure(charts.fold_chart(data.metrics, data.forecasts, data.fold_info, order), "fig-folds"),
@@ -426,6 +432,33 @@ def _mark(table: Table, key: str, test: Any, css: str) -> Table:
         if test(cell.text):
             row[idx] = Cell(cell.text, f"{cell.classes} {css}".strip(), cell.title)
     return table
+
+
+def _sections(with_diagnosis: bool) -> tuple[tuple[str, str], ...]:
+    if not with_diagnosis:
+        return SECTIONS
+    at = SECTION_IDS.index("significance") + 1
+    return (*SECTIONS[:at], DIAGNOSIS_SECTION, *SECTIONS[at:])
+
+
+# ---------------------------------------------------------------- did covariates or tuning help?
+
+
+def _diagnosis_section(data: ReportInput, alpha: float) -> dict[str, Any] | None:
+    """The variants table, one sentence per model and the chosen hyperparameters; None for a run without variants."""
+    diagnosis = data.diagnosis
+    if diagnosis is None or not has_diagnosis(diagnosis):
+        return None
+    naive_ran = naive_in(data.leaderboard)
+    tuning, omitted = tuning_view(data.tuning)
+    return {
+        "table": diagnosis_view(diagnosis, alpha=alpha),
+        "sentences": diagnosis_sentences(diagnosis, alpha=alpha, naive_ran=naive_ran),
+        "tuning": tuning,
+        "tuning_omitted": omitted,
+        "alpha": alpha,
+        "test": DM_NAME,
+    }
 
 
 # ---------------------------------------------------------------- charts per series

@@ -34,6 +34,8 @@ class Table:
     rows: list[list[Cell]]
     caption: str = ""
     group_starts: set[int] = field(default_factory=set)  # row indices that start a new group (a rule above them)
+    # A header row above the column labels: (label, columns spanned), e.g. one label over a variant's three columns.
+    header_groups: list[tuple[str, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)
