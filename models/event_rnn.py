@@ -36,7 +36,7 @@ from common.errors import ConfigError, DataError, NotFittedError
 from features.scaling import TrainScaler
 from features.windows import windows_ending_at
 from models.classifiers import MIN_SAMPLES, ClassWeight, EventClassifier, balanced_weights, prior_shift
-from models.rnn import _CELLS, TRAINING_LOCK, _keras, cell_name
+from models.rnn import _CELLS, TRAINING_LOCK, _keras, cell_name, recurrent_stack, seeded_dense
 
 if TYPE_CHECKING:  # annotations only: Keras and TensorFlow load on first fit
     import keras
@@ -154,12 +154,10 @@ class RecurrentEventClassifier(EventClassifier):
     # ---- network ------------------------------------------------------------------------------------------
     def _build(self, n_features: int) -> keras.Model:
         keras = _keras()
-        cell = getattr(keras.layers, _CELLS[self.cell])
         inputs = keras.Input(shape=(self.window, n_features))
-        x = inputs
-        for i in range(self.layers):
-            x = cell(self.units, dropout=self.dropout, return_sequences=i < self.layers - 1)(x)
-        outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+        stack = {"cell": self.cell, "units": self.units, "layers": self.layers, "dropout": self.dropout}
+        x = recurrent_stack(keras, inputs, **stack, seed=self.seed)
+        outputs = seeded_dense(keras, 1, seed=self.seed, activation="sigmoid")(x)
         model = keras.Model(inputs, outputs)
         opt = keras.optimizers.Adam(learning_rate=self.learning_rate, clipnorm=self.clipnorm)
         model.compile(optimizer=opt, loss="binary_crossentropy")

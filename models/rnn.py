@@ -92,6 +92,38 @@ def _configure_tensorflow() -> None:
     tf.get_logger().setLevel(logging.ERROR)
 
 
+def recurrent_stack(
+    keras: ModuleType, inputs: Any, *, cell: str, units: int, layers: int, dropout: float, seed: int
+) -> Any:
+    """`layers` recurrent layers of `cell` on `inputs`, every random draw seeded from `seed` explicitly.
+
+    Keras' unseeded initializers and dropout draw their seeds from Python's global `random` when the layer is
+    built. Any other thread drawing from it between keras.utils.set_random_seed and the build (Prefect's log and
+    event workers run beside every flow) would change the weights: seen as a test whose forecasts moved with the
+    tests that ran before it. Explicit seeds make a fit depend on `seed` alone.
+    """
+    layer = getattr(keras.layers, _CELLS[cell])
+    init = keras.initializers
+    x = inputs
+    for i in range(layers):
+        s = int(seed) * 1009 + 10 * i  # distinct, reproducible seeds per layer and per draw
+        x = layer(
+            units,
+            dropout=dropout,
+            return_sequences=i < layers - 1,
+            kernel_initializer=init.GlorotUniform(seed=s + 1),
+            recurrent_initializer=init.Orthogonal(seed=s + 2),
+            seed=s + 3,
+        )(x)
+    return x
+
+
+def seeded_dense(keras: ModuleType, units: int, *, seed: int, activation: str | None = None) -> Any:
+    """A Dense layer whose kernel initializer is seeded explicitly (see recurrent_stack)."""
+    init = keras.initializers.GlorotUniform(seed=int(seed) * 1009 + 999)
+    return keras.layers.Dense(units, activation=activation, kernel_initializer=init)
+
+
 def conformal_quantile(residuals: np.ndarray, level: int) -> np.ndarray:
     """Split-conformal half-width per column: the ceil((n+1)*level/100)-th smallest |residual| (capped at n)."""
     res = np.sort(np.abs(np.asarray(residuals, dtype=float)), axis=0)
@@ -248,12 +280,10 @@ class RecurrentForecaster(Forecaster):
 
     def _build(self) -> keras.Model:
         keras = _keras()
-        cell = getattr(keras.layers, _CELLS[self.cell])
         inputs = keras.Input(shape=(self.window, 1 + len(self.features)))
-        x = inputs
-        for i in range(self.layers):
-            x = cell(self.units, dropout=self.dropout, return_sequences=i < self.layers - 1)(x)
-        outputs = keras.layers.Dense(getattr(self, "horizon_", None) or self.horizon)(x)  # one output per step
+        stack = {"cell": self.cell, "units": self.units, "layers": self.layers, "dropout": self.dropout}
+        x = recurrent_stack(keras, inputs, **stack, seed=self.seed)
+        outputs = seeded_dense(keras, getattr(self, "horizon_", None) or self.horizon, seed=self.seed)(x)  # per step
         model = keras.Model(inputs, outputs)
         self._compile(model)
         return model

@@ -77,3 +77,47 @@ def test_keras_units_training_at_once_in_threads_match_a_sequential_run():
         threaded = list(pool.map(forecast, jobs))
     for a, b in zip(sequential, threaded, strict=True):
         assert (a == b).all()
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstm_event"])
+def test_keras_fits_do_not_move_when_another_thread_draws_from_pythons_random(name):
+    """Prefect's log and event workers run beside a flow's tasks and may draw from Python's global `random`; a
+    Keras layer built without explicit seeds takes its initial weights from there (models.rnn.recurrent_stack)."""
+    import random
+    import threading
+
+    import numpy as np
+
+    from ingest.load import load_panel
+    from ingest.spec import SourceSpec
+    from models import make_event_model, make_model
+
+    panel, _ = load_panel(SourceSpec(tickers=("AAPL",), start="2011-01-01", end="2012-12-31"))
+    frame = panel.reset_index(drop=True)
+    y = frame["y"].to_numpy()
+
+    def fit_and_predict() -> np.ndarray:
+        if name == "lstm":
+            return make_model(name, **KERAS_TINY, horizon=3).fit(frame).predict(3)["yhat"].to_numpy()
+        X = np.column_stack([np.log(y), np.r_[0.0, np.diff(np.log(y))]])
+        labels = (np.r_[y[5:], [np.nan] * 5] > 1.02 * y).astype(float)
+        labels[-5:] = np.nan
+        tiny = {k: KERAS_TINY[k] for k in ("units", "window", "epochs", "batch_size")}
+        model = make_event_model(name, **tiny).fit(X[:400], labels[:400])
+        return model.predict_proba(X, np.arange(450, 460))
+
+    quiet = fit_and_predict()
+    stop = threading.Event()
+
+    def draw() -> None:
+        while not stop.wait(0.0002):  # often, without hogging the GIL
+            random.random()
+
+    noisy_thread = threading.Thread(target=draw, daemon=True)
+    noisy_thread.start()
+    try:
+        noisy = fit_and_predict()
+    finally:
+        stop.set()
+        noisy_thread.join()
+    np.testing.assert_array_equal(quiet, noisy)
