@@ -155,8 +155,9 @@ class RecurrentEventClassifier(EventClassifier):
     def _build(self, n_features: int) -> keras.Model:
         keras = _keras()
         inputs = keras.Input(shape=(self.window, n_features))
-        stack = {"cell": self.cell, "units": self.units, "layers": self.layers, "dropout": self.dropout}
-        x = recurrent_stack(keras, inputs, **stack, seed=self.seed)
+        x = recurrent_stack(
+            keras, inputs, cell=self.cell, units=self.units, layers=self.layers, dropout=self.dropout, seed=self.seed
+        )
         outputs = seeded_dense(keras, 1, seed=self.seed, activation="sigmoid")(x)
         model = keras.Model(inputs, outputs)
         opt = keras.optimizers.Adam(learning_rate=self.learning_rate, clipnorm=self.clipnorm)

@@ -281,9 +281,11 @@ class RecurrentForecaster(Forecaster):
     def _build(self) -> keras.Model:
         keras = _keras()
         inputs = keras.Input(shape=(self.window, 1 + len(self.features)))
-        stack = {"cell": self.cell, "units": self.units, "layers": self.layers, "dropout": self.dropout}
-        x = recurrent_stack(keras, inputs, **stack, seed=self.seed)
-        outputs = seeded_dense(keras, getattr(self, "horizon_", None) or self.horizon, seed=self.seed)(x)  # per step
+        x = recurrent_stack(
+            keras, inputs, cell=self.cell, units=self.units, layers=self.layers, dropout=self.dropout, seed=self.seed
+        )
+        steps = int(getattr(self, "horizon_", None) or self.horizon or 1)
+        outputs = seeded_dense(keras, steps, seed=self.seed)(x)  # one output per step
         model = keras.Model(inputs, outputs)
         self._compile(model)
         return model
