@@ -48,6 +48,8 @@ class Evaluation:
         for f in fields(self):
             frame = getattr(self, f.name)
             if f.name == "diagnosis" and frame.empty:
+                for stale in ("diagnosis.parquet", "diagnosis.csv"):  # an earlier run's, in a reused --out
+                    (out_dir / stale).unlink(missing_ok=True)
                 continue
             if f.name == "dm_pairwise":
                 frame = frame.reset_index()

@@ -325,6 +325,13 @@ def _print_backtest(outcome: dict) -> None:
     verdict = outcome.get("verdict")
     if verdict:
         out.print(verdict, highlight=False)
+    if (out_dir / "diagnosis.csv").exists():  # a run with --covariates / --tune: did they help?
+        from reports.diagnosis import TITLE, diagnosis_sentences
+
+        diagnosis = pd.read_csv(out_dir / "diagnosis.csv")
+        out.print(f"{TITLE}", style="bold", highlight=False)
+        for sentence in diagnosis_sentences(diagnosis, naive_ran="naive" in set(board["model"])):
+            out.print(f"  {sentence}", highlight=False)
     out.print(f"report: {outcome['report']}", highlight=False)
 
 

@@ -209,7 +209,9 @@ def test_a_variant_that_failed_every_fold_and_no_plain_model():
     assert "no naive baseline was run" not in sentence  # the leaderboard was not given: naive assumed run
 
 
-def test_a_run_without_variants_has_no_diagnosis_and_an_unchanged_report(tmp_path):
+def test_a_run_without_variants_has_no_diagnosis_and_an_unchanged_report(tmp_path, variants_run):
+    variants_run[1].save(tmp_path / "run")  # an earlier run with variants into the same --out
+    assert (tmp_path / "run" / "diagnosis.csv").exists()
     result = _result({"ets": 1.0, "lstm": 1.2})
     evaluation = evaluate(result)
     assert evaluation.diagnosis.empty and diagnosis_markdown(evaluation.diagnosis) == ""
