@@ -68,3 +68,12 @@ def test_covariates_and_tuning_run_as_variants_on_the_same_folds_and_are_diagnos
 def test_a_misspelt_covariate_is_one_line_with_the_close_match(prefect_server):
     result = invoke("backtest", "--tickers", "AAPL", "--covariates", "MSFTT", "--models", "naive", "--windows", "2")
     assert_one_line_error(result, EXIT_BAD_INPUT, "MSFTT", "did you mean 'MSFT'")
+
+
+def test_the_cli_says_whether_covariates_helped_after_the_verdict(prefect_server, tmp_path):
+    args = ["--tickers", "AAPL", "--start", "2011-01-01", "--covariates", "MSFT", "--models", "naive,arimax"]
+    result = invoke("backtest", *args, "--windows", "3", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert "AAPL: covariate MSFT aligned as of each close" in result.output
+    after = result.output[result.output.index("Did covariates or tuning help?") :]
+    assert "arimax: covariates" in after and "report:" in after
