@@ -114,7 +114,7 @@ def part_cost(cfg: argparse.Namespace, scratch: Path) -> dict:
 
 
 def markdown(results: dict) -> str:
-    lines = [f"# Covariates and tuning ({results['when']}, --tune {results['tune']})", ""]
+    lines = [f"# Covariates and tuning ({results['when']}; each part's command gives its --tune)", ""]
     if "course" in results:
         c = results["course"]
         lines += ["## The course's experiment, offline", "", f"`{c['command']}`: {c['wall_s']} s wall", ""]
