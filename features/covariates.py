@@ -84,10 +84,6 @@ def column(ticker: str, kind: str, lag: int = 0) -> str:
     return f"{COVARIATE_PREFIX}{slug(ticker)}_{kind}" + (f"_lag{lag}" if lag else "")
 
 
-def is_covariate_column(name: str) -> bool:
-    return name.startswith(COVARIATE_PREFIX)
-
-
 @dataclass(frozen=True)
 class CovariateSeries:
     """One covariate's validated closes on its own sessions, and the calendar they follow."""

@@ -126,9 +126,11 @@ def _variant_params(
     trials: int | None,
     seed: int,
 ) -> dict[str, Any]:
+    from models import model_class, model_names
+
     if variant.cov:
         if not cls.exog_param:
-            takers = [n for n in _registry_names() if _class(n).exog_param]
+            takers = [n for n in model_names() if model_class(n).exog_param]
             raise ConfigError(
                 f"{variant.name}: {variant.base} takes no exogenous inputs; models that take covariates: "
                 f"{', '.join(takers)}"
@@ -158,15 +160,3 @@ def _default(cls: type, param: str) -> Any:
 
     parameter = inspect.signature(cls).parameters.get(param)
     return () if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
-
-
-def _registry_names() -> list[str]:
-    from models import model_names
-
-    return model_names()
-
-
-def _class(name: str) -> type[Forecaster]:
-    from models import model_class
-
-    return model_class(name)
