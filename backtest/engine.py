@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from backtest.blocks import BlockRun, FoldDone, LeakageError, failure_row, model_specs
-from backtest.folds import Fold, FoldPlan, panel_folds
+from backtest.conformal import DEFAULT_WINDOW, IntervalSource, window_for
+from backtest.folds import Fold, FoldPlan, panel_calibration_folds, panel_folds
 from backtest.results import BacktestResult, UnitResult, concat, normalize
 from common.errors import ConfigError, DataError, ModelFitError
 from common.schema import (
@@ -138,6 +139,14 @@ def price_result(frame: pd.DataFrame, folds: Sequence[Fold], run: BlockRun[FoldF
     )
 
 
+def calibration_table(run: BlockRun[FoldForecast], *, uid: str, model: str) -> pd.DataFrame:
+    """The forecast rows of a unit's calibration origins (backtest.folds.calibration_folds); a failed one is
+    logged and simply gives the conformal intervals fewer scores (it is not a failure of the backtest)."""
+    if run.failed:
+        log.info("%s on %s: %d calibration origins failed; conformal bands use the rest", model, uid, len(run.failed))
+    return _forecast_table(run.done, uid, model)
+
+
 def run_backtest(
     panel: pd.DataFrame,
     *,
@@ -146,17 +155,21 @@ def run_backtest(
     refit_every: int | None = None,
     progress: Progress | None = None,
     factory: ModelFactory = make_model,
+    intervals: IntervalSource = "native",
+    calibration_windows: int = DEFAULT_WINDOW,
 ) -> BacktestResult:
     """Backtest every model on every series of a long panel, locally: plan_price_units + run_unit for each unit.
 
     The same units the Prefect flow fans out, in the same deterministic order. `models` maps registry names to
     constructor parameters (or lists names for defaults). `progress(done, total, unique_id, model)` is called
-    after each unit.
+    after each unit. `intervals` and `calibration_windows`: which models get split-conformal bands and how many
+    calibration origins they learn from (backtest.conformal, backtest.units.plan_price_units).
     """
     from backtest.units import (  # units imports us
         combine_units,
         combined_from,
         fitted_units,
+        interval_meta,
         plan_price_units,
         run_unit,
     )
@@ -173,6 +186,9 @@ def run_backtest(
         horizon=plan.horizon,
         refit_every=refit_every,
         reuse_members=factory is make_model,
+        intervals=intervals,
+        calibration=panel_calibration_folds(panel, folds, plan, windows=calibration_windows),
+        conformal_window=window_for(calibration_windows),
     )
     fitted = fitted_units(units)
     started = time.perf_counter()
@@ -188,6 +204,7 @@ def run_backtest(
         "refit_every": {unit.model: unit.refit_every for unit in units},
         "models": {name: dict(p) for name, p in specs.items()},
         **combined_from(units),
+        **interval_meta(units, intervals=intervals, calibration_windows=calibration_windows),
         "n_series": len(frames),
         "n_units": len(units),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -125,6 +125,38 @@ def panel_folds(panel: pd.DataFrame, plan: FoldPlan) -> dict[str, list[Fold]]:
     return out
 
 
+def calibration_folds(
+    ds: pd.DatetimeIndex | Sequence, plan: FoldPlan, first: Fold, *, windows: int, unique_id: str = "series"
+) -> list[Fold]:
+    """Up to `windows` origins before `first` (the plan's first fold), `plan.step` sessions apart, for conformal
+    calibration (backtest.conformal): forecast like any fold, never scored.
+
+    Numbered -k .. -1 in chronological order (fold -1 is the latest), so they can never be mistaken for a scored
+    fold. As many as the series allows: an origin needs the plan's training rows before it (`needed_train_size`),
+    so a short series gets fewer (possibly none), and its first scored folds then have smaller calibration sets.
+    """
+    if not isinstance(windows, int) or isinstance(windows, bool) or windows < 0:
+        raise ConfigError(f"calibration windows must be an integer >= 0, got {windows!r}")
+    ds = pd.DatetimeIndex(ds)
+    start = int(ds.get_indexer([first.cutoff])[0])
+    if start < 0:
+        raise DataError(f"{unique_id}: first fold cutoff {first.cutoff.date()} is not a session of the series")
+    # needed_train_size covers a sliding window's length too, so every kept origin has its full training window.
+    positions = [p for k in range(windows, 0, -1) if (p := start - k * plan.step) + 1 >= plan.needed_train_size]
+    return [_fold_at(ds, plan, number, pos) for number, pos in zip(range(-len(positions), 0), positions, strict=True)]
+
+
+def panel_calibration_folds(
+    panel: pd.DataFrame, folds: dict[str, list[Fold]], plan: FoldPlan, *, windows: int
+) -> dict[str, list[Fold]]:
+    """calibration_folds for every series of `folds` (cut from the same panel by panel_folds)."""
+    sessions = {str(uid): pd.DatetimeIndex(g[DS]).sort_values() for uid, g in panel.groupby(ID, sort=True)}
+    return {
+        uid: calibration_folds(sessions[uid], plan, own[0], windows=windows, unique_id=uid) if own else []
+        for uid, own in folds.items()
+    }
+
+
 def required_length(plan: FoldPlan) -> int | None:
     """Sessions a series needs for a `windows` plan (None for first_cutoff plans, which depend on dates)."""
     if plan.windows is None:

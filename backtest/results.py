@@ -51,8 +51,8 @@ from common.schema import (
 
 log = logging.getLogger(__name__)
 
-TABLES = ("forecasts", "timings", "failures", "fold_info", "tuning")
-OPTIONAL_TABLES = ("tuning",)  # absent from runs saved before it existed: read as empty
+TABLES = ("forecasts", "timings", "failures", "fold_info", "tuning", "calibration")
+OPTIONAL_TABLES = ("tuning", "calibration")  # absent from runs saved before they existed: read as empty
 META_FILE = "meta.json"
 
 _STRINGS = (ID, MODEL, ERROR_TYPE, MESSAGE, PARAMS)
@@ -96,6 +96,9 @@ class UnitResult:
     date_mismatches: int = 0  # model (calendar) dates that differ from the data's test sessions
     # What a `+tuned` unit chose per fold (TUNING_COLUMNS); empty for every other unit.
     tuning: pd.DataFrame = field(default_factory=lambda: empty_table(TUNING_COLUMNS))
+    # Forecasts of the calibration origins before fold 0 (folds -k..-1, BACKTEST_COLUMNS): read by the conformal
+    # intervals (backtest.conformal), never scored; empty for a unit without them.
+    calibration: pd.DataFrame = field(default_factory=lambda: empty_table(BACKTEST_COLUMNS))
 
 
 @dataclass
@@ -108,6 +111,7 @@ class BacktestResult:
     fold_info: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
     tuning: pd.DataFrame = field(default_factory=lambda: empty_table(TUNING_COLUMNS))
+    calibration: pd.DataFrame = field(default_factory=lambda: empty_table(BACKTEST_COLUMNS))  # never scored
 
     def save(self, out_dir: str | Path) -> Path:
         """Write every table as parquet + CSV and meta.json atomically; other files in out_dir are kept.
@@ -170,6 +174,7 @@ _COLUMNS = {
     "failures": FAILURE_COLUMNS,
     "fold_info": FOLD_INFO_COLUMNS,
     "tuning": TUNING_COLUMNS,
+    "calibration": BACKTEST_COLUMNS,
 }
 
 
@@ -191,6 +196,7 @@ def concat(results: Iterable[UnitResult | BacktestResult], *, meta: dict[str, An
         "failures": [ID, MODEL, FOLD],
         "fold_info": [ID, FOLD],
         "tuning": [ID, MODEL, FOLD],
+        "calibration": [ID, MODEL, FOLD, H],
     }
     for name, keys in order.items():
         tables[name] = tables[name].sort_values(keys, kind="stable").reset_index(drop=True)

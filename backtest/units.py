@@ -13,6 +13,8 @@ predict_proba call.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -24,7 +26,16 @@ import pandas as pd
 
 from backtest.blocks import BlockRun, LeakageError, check_refit_every, failure_row, resolve_refit_every, run_blocks
 from backtest.combine import ENSEMBLE, combine_member_results, reusable_members
-from backtest.engine import ModelFactory, PriceTask, check_folds, fold_info_table, prepare_series, price_result
+from backtest.conformal import DEFAULT_WINDOW, INTERVAL_SOURCES, IntervalSource, conformal_intervals
+from backtest.engine import (
+    ModelFactory,
+    PriceTask,
+    calibration_table,
+    check_folds,
+    fold_info_table,
+    prepare_series,
+    price_result,
+)
 from backtest.event_task import (
     EventFactory,
     EventUnitResult,
@@ -52,7 +63,8 @@ from common.schema import (
     P,
     Y,
 )
-from models import make_event_model, make_model
+from models import REGISTRY, make_event_model, make_model, model_class
+from models.variants import SEP, parse_variant
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +94,10 @@ class PriceUnit(Unit):
     # Non-empty for an ensemble whose members are units of the same run with the same parameters and refit policy
     # (backtest.combine.reusable_members): it is combined from their results (`combine_unit`), never fitted.
     members: tuple[str, ...] = ()
+    # Origins before fold 0 forecast only to calibrate conformal bands (backtest.folds.calibration_folds).
+    calibration_folds: tuple[Fold, ...] = ()
+    # None: the model's own intervals (or none); k: split-conformal bands from the k latest known scores.
+    conformal_window: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,15 +118,30 @@ def plan_price_units(
     refit_every: int | None,
     calendars: Mapping[str, str | None] | None = None,
     reuse_members: bool = True,
+    intervals: IntervalSource = "native",
+    calibration: Mapping[str, Sequence[Fold]] | None = None,
+    conformal_window: int = DEFAULT_WINDOW,
 ) -> list[PriceUnit]:
     """Every (series, model) unit, sorted by uid then models in the given order, each with its refit policy:
     `refit_every`, else the model class's `default_refit_every` (blocks.resolve_refit_every).
 
     With `reuse_members` (the registry's models; off for a custom factory) an ensemble whose members are all units
     of this run with the same parameters and policy is planned as combined from them (PriceUnit.members).
+
+    Intervals: `intervals="conformal"` gives every model split-conformal bands (backtest.conformal); "native" keeps
+    each model's own and gives conformal bands to the models that declare none (`supports_intervals = False`: the
+    ensemble). Units with conformal bands, and the members a conformal ensemble is combined from, also forecast
+    their series' `calibration` origins (backtest.folds.panel_calibration_folds); without them the first folds'
+    bands are empty until enough scored folds have known outcomes.
     """
+    if intervals not in INTERVAL_SOURCES:
+        raise ConfigError(f"intervals must be one of {list(INTERVAL_SOURCES)}, got {intervals!r}")
     policies = {name: resolve_refit_every(name, refit_every) for name in models}
     members = reusable_members(models[ENSEMBLE], models, policies) if reuse_members and ENSEMBLE in models else None
+    conformal = {name: intervals == "conformal" or not native_intervals(name) for name in models}
+    calibrated = {name for name in models if conformal[name]}
+    if members and conformal[ENSEMBLE]:
+        calibrated |= set(members)
     return [
         PriceUnit(
             uid=uid,
@@ -121,10 +152,27 @@ def plan_price_units(
             horizon=horizon,
             calendar=(calendars or {}).get(uid),
             members=(members or ()) if name == ENSEMBLE else (),
+            calibration_folds=tuple((calibration or {}).get(uid, ())) if name in calibrated else (),
+            conformal_window=conformal_window if conformal[name] else None,
         )
         for uid in sorted(map(str, uids))
         for name in models
     ]
+
+
+def native_intervals(name: str) -> bool:
+    """Whether registry model `name` (or a variant's model) gives its own intervals; True for names outside the
+    registry (a custom factory's models keep whatever they give)."""
+    base = parse_variant(name).base if SEP in name else name
+    return bool(getattr(model_class(base), "supports_intervals", True)) if base in REGISTRY else True
+
+
+def with_conformal(unit: PriceUnit, result: UnitResult) -> UnitResult:
+    """`result` with split-conformal bands when the unit asks for them (PriceUnit.conformal_window)."""
+    if unit.conformal_window is None:
+        return result
+    bands = conformal_intervals(result.forecasts, result.calibration, window=unit.conformal_window)
+    return dataclasses.replace(result, forecasts=bands)
 
 
 def _ensemble_combine(params: Mapping[str, Any]) -> str:
@@ -143,6 +191,12 @@ def combined_from(units: Sequence[PriceUnit]) -> dict[str, Any]:
     return {"ensemble_combined_from": list(members)} if members else {}
 
 
+def interval_meta(units: Sequence[PriceUnit], *, intervals: str, calibration_windows: int) -> dict[str, Any]:
+    """Run metadata on the bands: the option, which models have conformal bands, the calibration windows asked for."""
+    conformal = sorted({unit.model for unit in units if unit.conformal_window is not None})
+    return {"intervals": intervals, "conformal_models": conformal, "calibration_windows": calibration_windows}
+
+
 def fitted_units(units: Sequence[PriceUnit]) -> list[PriceUnit]:
     """The units that are run (fitted): all but the ensembles combined from their members."""
     return [unit for unit in units if not unit.members]
@@ -159,11 +213,14 @@ def combine_units(
         if unit.members:
             combine = _ensemble_combine(unit.params)
             own = {m: done[(unit.uid, m)] for m in unit.members}
-            out.append(
-                combine_member_results(
-                    uid=unit.uid, model=unit.model, members=unit.members, combine=combine, results=own, folds=unit.folds
-                )
+            combined = functools.partial(
+                combine_member_results, uid=unit.uid, model=unit.model, members=unit.members, combine=combine
             )
+            result = combined(results=own, folds=unit.folds)
+            if unit.calibration_folds:  # the members forecast them too (plan_price_units): combine them alike
+                calibration = {m: dataclasses.replace(r, forecasts=r.calibration) for m, r in own.items()}
+                result.calibration = combined(results=calibration, folds=unit.calibration_folds).forecasts
+            out.append(with_conformal(unit, result))
             log.info("%s on %s: combined from the run's %s units (no refit)", unit.model, unit.uid, unit.members)
         else:
             out.append(done[(unit.uid, unit.model)])
@@ -257,8 +314,16 @@ def _run_price(unit: PriceUnit, series: pd.DataFrame, factory: ModelFactory) -> 
     _check_series(frame, unit)
     check_folds(frame, unit.folds, horizon=unit.horizon, unique_id=unit.uid)
     task = PriceTask(frame=frame, model=unit.model, params=unit.params, factory=factory, calendar=unit.calendar)
-    run = run_blocks(unit.folds, task, refit_every=unit.refit_every, name=f"{unit.model} on {unit.uid}")
-    return price_result(frame, unit.folds, run, model=unit.model)
+    name = f"{unit.model} on {unit.uid}"
+    run = run_blocks(unit.folds, task, refit_every=unit.refit_every, name=name)
+    result = price_result(frame, unit.folds, run, model=unit.model)
+    if unit.calibration_folds:
+        check_folds(frame, unit.calibration_folds, horizon=unit.horizon, unique_id=unit.uid)
+        # Their own blocks, under the unit's refit policy: the scored folds refit where they would without them,
+        # so a model's point forecasts never depend on the interval option.
+        run = run_blocks(unit.calibration_folds, task, refit_every=unit.refit_every, name=f"{name} (calibration)")
+        result.calibration = calibration_table(run, uid=unit.uid, model=unit.model)
+    return with_conformal(unit, result)
 
 
 # ---- the event task ------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from backtest.units import (
     combine_units,
     combined_from,
     fitted_units,
+    interval_meta,
     plan_price_units,
     tickers_per_batch,
 )
@@ -46,6 +47,7 @@ from tasks.backtest import (
     audit_fold_leakage,
     build_ticker_features,
     gather,
+    plan_calibration,
     plan_folds,
     publish_artifacts,
     run_units,
@@ -78,6 +80,7 @@ def backtest_flow(params: BacktestParams = BacktestParams()) -> State:  # noqa: 
     config = FeatureConfig()
     features = build_ticker_features(panel, config)
     folds = plan_folds(panel, params.plan)
+    calibration = plan_calibration(panel, folds, params.plan, params.calibration_windows)
     with_cov = features
     if covariate_config:  # the +cov variants read these frames; the plain models keep theirs (and their cache)
         with_cov, quality = align_covariates(features, covariates, quality, covariate_config, folds)
@@ -103,6 +106,9 @@ def backtest_flow(params: BacktestParams = BacktestParams()) -> State:  # noqa: 
         horizon=params.horizon,
         refit_every=params.refit_every,
         calendars={uid: q.calendar for uid, q in quality.tickers.items()},
+        intervals=params.intervals,
+        calibration=calibration,
+        conformal_window=params.conformal_window,
     )
     task = run_units.with_options(
         result_storage=results_dir(),
@@ -134,6 +140,7 @@ def backtest_flow(params: BacktestParams = BacktestParams()) -> State:  # noqa: 
             audit=audit,
         )
         | combined_from(units)
+        | interval_meta(units, intervals=params.intervals, calibration_windows=params.calibration_windows)
         | params.variant_meta
     )
     result = gather(results, meta)

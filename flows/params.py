@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backtest.conformal import DEFAULT_WINDOW, window_for
 from backtest.folds import FoldPlan
 from common.errors import ConfigError
 from common.redact import redact
@@ -44,6 +45,14 @@ COVARIATES_HELP = (
 )
 COVARIATE_LAGS_HELP = "Extra lags (sessions) of every covariate column, e.g. [1, 2]; lag 0 is always there"
 TUNE_HELP = "Trials of hyperparameter search per model at each refit (Optuna TPE) on the training window's tail"
+INTERVALS_HELP = (
+    "native: each model's own prediction intervals, split-conformal ones for models without (the ensemble); "
+    "conformal: split-conformal intervals for every model"
+)
+CALIBRATION_HELP = (
+    "Origins before the first fold, forecast only to calibrate conformal intervals (0: calibrate on earlier folds "
+    "only, so the first folds have none)"
+)
 BATCH_HELP = (
     "Tickers per Prefect task, per model; empty: one unit per task up to 8 tickers, else a quarter of the tickers"
 )
@@ -185,6 +194,10 @@ class BacktestParams(_BacktestRun):
     covariate_lags: list[PositiveInt] = Field(default=[], description=COVARIATE_LAGS_HELP)
     tune: PositiveInt | None = Field(default=None, description=TUNE_HELP)
     tune_seed: int = Field(default=0, description="Seed of the tuner (Optuna TPE): the same seed, the same choices")
+    intervals: Literal["native", "conformal"] = Field(default="native", description=INTERVALS_HELP)
+    calibration_windows: Annotated[int, Field(ge=0, le=500)] = Field(
+        default=DEFAULT_WINDOW, description=CALIBRATION_HELP
+    )
 
     @field_validator("covariates", mode="before")
     @classmethod
@@ -240,6 +253,12 @@ class BacktestParams(_BacktestRun):
         from models import REGISTRY, model_class
 
         return _names(value, default=DEFAULT_MODELS, registry=REGISTRY, check=model_class)
+
+    @property
+    def conformal_window(self) -> int:
+        """Known scores a conformal band is computed from: the calibration windows, at least the 20 a finite 95%
+        band needs (backtest.conformal)."""
+        return window_for(self.calibration_windows)
 
     @cached_property
     def plan(self) -> FoldPlan:

@@ -206,6 +206,20 @@ def backtest_cmd(
         ),
     ] = None,
     tune_seed: Annotated[int, typer.Option(help="Seed of the tuner: the same seed, the same choices")] = 0,
+    intervals: Annotated[
+        str,
+        typer.Option(
+            help="native: each model's own prediction intervals, split-conformal for models without (the "
+            "ensemble) | conformal: split-conformal intervals for every model"
+        ),
+    ] = "native",
+    calibration_windows: Annotated[
+        int | None,
+        typer.Option(
+            help="Origins before the first fold forecast only to calibrate conformal intervals "
+            f"(default: {_bt('calibration_windows')})"
+        ),
+    ] = None,
     task: Annotated[
         str, typer.Option(help="price: forecast the price path | event: will the close rise >= --threshold?")
     ] = "price",
@@ -258,8 +272,11 @@ def backtest_cmd(
         out_dir=str(out_path) if out_path else None,
     )
     if task == "event":
-        if covariates or covariate_lags or tune is not None:
-            raise PricecastError("--covariates, --covariate-lags and --tune are the price task's; drop --task event")
+        if covariates or covariate_lags or tune is not None or intervals != "native" or calibration_windows:
+            raise PricecastError(
+                "--covariates, --covariate-lags, --tune, --intervals and --calibration-windows are the price "
+                "task's; drop --task event"
+            )
         if horizon is not None:
             raise PricecastError("--horizon is the price task's; the event task's sessions are --lookahead")
         _event_backtest(build_params(EventBacktestParams, **shared, threshold=threshold, lookahead=lookahead))
@@ -271,6 +288,8 @@ def backtest_cmd(
             "covariate_lags": _int_list("--covariate-lags", covariate_lags),
             "tune": tune,
             "tune_seed": tune_seed,
+            "intervals": intervals,
+            "calibration_windows": calibration_windows,
         }
         params = build_params(BacktestParams, **shared, horizon=horizon, **variants)
         from flows.backtest import backtest_flow

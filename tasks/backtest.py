@@ -14,7 +14,7 @@ from backtest import units as backtest_units
 from backtest.audit import AuditResult, audit_leakage
 from backtest.engine import LeakageError
 from backtest.evaluate import Evaluation, evaluate
-from backtest.folds import Fold, FoldPlan, panel_folds
+from backtest.folds import Fold, FoldPlan, panel_calibration_folds, panel_folds
 from backtest.results import BacktestResult, UnitResult, concat
 from backtest.units import PriceUnit
 from common.fileio import safe_name
@@ -134,10 +134,28 @@ def plan_folds(panel: pd.DataFrame, plan: FoldPlan) -> dict[str, list[Fold]]:
     return panel_folds(panel, plan)
 
 
+@task(name="plan-calibration")
+def plan_calibration(
+    panel: pd.DataFrame, folds: dict[str, list[Fold]], plan: FoldPlan, windows: int
+) -> dict[str, list[Fold]]:
+    """Each ticker's calibration origins before its first fold (conformal intervals), shared by every model."""
+    return panel_calibration_folds(panel, folds, plan, windows=windows)
+
+
 def price_unit_key(unit: PriceUnit, series: pd.DataFrame) -> str:
     """A price unit's cache key: the unit (model config, folds, resolved refit policy, horizon, calendar), its data
     slice and the code version (tasks.fingerprint.unit_key)."""
-    return unit_key("unit", unit, series, horizon=unit.horizon, calendar=unit.calendar)
+    # None-valued extras are left out of the key, so units without conformal bands keep their cached results.
+    calibration = folds_key(unit.calibration_folds) if unit.calibration_folds else None
+    return unit_key(
+        "unit",
+        unit,
+        series,
+        horizon=unit.horizon,
+        calendar=unit.calendar,
+        calibration=calibration,
+        conformal_window=unit.conformal_window,
+    )
 
 
 def price_batch_key(context: Any, parameters: dict[str, Any]) -> str:

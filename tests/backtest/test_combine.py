@@ -267,10 +267,15 @@ def test_combined_from_the_runs_members_equals_the_fitted_ensemble_on_the_sample
             folds=folds[uid],
         )
         fitted = member_unit(alone, uid, "ensemble")
-        pd.testing.assert_frame_equal(member_unit(result, uid, "ensemble").forecasts, got.forecasts)
+        combined = member_unit(result, uid, "ensemble")
+        points = [c for c in BACKTEST_COLUMNS if c not in INTERVAL_COLUMNS]
+        pd.testing.assert_frame_equal(combined.forecasts[points], got.forecasts[points])
         assert len(got.forecasts) == 20 and got.failures.empty and fitted.failures.empty
-        others = [c for c in BACKTEST_COLUMNS if c != YHAT]
+        others = [c for c in points if c != YHAT]
         pd.testing.assert_frame_equal(got.forecasts[others], fitted.forecasts[others])
+        # Both have conformal bands (the ensemble has no native ones), calibrated on the same origins: equal.
+        assert combined.forecasts[list(INTERVAL_COLUMNS)].notna().all().all()
+        np.testing.assert_allclose(combined.forecasts[list(INTERVAL_COLUMNS)], fitted.forecasts[list(INTERVAL_COLUMNS)])
         np.testing.assert_allclose(got.forecasts[YHAT], fitted.forecasts[YHAT], rtol=1e-12, atol=0)  # measured: 0.0
         pd.testing.assert_frame_equal(got.fold_info, fitted.fold_info)
         assert got.timings[[ID, MODEL, FOLD]].equals(fitted.timings[[ID, MODEL, FOLD]])
