@@ -19,12 +19,26 @@ window (the in-sample one-step naive errors, stored in fold_info).
   session is a coin flip): the naive forecast scores exactly 0.5, the no-skill level.
 - coverage_L = share of rows with lo_L <= y <= hi_L (L = 80, 95); NaN for models without intervals
 - Winkler_L (interval score, α = 1 - L/100) = (hi - lo) + (2/α)(lo - y)·[y < lo] + (2/α)(y - hi)·[y > hi]
+- scaled CRPS = mean CRPS_5(row) / s_mae(f), CRPS_5 the CRPS of the distribution whose quantile function is
+  linear between the five quantiles (lo_95, lo_80, ŷ, hi_80, hi_95) at levels (0.025, 0.1, 0.5, 0.9, 0.975)
+  and flat beyond them (backtest.probabilistic.crps_from_quantiles: its docstring gives the rule and its
+  accuracy). A point forecast (all five equal ŷ) has CRPS_5 = |e|, so its scaled CRPS is its MASE; NaN for
+  rows without all four bounds.
+- pinball = mean over rows of (1/4)·Σ_τ QS_τ(q_τ, y) / s_mae(f) over the four interval quantiles
+  τ ∈ {0.025, 0.1, 0.9, 0.975} (QS_τ(q, y) = (τ - 1{y < q})(y - q)), i.e. the mean pinball loss scaled like
+  MASE; the median is left out (its QS is |e|/2, already in MASE). NaN for rows without all four bounds.
+- out-of-sample R² (Campbell-Thompson) = 1 - Σ(r - r̂)² / Σ r² over h = 1 rows, r = ln(y/last_y),
+  r̂ = ln(ŷ/last_y): the next-session log-return forecast against the zero return (0 for naive, > 0 when
+  better); rows with a non-positive price are left out. Stored per h = 1 row as the two squared errors `ret_se`
+  = (r - r̂)² and `ret_se0` = r² (absent at h > 1).
 
 Aggregation: `metrics_table` is long (unique_id, model, fold, h, metric, value), one value per row and metric;
-it stores the squared metrics `mse` and `msse` (never per-row roots, whose average would be the MAE).
-`summarise` averages any grouping and turns mse -> rmse = sqrt(mean mse), msse -> rmsse = sqrt(mean msse).
-A series' metric is the mean over all its folds and horizon steps (RMSE/RMSSE: root of that mean); a
-leaderboard value is the mean over series of the series' metrics.
+it stores the squared metrics `mse` and `msse` (never per-row roots, whose average would be the MAE) and the
+return errors `ret_se`, `ret_se0`. `summarise` averages any grouping and turns mse -> rmse = sqrt(mean mse),
+msse -> rmsse = sqrt(mean msse), and (ret_se, ret_se0) -> oos_r2 = 1 - mean ret_se / mean ret_se0 (the two
+are defined on the same rows, so this is the ratio of sums; NaN when mean ret_se0 = 0), dropping the helpers.
+A series' metric is the mean over all its folds and horizon steps (RMSE/RMSSE: root of that mean; oos_r2: over
+its h = 1 rows, the ratio of sums); a leaderboard value is the mean over series of the series' metrics.
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from backtest.probabilistic import crps_from_quantiles, pinball_loss, return_errors
 from backtest.significance import beats_reference
 from common.schema import (
     BEATS_NAIVE_DM,
@@ -45,6 +60,7 @@ from common.schema import (
     HI_80,
     HI_95,
     ID,
+    IN_MCS,
     LAST_Y,
     LEADERBOARD_COLUMNS,
     LO_80,
@@ -62,10 +78,15 @@ from common.schema import (
     N_FOLDS,
     N_SCALE_UNDEFINED,
     N_SERIES,
+    OOS_R2,
+    PINBALL,
+    RET_SE,
+    RET_SE0,
     RMSE,
     RMSSE,
     SCALE_MAE,
     SCALE_MSE,
+    SCALED_CRPS,
     SMAPE,
     VALUE,
     WINKLER_80,
@@ -89,10 +110,19 @@ ROW_METRICS = (
     COVERAGE_95,
     WINKLER_80,
     WINKLER_95,
+    SCALED_CRPS,
+    PINBALL,
+    RET_SE,
+    RET_SE0,
 )
 # Squared row metrics and the name of their honest aggregate.
 ROOTED = {MSE: RMSE, MSSE: RMSSE}
-SUMMARY_METRICS = tuple(ROOTED.get(m, m) for m in ROW_METRICS)
+# Skill ratios 1 - mean(model's squared error) / mean(reference's), from two row metrics on the same rows.
+SKILL = {OOS_R2: (RET_SE, RET_SE0)}
+_SKILL_PARTS = {part for parts in SKILL.values() for part in parts}
+SUMMARY_METRICS = (*(ROOTED.get(m, m) for m in ROW_METRICS if m not in _SKILL_PARTS), *SKILL)
+# The five quantiles of an interval forecast, lowest first: (column, level); the median is the point forecast.
+INTERVAL_QUANTILES = ((LO_95, 0.025), (LO_80, 0.1), (YHAT, 0.5), (HI_80, 0.9), (HI_95, 0.975))
 
 
 # ---- row-level definitions ----------------------------------------------------------------------------------
@@ -152,19 +182,30 @@ def row_metrics(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFram
         if col not in rows.columns:
             rows[col] = np.nan
     y, yhat = rows[Y].to_numpy(float), rows[YHAT].to_numpy(float)
+    scale_mae = valid_scale(rows[SCALE_MAE])
+    ret_se, ret_se0 = return_errors(y, yhat, rows[LAST_Y].to_numpy(float))
+    first_step = rows[H].to_numpy() == 1  # oos_r2 scores the next-session return only
+    quantiles = rows[[col for col, _ in INTERVAL_QUANTILES]].to_numpy(float)
+    levels = np.array([tau for _, tau in INTERVAL_QUANTILES])
+    bounds = levels != 0.5  # the median's pinball loss is |e|/2: MASE already holds it
+    bound_losses = pinball_loss(y[:, None], quantiles[:, bounds], levels[bounds])  # NaN rows stay NaN
     with np.errstate(divide="ignore", invalid="ignore"):
         metrics = {
             MAE: absolute_error(y, yhat),
             MSE: squared_error(y, yhat),
             MAPE: percentage_error(y, yhat),
             SMAPE: symmetric_percentage_error(y, yhat),
-            MASE: absolute_error(y, yhat) / valid_scale(rows[SCALE_MAE]),
+            MASE: absolute_error(y, yhat) / scale_mae,
             MSSE: squared_error(y, yhat) / valid_scale(rows[SCALE_MSE]),
             DIRECTIONAL_ACCURACY: direction_hit(y, yhat, rows[LAST_Y].to_numpy(float)),
             COVERAGE_80: interval_covered(y, rows[LO_80], rows[HI_80]),
             COVERAGE_95: interval_covered(y, rows[LO_95], rows[HI_95]),
             WINKLER_80: winkler_score(y, rows[LO_80], rows[HI_80], level=80),
             WINKLER_95: winkler_score(y, rows[LO_95], rows[HI_95], level=95),
+            SCALED_CRPS: crps_from_quantiles(y, quantiles, levels) / scale_mae,
+            PINBALL: np.mean(bound_losses, axis=1) / scale_mae,
+            RET_SE: np.where(first_step, ret_se, np.nan),
+            RET_SE0: np.where(first_step, ret_se0, np.nan),
         }
     out = rows[[ID, MODEL, FOLD, H]].copy()
     for name, values in metrics.items():
@@ -199,12 +240,21 @@ def metrics_table(forecasts: pd.DataFrame, fold_info: pd.DataFrame) -> pd.DataFr
 
 
 def summarise(metrics: pd.DataFrame, *, by: Sequence[str]) -> pd.DataFrame:
-    """Mean of each metric within `by` groups of a metrics_table, wide; mse/msse become rmse/rmsse (root last)."""
+    """Mean of each metric within `by` groups of a metrics_table, wide; mse/msse become rmse/rmsse (root last).
+
+    ret_se/ret_se0 become oos_r2 = 1 - mean ret_se / mean ret_se0 (NaN for groups without h = 1 rows or with a
+    zero denominator) and are dropped.
+    """
     by = list(by)
     wide = metrics.pivot_table(index=by, columns=METRIC, values=VALUE, aggfunc="mean", observed=True)
     for squared, rooted in ROOTED.items():
         if squared in wide.columns:
             wide[rooted] = np.sqrt(wide.pop(squared))
+    for skill, (model_se, reference_se) in SKILL.items():
+        if model_se in wide.columns and reference_se in wide.columns:
+            num, den = wide.pop(model_se).to_numpy(float), wide.pop(reference_se).to_numpy(float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                wide[skill] = np.where(den > 0, 1.0 - num / den, np.nan)
     out = wide.reindex(columns=list(SUMMARY_METRICS))  # absent metrics (no intervals anywhere) stay as NaN
     out.columns.name = None
     return out.reset_index()
@@ -239,15 +289,19 @@ def leaderboard(
     dm_table: pd.DataFrame | None = None,
     *,
     failures: pd.DataFrame | None = None,
+    mcs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per model: mean over series of each series' metric, mean MASE rank, DM verdict vs naive.
+    """One row per model, ordered by MASE (the headline metric; ties by mean rank): mean over series of each
+    series' metric, mean MASE rank, Model Confidence Set membership, DM verdict vs naive.
 
+    `in_mcs` comes from `mcs` (backtest.multiple_testing.model_confidence_set's table); NA without one.
     `beats_naive_dm` comes from `significance.beats_reference(dm_table)` (see that docstring for the rule);
     NaN when no DM table is given, for the reference model itself, and for models without DM rows.
     """
     per_series = per_series_table(forecasts, fold_info)
     board = per_series.drop(columns=[ID, N_FOLDS]).groupby(MODEL, observed=True).mean()
     board[MEAN_RANK] = mean_rank(per_series)
+    board[IN_MCS] = _mcs_members(mcs, board.index)
     board[BEATS_NAIVE_DM] = _dm_verdicts(dm_table, board.index)
     board[N_SERIES] = per_series.groupby(MODEL, observed=True)[ID].nunique()
     if failures is not None:
@@ -258,7 +312,13 @@ def leaderboard(
     board = board.reset_index()
     extra = [c for c in (N_SERIES, N_FAILURES, N_SCALE_UNDEFINED) if c in board.columns]
     board = board[[*LEADERBOARD_COLUMNS, *extra]]
-    return board.sort_values([MEAN_RANK, MASE], kind="stable", na_position="last").reset_index(drop=True)
+    return board.sort_values([MASE, MEAN_RANK], kind="stable", na_position="last").reset_index(drop=True)
+
+
+def _mcs_members(mcs: pd.DataFrame | None, models: pd.Index) -> pd.Series:
+    if mcs is None or mcs.empty:
+        return pd.Series(pd.NA, index=models, dtype="boolean")
+    return mcs.set_index(MODEL)[IN_MCS].reindex(models).astype("boolean")
 
 
 def _warn_undefined_scales(undefined: pd.DataFrame) -> None:

@@ -88,19 +88,55 @@ BEATS_NAIVE_DM = "beats_naive_dm"
 N_SERIES, N_FAILURES = "n_series", "n_failures"
 N_SCALE_UNDEFINED = "n_scale_undefined"  # (series, fold) pairs of a model with no valid MASE/RMSSE scale
 N_FOLDS = "n_folds"  # per-series table: folds the series was scored on
-LEADERBOARD_COLUMNS = (
+# The leaderboard: one row per model, ordered by MASE (the headline metric), mean rank kept as a column. Its
+# probabilistic columns (scaled_crps, pinball, oos_r2) and in_mcs are defined in the blocks below.
+LEADERBOARD_POINT_COLUMNS = (MODEL, MAE, RMSE, MAPE, SMAPE, MASE, RMSSE)
+
+# ---- probabilistic scores and interval backtests (backtest.probabilistic, via backtest.metrics) ---------------
+SCALED_CRPS = "scaled_crps"  # CRPS of the 5-quantile forecast over the fold's MASE scale (= MASE for a point)
+PINBALL = "pinball"  # mean pinball loss at the four interval quantiles, over the same scale
+OOS_R2 = "oos_r2"  # Campbell-Thompson out-of-sample R² of the h = 1 log return against the zero-return forecast
+# Row helpers of oos_r2 (h = 1 rows of the metrics table only): squared return error of the model and of zero.
+RET_SE, RET_SE0 = "ret_se", "ret_se0"
+# Interval tests, one row per (model, level): `interval_level` the nominal coverage in percent (80, 95; not
+# "level", a covariate kind), `n_intervals` the rows with both bounds (N_OBS = "n" is defined further down, for
+# the DM tables), `n_transitions` the consecutive-fold pairs the independence test counted; rates are shares of
+# rows with y outside [lo, hi].
+INTERVAL_LEVEL = "interval_level"
+N_INTERVALS, N_VIOLATIONS, N_TRANSITIONS = "n_intervals", "n_violations", "n_transitions"
+VIOLATION_RATE, EXPECTED_RATE = "violation_rate", "expected_rate"
+KUPIEC_STAT, KUPIEC_P = "kupiec_stat", "kupiec_p"  # unconditional coverage LR, chi²(1)
+CHRISTOFFERSEN_STAT, CHRISTOFFERSEN_P = "christoffersen_stat", "christoffersen_p"  # independence LR, chi²(1)
+CC_STAT, CC_P = "cc_stat", "cc_p"  # conditional coverage: the sum of both, chi²(2)
+INTERVAL_TEST_COLUMNS = (
     MODEL,
-    MAE,
-    RMSE,
-    MAPE,
-    SMAPE,
-    MASE,
-    RMSSE,
+    INTERVAL_LEVEL,
+    N_INTERVALS,
+    N_VIOLATIONS,
+    VIOLATION_RATE,
+    EXPECTED_RATE,
+    KUPIEC_STAT,
+    KUPIEC_P,
+    N_TRANSITIONS,
+    CHRISTOFFERSEN_STAT,
+    CHRISTOFFERSEN_P,
+    CC_STAT,
+    CC_P,
+)
+
+# ---- the leaderboard's columns, in order (backtest.metrics.leaderboard; IN_MCS from backtest.multiple_testing) ----
+IN_MCS = "in_mcs"  # the model is in the 10% Model Confidence Set (MCS_COLUMNS below)
+LEADERBOARD_COLUMNS = (
+    *LEADERBOARD_POINT_COLUMNS,
+    SCALED_CRPS,
+    PINBALL,
+    OOS_R2,
     DIRECTIONAL_ACCURACY,
     COVERAGE_80,
     COVERAGE_95,
     WINKLER_95,
     MEAN_RANK,
+    IN_MCS,
     BEATS_NAIVE_DM,
 )
 
@@ -111,6 +147,21 @@ STAT, P_VALUE, P_LESS = "stat", "p_value", "p_less"  # HLN statistic, two-sided 
 N_OBS = "n"  # pairs (or origins) a statistic used
 BETTER = "better"
 DM_COLUMNS = (MODEL, REFERENCE, H, LOSS, STAT, P_VALUE, P_LESS, N_OBS, BETTER)
+
+# ---- multiple testing over all models (backtest.multiple_testing): Model Confidence Set and Hansen's SPA -------
+# Both test the fold × model loss matrix (one row per fold in time order, the fold's mean MASE over the (series, h)
+# targets every model forecast). MCS (Hansen, Lunde & Nason 2011), one row per model: in the set iff
+# mcs_p_value > mcs_size (the set's level, 0.10 = "the 10% set"); NaN p-values mean "not tested" (too few folds or
+# models) and keep every model in the set. SPA (Hansen 2005), one row per test: H0 "no model beats `benchmark`",
+# p-values by how the null is recentred (lower / consistent / upper; consistent is the one to read); `n_models`
+# the alternatives tried (the benchmark not counted), `n` the folds, `best_model` the alternative with the lowest
+# mean loss; `block_size` and `reps` the stationary bootstrap's mean block length and replications.
+MCS_P_VALUE, MCS_SIZE = "mcs_p_value", "mcs_size"
+MCS_COLUMNS = (MODEL, IN_MCS, MCS_P_VALUE, MCS_SIZE)
+BENCHMARK, N_MODELS, BEST_MODEL = "benchmark", "n_models", "best_model"
+SPA_P_LOWER, SPA_P_CONSISTENT, SPA_P_UPPER = "spa_p_lower", "spa_p_consistent", "spa_p_upper"
+BLOCK_SIZE, REPS = "block_size", "reps"
+SPA_COLUMNS = (BENCHMARK, N_MODELS, N_OBS, BEST_MODEL, SPA_P_LOWER, SPA_P_CONSISTENT, SPA_P_UPPER, BLOCK_SIZE, REPS)
 
 # ---- trading evaluation (backtest.trading) ------------------------------------------------------------------
 RULE = "rule"
