@@ -1,4 +1,4 @@
-"""The one-sentence verdict of a backtest: best model, its margin over naive, and whether anything beats naive."""
+"""The verdict of a backtest: the lowest-MASE model, its margin over naive, and whether anything beats naive."""
 
 from __future__ import annotations
 
@@ -8,15 +8,22 @@ import pandas as pd
 
 from common.schema import (
     BEATS_NAIVE_DM,
+    BENCHMARK,
+    BEST_MODEL,
+    IN_MCS,
     LOSS,
     MASE,
+    MCS_P_VALUE,
+    MCS_SIZE,
     MEAN_RANK,
     MODEL,
+    N_MODELS,
     N_OBS,
     NAIVE,
     P_LESS,
     P_VALUE,
     REFERENCE,
+    SPA_P_CONSISTENT,
     STAT,
     H,
 )
@@ -26,6 +33,11 @@ from reports.format import fmt_num, fmt_p
 PREFERRED_LOSS = "squared"
 MUCH_WORSE_RATIO = 1.5  # MASE at least this multiple of naive's earns a warning in the verdict
 DM_NAME = "Diebold–Mariano, HLN-corrected"
+DM_SHORT = "Diebold–Mariano"
+SPA_NAME = "Hansen's SPA test"
+USUAL = "the usual outcome on daily prices"
+DEFAULT_MCS_SIZE = 0.10  # stored MCS tables carry their size; this is for tables without the column
+MAX_LISTED = 6  # a model confidence set larger than this is counted, not listed
 
 
 @dataclass(frozen=True)
@@ -108,65 +120,80 @@ def _one_sided_p(row: pd.Series) -> float:
     return float("nan")
 
 
-def verdict(leaderboard: pd.DataFrame, dm: pd.DataFrame | None, *, alpha: float = 0.05, reference: str = NAIVE) -> str:
-    """One plain-English sentence: the best model, its MASE margin over naive, and whether anything beats naive."""
+def verdict(
+    leaderboard: pd.DataFrame,
+    dm: pd.DataFrame | None,
+    *,
+    alpha: float = 0.05,
+    reference: str = NAIVE,
+    mcs: pd.DataFrame | None = None,
+    spa: pd.DataFrame | None = None,
+) -> str:
+    """The verdict in one or two plain sentences: who has the lowest MASE, and does anything truly beat naive?
+
+    It names the lowest-MASE model and its margin over naive, the models in the model confidence set, and whether
+    any model beats naive once the number of models tried is accounted for (Hansen's SPA test).
+    `mcs` (MCS_COLUMNS) and `spa` (SPA_COLUMNS) are backtest.multiple_testing's tables; runs stored before them
+    (or with too few folds to test) fall back to the per-model Diebold-Mariano tests in `dm`. A model whose MASE is
+    above naive's is never called best: the leader is the lowest MASE, whatever the mean rank says.
+    """
     order = model_order(leaderboard)
     if not order:
         return "No model produced forecasts, so there is nothing to compare; see the failures table."
     lb = leaderboard.assign(**{MODEL: leaderboard[MODEL].astype(str)}).drop_duplicates(MODEL).set_index(MODEL)
     mase = lb[MASE].astype(float) if MASE in lb.columns else pd.Series(float("nan"), index=lb.index)
-    best = order[0]
-    level = f"at the {alpha * 100:g}% level"
+    ranked = _by_mase(order, mase)
+    leader = ranked[0]
+    confidence_set = _mcs_clause(mcs, ranked)
 
     if reference not in lb.index:
-        lead = _best_clause(best, lb, mase)
+        lead = _lead(leader, lb, mase) + (f", and {confidence_set}" if confidence_set else "")
         return f"{lead}; no {reference} baseline was run, so nothing was tested against the random walk."
 
     naive_mase = float(mase[reference])
+    lead = _lead(leader, lb, mase) + (
+        "" if leader == reference else _margin(float(mase[leader]), naive_mase, reference)
+    )
     results = dm_versus_naive(leaderboard, dm, alpha=alpha, reference=reference)
-    winners = [m for m in order if m in results and results[m].significant]
+    dm_winners = [m for m in ranked if m in results and results[m].significant]
+    warning = _much_worse(ranked, mase, naive_mase, reference)
+    spa_row = _spa_row(spa, reference)
 
-    if best == reference:
-        lead = f"{reference} ranks best{_rank_detail(best, lb, mase)}"
+    if spa_row is None and not confidence_set:  # a run stored before the multiple-testing tables: DM only
+        return f"{lead}, {_dm_clause(leader, dm_winners, results, reference, alpha)}{warning}."
+    first = f"{lead}, and {confidence_set}." if confidence_set else f"{lead}."
+    if spa_row is None:
+        second = _dm_clause(leader, dm_winners, results, reference, alpha).split(" ", 1)[1]  # drop the joiner
     else:
-        lead = _best_clause(best, lb, mase) + _margin(float(mase[best]), naive_mase, reference)
-
-    if not winners:
-        joiner = "and" if best == reference else "but"
-        usual = "the usual outcome on daily prices"
-        significance = f"{joiner} no model beats the {reference} random walk {level} ({DM_NAME}), {usual}"
-    else:
-        joiner = "and" if best in winners else "but"
-        subject = "it" if winners == [best] else _join(winners)
-        verb = "beats" if len(winners) == 1 else "beat"
-        p_values = [_p_text(results[m].p_less) for m in winners if results[m].p_less == results[m].p_less]
-        detail = f"; {_join(p_values)}" if len(p_values) == len(winners) else ""
-        only = "only " if len(winners) == 1 and best not in winners else ""
-        significance = f"{joiner} {only}{subject} {verb} the {reference} random walk {level} ({DM_NAME}{detail})"
-
-    worse = [m for m in order if m != reference and naive_mase > 0 and mase.get(m, 0) >= MUCH_WORSE_RATIO * naive_mase]
-    warning = ""
-    if worse:
-        ratios = [f"{float(mase[m]) / naive_mase:.1f}×" for m in worse]
-        if len(worse) == 1:
-            warning = f"; {worse[0]}'s MASE is {ratios[0]} {reference}'s"
-        else:
-            named = _join([f"{m} ({r})" for m, r in zip(worse, ratios, strict=True)])
-            warning = f"; {named} have MASE far above {reference}'s"
-
-    return f"{lead}, {significance}{warning}."
+        second = _spa_clause(spa_row, dm_winners, results, reference, alpha)
+    return f"{first} {_capitalise(second)}{warning}."
 
 
-def _best_clause(best: str, lb: pd.DataFrame, mase: pd.Series) -> str:
-    return f"{best} ranks best{_rank_detail(best, lb, mase)}"
+def _capitalise(clause: str) -> str:
+    """Start a sentence with the clause; a model name keeps its own spelling ("ets beats ...")."""
+    starts = ("no ", "nothing ", "it ", "only ", "at least ")
+    return clause[0].upper() + clause[1:] if clause.startswith(starts) else clause
+
+
+def _by_mase(order: list[str], mase: pd.Series) -> list[str]:
+    """Models by MASE, lowest first; ties and models without a MASE keep the leaderboard's order (missing last)."""
+    known = sorted((m for m in order if pd.notna(mase.get(m))), key=lambda m: float(mase[m]))  # stable sort
+    return known + [m for m in order if m not in known]
+
+
+def _lead(leader: str, lb: pd.DataFrame, mase: pd.Series) -> str:
+    if pd.isna(mase.get(leader)):  # no MASE to go by: the mean rank leads, and nothing is called best
+        rank = lb.at[leader, MEAN_RANK] if MEAN_RANK in lb.columns else float("nan")
+        return f"{leader} leads on mean rank ({fmt_num(rank, digits=3)})" if pd.notna(rank) else f"{leader} leads"
+    return f"{leader} has the lowest MASE{_rank_detail(leader, lb, mase)}"
 
 
 def _rank_detail(model: str, lb: pd.DataFrame, mase: pd.Series) -> str:
     parts = []
+    if pd.notna(mase.get(model)):
+        parts.append(fmt_num(mase[model]))
     if MEAN_RANK in lb.columns and pd.notna(lb.at[model, MEAN_RANK]):
         parts.append(f"mean rank {fmt_num(lb.at[model, MEAN_RANK], digits=3)}")
-    if pd.notna(mase.get(model)):
-        parts.append(f"MASE {fmt_num(mase[model])}")
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -178,6 +205,92 @@ def _margin(best_mase: float, naive_mase: float, reference: str) -> str:
         return f", level with {reference}'s MASE"
     direction = "below" if pct < 0 else "above"
     return f", {fmt_num(abs(pct), digits=2)}% {direction} {reference}'s {fmt_num(naive_mase)}"
+
+
+def _much_worse(ranked: list[str], mase: pd.Series, naive_mase: float, reference: str) -> str:
+    worse = [m for m in ranked if m != reference and naive_mase > 0 and mase.get(m, 0) >= MUCH_WORSE_RATIO * naive_mase]
+    if not worse:
+        return ""
+    ratios = [f"{float(mase[m]) / naive_mase:.1f}×" for m in worse]
+    if len(worse) == 1:
+        return f"; {worse[0]}'s MASE is {ratios[0]} {reference}'s"
+    named = _join([f"{m} ({r})" for m, r in zip(worse, ratios, strict=True)])
+    return f"; {named} have MASE far above {reference}'s"
+
+
+def _dm_clause(leader: str, winners: list[str], results: dict[str, DmResult], reference: str, alpha: float) -> str:
+    """The per-model Diebold-Mariano answer, starting with its joiner ("and" / "but")."""
+    level = f"at the {alpha * 100:g}% level"
+    if not winners:
+        joiner = "and" if leader == reference else "but"
+        return f"{joiner} no model beats the {reference} random walk {level} ({DM_NAME}), {USUAL}"
+    joiner = "and" if leader in winners else "but"
+    subject = "it" if winners == [leader] else _join(winners)
+    verb = "beats" if len(winners) == 1 else "beat"
+    p_values = [_p_text(results[m].p_less) for m in winners if results[m].p_less == results[m].p_less]
+    detail = f"; {_join(p_values)}" if len(p_values) == len(winners) else ""
+    only = "only " if len(winners) == 1 and leader not in winners else ""
+    return f"{joiner} {only}{subject} {verb} the {reference} random walk {level} ({DM_NAME}{detail})"
+
+
+def _mcs_clause(mcs: pd.DataFrame | None, ranked: list[str]) -> str:
+    """ "the 10% model confidence set holds naive, arima and ets", or "" when absent or not tested."""
+    if mcs is None or mcs.empty or not {MODEL, IN_MCS, MCS_P_VALUE}.issubset(mcs.columns):
+        return ""
+    if mcs[MCS_P_VALUE].isna().all():  # too few folds or models: not tested, nothing to say
+        return ""
+    sizes = mcs[MCS_SIZE].dropna() if MCS_SIZE in mcs.columns else pd.Series(dtype=float)
+    size = float(sizes.iloc[0]) if len(sizes) else DEFAULT_MCS_SIZE
+    position = {m: k for k, m in enumerate(ranked)}
+    models = sorted(mcs[MODEL].astype(str), key=lambda m: (position.get(m, len(ranked)), m))
+    members = [m for m in models if bool(mcs.loc[mcs[MODEL].astype(str) == m, IN_MCS].iloc[0])]
+    name = f"the {size * 100:g}% model confidence set"
+    if len(members) == 1:
+        return f"{name} holds only {members[0]}"
+    if len(members) == len(models) == 2:
+        return f"{name} holds both models ({_join(members)}): the folds cannot tell them apart"
+    if len(members) == len(models):
+        listed = f" ({_join(members)})" if len(members) <= MAX_LISTED else ""
+        return f"{name} holds all {len(members)} models{listed}: the folds cannot tell them apart"
+    if len(members) <= MAX_LISTED:
+        return f"{name} holds {_join(members)}"
+    return f"{name} holds {len(members)} of the {len(models)} models ({_join(members)})"
+
+
+def _spa_row(spa: pd.DataFrame | None, reference: str) -> pd.Series | None:
+    """The SPA test against `reference` when one was run (finite consistent p-value), else None."""
+    if spa is None or spa.empty or not {BENCHMARK, SPA_P_CONSISTENT}.issubset(spa.columns):
+        return None
+    rows = spa[(spa[BENCHMARK].astype(str) == reference) & spa[SPA_P_CONSISTENT].notna()]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _spa_clause(
+    row: pd.Series, dm_winners: list[str], results: dict[str, DmResult], reference: str, alpha: float
+) -> str:
+    """Whether any model beats `reference` after the multiple-testing correction, and what that does to the DM tests."""
+    p = float(row[SPA_P_CONSISTENT])
+    n = int(row[N_MODELS]) if N_MODELS in row.index and pd.notna(row[N_MODELS]) else None
+    tried = f"the {n} models tried" if n is not None and n != 1 else "the model tried"
+    best = row.get(BEST_MODEL)
+    if p < alpha:
+        subject = str(best) if best is not None and pd.notna(best) else "at least one model"
+        return f"{subject} beats the {reference} random walk even allowing for {tried} ({SPA_NAME}, {_p_text(p)})"
+    over = f" over {n} models" if n is not None and n != 1 else ""
+    if not dm_winners:
+        return f"nothing beats the {reference} random walk ({SPA_NAME}{over}, {_p_text(p)}), {USUAL}"
+    own = [_p_text(results[m].p_less) for m in dm_winners if results[m].p_less == results[m].p_less]
+    detail = f" ({_join(own)})" if len(own) == len(dm_winners) else ""
+    if len(dm_winners) == 1:
+        dm_part = f"{dm_winners[0]}'s own {DM_SHORT} result{detail} does not survive the multiple-testing correction"
+    else:
+        dm_part = (
+            f"the {DM_SHORT} results of {_join(dm_winners)} on their own{detail} "
+            "do not survive the multiple-testing correction"
+        )
+    return (
+        f"nothing beats the {reference} random walk once {tried} are allowed for ({SPA_NAME}, {_p_text(p)}): {dm_part}"
+    )
 
 
 def _p_text(p: float) -> str:
