@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from markupsafe import Markup
 
 from common.schema import (
     BUY_AND_HOLD,
+    BUY_HOLD,
     CUTOFF,
     DS,
     EQUITY,
@@ -136,8 +138,14 @@ def _metric_by(metrics: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, st
     return rows.groupby(keys, as_index=False)[VALUE].mean(), metric
 
 
-def horizon_chart(metrics: pd.DataFrame, order: Sequence[str]) -> Figure | None:
-    """Error by horizon step: one line per model; random-walk error grows with h, so look at the gap, not the slope."""
+def horizon_chart(
+    metrics: pd.DataFrame, order: Sequence[str], *, highlighted: Collection[str] | None = None
+) -> Figure | None:
+    """Error by horizon step: one line per model; random-walk error grows with h, so look at the gap, not the slope.
+
+    The y axis is logarithmic: one bad model (prophet at MASE 16) would otherwise flatten the rest into one line.
+    Models outside `highlighted` (None: every model is shown) start hidden behind their legend entry.
+    """
     result = (
         _metric_by(metrics, [MODEL, H]) if metrics is not None and not metrics.empty and H in metrics.columns else None
     )
@@ -160,18 +168,27 @@ def horizon_chart(metrics: pd.DataFrame, order: Sequence[str]) -> Figure | None:
                 "name": model,
                 "mode": "lines+markers",
                 "line": _line(model, palette),
+                "visible": _shown(model, highlighted),
             }
         )
     xaxis: dict[str, Any] = {"title": {"text": "horizon step h (sessions ahead)"}}
     if by_h[H].max() <= 20:
         xaxis["dtick"] = 1
-    return {"data": data, "layout": {"xaxis": xaxis, "yaxis": {"title": {"text": metric.upper()}}}}
+    return {"data": data, "layout": {"xaxis": xaxis, "yaxis": _log_axis(f"{metric.upper()} (log scale)")}}
 
 
 def fold_chart(
-    metrics: pd.DataFrame, forecasts: pd.DataFrame, fold_info: pd.DataFrame | None, order: Sequence[str]
+    metrics: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    fold_info: pd.DataFrame | None,
+    order: Sequence[str],
+    *,
+    highlighted: Collection[str] | None = None,
 ) -> Figure | None:
-    """Per-fold error (mean over series and steps) against the fold's cutoff date: shows regimes, not just averages."""
+    """Per-fold error (mean over series and steps) against the fold's cutoff date: shows regimes, not just averages.
+
+    Log y axis and `highlighted` models shown at first, as in `horizon_chart`.
+    """
     result = _metric_by(metrics, [ID, MODEL, FOLD])
     if result is None:
         return None
@@ -201,11 +218,12 @@ def fold_chart(
                 "line": _line(model, palette),
                 "customdata": part[FOLD].tolist(),
                 "hovertemplate": "fold %{customdata}: %{y:.4g}",
+                "visible": _shown(model, highlighted),
             }
         )
     layout = {
         "xaxis": {"title": {"text": "fold cutoff (last training session)"}},
-        "yaxis": {"title": {"text": f"{metric.upper()} (fold mean)"}},
+        "yaxis": _log_axis(f"{metric.upper()} (fold mean, log scale)"),
     }
     return {"data": data, "layout": layout}
 
@@ -277,6 +295,7 @@ def forecast_chart(
                             "x": x + x[::-1],
                             "y": _floats(values[hi][idx]) + _floats(values[lo][idx][::-1]),
                             "fill": "toself",
+                            "mode": "lines",  # without it plotly draws a marker at every band vertex
                             "fillcolor": colour,
                             "opacity": opacity,
                             "line": {"width": 0},
@@ -324,53 +343,141 @@ def forecast_chart(
     return {"data": data, "layout": layout}
 
 
-def equity_chart(equity: pd.DataFrame, unique_id: str, order: Sequence[str], *, max_points: int = 200) -> Figure | None:
-    """Equity curves of each model's trading rule against buy-and-hold, thinned to `max_points` per curve."""
-    rows = equity[equity[ID].astype(str) == unique_id]
-    if rows.empty:
+RULE_DASHES = ("solid", "dash", "dot", "dashdot")  # the line style of each trading rule, in order of appearance
+HOLD_NAME = "buy & hold"
+
+
+def equity_rules(equity: pd.DataFrame) -> list[str]:
+    """The trading rules of the equity table in order of appearance (their line styles follow RULE_DASHES)."""
+    if equity is None or equity.empty or RULE not in equity.columns:
+        return []
+    rules = equity.loc[equity[MODEL].astype(str) != BUY_AND_HOLD, RULE].dropna().astype(str)
+    return list(dict.fromkeys(rules))
+
+
+def equity_grid(
+    equity: pd.DataFrame,
+    series: Sequence[str],
+    order: Sequence[str],
+    *,
+    columns: int = 2,
+    row_height: int = 230,
+    max_points: int = 200,
+) -> Figure | None:
+    """Equity curves of each model's trading rules against buy-and-hold: one subplot per series, one shared legend.
+
+    Each model has one legend entry for all subplots and rules (legendgroup; the rule is the line style), placed to
+    the right of the grid so it never covers a curve. Every subplot has its own x axis ranged over its own sessions:
+    series need not cover the same dates, and a shared or fixed range would cut one of them short.
+    The figure's layout carries its height (`row_height` per row of subplots plus room for the titles).
+    """
+    if equity is None or equity.empty:
         return None
-    rows = rows.assign(**{MODEL: rows[MODEL].astype(str), DS: pd.to_datetime(rows[DS])})
-    has_rule = RULE in rows.columns
-    others = rows[rows[MODEL] != BUY_AND_HOLD]
-    rules = list(others[RULE].dropna().astype(str).unique()) if has_rule else []
+    rows = equity.assign(
+        **{ID: equity[ID].astype(str), MODEL: equity[MODEL].astype(str), DS: pd.to_datetime(equity[DS])}
+    ).sort_values(DS)
+    ids = [u for u in dict.fromkeys(map(str, series)) if u in set(rows[ID])]
+    if not ids:
+        return None
+    rules = equity_rules(rows)
+    n_cols = max(1, min(columns, len(ids)))
+    n_rows = math.ceil(len(ids) / n_cols)
+    height = n_rows * row_height + 40
+    gap_x = 0.07 if n_cols > 1 else 0.0
+    gap_y = min(0.3, 70 / height) if n_rows > 1 else 0.0  # room for the tick labels above the next title
+    width = (1 - gap_x * (n_cols - 1)) / n_cols
+    tall = (1 - gap_y * (n_rows - 1)) / n_rows
     palette = colours(order)
-    data = []
-    hold = rows[rows[MODEL] == BUY_AND_HOLD].drop_duplicates(DS).sort_values(DS)
-    if not hold.empty:
-        hold = _thin(hold, max_points)
-        data.append(
+    keys = [MODEL, RULE] if RULE in rows.columns else [MODEL]
+    data: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {
+        "legend": {"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top", "tracegroupgap": 2},
+        "margin": {"l": 50, "r": 16, "t": 28, "b": 30},
+        "hovermode": "closest",
+        "annotations": [],
+        "height": height,
+    }
+    in_legend: set[str] = set()
+
+    def legend_entry(group: str) -> bool:
+        first = group not in in_legend
+        in_legend.add(group)
+        return first
+
+    for i, uid in enumerate(ids):
+        suffix = "" if i == 0 else str(i + 1)
+        col, row = i % n_cols, i // n_cols
+        x0 = col * (width + gap_x)
+        y1 = 1 - row * (tall + gap_y)
+        part = rows[rows[ID] == uid]
+        hold = part[part[MODEL] == BUY_AND_HOLD].drop_duplicates(DS)
+        if hold.empty and BUY_HOLD in part.columns:  # the trading table keeps buy-and-hold beside every curve
+            hold = part.dropna(subset=[BUY_HOLD]).drop_duplicates(DS).assign(**{EQUITY: lambda f: f[BUY_HOLD]})
+        axes = {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+        if not hold.empty:
+            hold = _thin(hold, max_points)
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": _dates(hold[DS]),
+                    "y": _floats(hold[EQUITY], 5),
+                    "name": HOLD_NAME,
+                    "legendgroup": HOLD_NAME,
+                    "showlegend": legend_entry(HOLD_NAME),
+                    "line": {"color": ACTUAL_COLOUR, "dash": "dot", "width": 1.5},
+                    "hovertemplate": "%{y:.4f}",
+                    **axes,
+                }
+            )
+        others = part[part[MODEL] != BUY_AND_HOLD]
+        groups = others.groupby(keys, sort=False, dropna=False).indices
+        x_all = others[DS].dt.strftime("%Y-%m-%d").to_numpy()
+        y_all = others[EQUITY].to_numpy(dtype=float)
+        for key in sorted(groups, key=lambda k: (_rank(str(_first(k)), order), str(k))):
+            model = str(_first(key))
+            rule = str(key[1]) if len(keys) > 1 else ""
+            idx = _thin_idx(groups[key], max_points)
+            dash = RULE_DASHES[rules.index(rule) % len(RULE_DASHES)] if rule in rules else "solid"
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": x_all[idx].tolist(),
+                    "y": _floats(y_all[idx], 5),
+                    "name": model,
+                    "legendgroup": model,
+                    "showlegend": legend_entry(model),
+                    "line": {"color": palette.get(model, PALETTE[0]), "dash": dash, "width": 1.5},
+                    "meta": rule,
+                    "hovertemplate": "%{meta}: %{y:.4f}" if rule else "%{y:.4f}",
+                    **axes,
+                }
+            )
+        first, last = part[DS].min(), part[DS].max()
+        layout[f"xaxis{suffix}"] = {
+            "domain": [round(x0, 4), round(x0 + width, 4)],
+            "anchor": f"y{suffix}",
+            "type": "date",
+            "range": [first.strftime("%Y-%m-%d"), last.strftime("%Y-%m-%d")],
+        }
+        yaxis: dict[str, Any] = {"domain": [round(y1 - tall, 4), round(y1, 4)], "anchor": f"x{suffix}"}
+        if col == 0:
+            yaxis["title"] = {"text": "equity (start = 1)"}
+        layout[f"yaxis{suffix}"] = yaxis
+        layout["annotations"].append(
             {
-                "type": "scatter",
-                "x": _dates(hold[DS]),
-                "y": _floats(hold[EQUITY], 5),
-                "name": "buy & hold",
-                "line": {"color": ACTUAL_COLOUR, "dash": "dot"},
+                "text": uid,
+                "xref": "paper",
+                "yref": "paper",
+                "x": round(x0, 4),
+                "y": round(y1, 4),
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
             }
         )
-    dashes = ("solid", "dash", "dot", "dashdot")
-    keys = [MODEL, RULE] if has_rule else [MODEL]
-    others = others.sort_values(DS)
-    x_all = others[DS].dt.strftime("%Y-%m-%d").to_numpy()
-    y_all = others[EQUITY].to_numpy(dtype=float)
-    groups = others.groupby(keys, sort=False, dropna=False).indices
-    many = len(rules) > 1
-    for key in sorted(groups, key=lambda k: (_rank(str(_first(k)), order), str(k))):
-        model = str(_first(key))
-        rule = str(key[1]) if has_rule else ""
-        idx = _thin_idx(groups[key], max_points)
-        data.append(
-            {
-                "type": "scatter",
-                "x": x_all[idx].tolist(),
-                "y": _floats(y_all[idx], 5),
-                "name": f"{model} · {rule}" if many else model,
-                "line": {
-                    "color": palette.get(model, PALETTE[0]),
-                    "dash": dashes[rules.index(rule) % len(dashes)] if many and rule in rules else "solid",
-                },
-            }
-        )
-    layout = {"title": _title(unique_id), "yaxis": {"title": {"text": "equity (start = 1)"}}}
     return {"data": data, "layout": layout}
 
 
@@ -401,6 +508,15 @@ def pvalue_heatmap(matrix: pd.DataFrame, *, title: str, xlabel: str, ylabel: str
         "yaxis": {"title": {"text": ylabel}, "type": "category", "autorange": "reversed"},
     }
     return {"data": [heatmap], "layout": layout}
+
+
+def _shown(model: str, highlighted: Collection[str] | None) -> bool | str:
+    """Plotly's `visible`: True for a highlighted model (or when nothing is), else hidden behind its legend entry."""
+    return True if highlighted is None or model in highlighted else "legendonly"
+
+
+def _log_axis(title: str) -> dict[str, Any]:
+    return {"type": "log", "title": {"text": title}}
 
 
 def _rank(model: str, order: Sequence[str]) -> int:

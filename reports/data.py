@@ -16,19 +16,26 @@ from common.schema import (
     COVERAGE_95,
     CUM_RETURN,
     DIRECTIONAL_ACCURACY,
+    EXCESS_RETURN,
     HIT_RATE,
     ID,
+    IN_MCS,
     MAE,
     MAPE,
     MASE,
     MAX_DRAWDOWN,
+    MCS_P_VALUE,
     MEAN_RANK,
     MODEL,
     N_FAILURES,
     N_SCALE_UNDEFINED,
     N_SERIES,
+    NAIVE,
+    OOS_R2,
+    PINBALL,
     RMSE,
     RMSSE,
+    SCALED_CRPS,
     SHARPE,
     SMAPE,
     TURNOVER,
@@ -38,7 +45,9 @@ from common.schema import (
 
 Better = Literal["lower", "higher", "nominal", "none"]
 # The trading table's columns the report shows, in this order.
-TRADING_METRICS = (HIT_RATE, CUM_RETURN, BUY_HOLD_RETURN, SHARPE, MAX_DRAWDOWN, TURNOVER)
+TRADING_METRICS = (HIT_RATE, CUM_RETURN, BUY_HOLD_RETURN, EXCESS_RETURN, SHARPE, MAX_DRAWDOWN, TURNOVER)
+# Trading columns that are returns (fractions), shown as percentages.
+RETURN_METRICS = (CUM_RETURN, BUY_HOLD_RETURN, EXCESS_RETURN, MAX_DRAWDOWN)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,25 @@ METRICS: dict[str, MetricInfo] = {
     ),
     WINKLER_80: MetricInfo("Winkler 80", "lower", "80% interval width plus a penalty for misses; lower is better."),
     WINKLER_95: MetricInfo("Winkler 95", "lower", "95% interval width plus a penalty for misses; lower is better."),
+    SCALED_CRPS: MetricInfo(
+        "scaled CRPS",
+        "lower",
+        "CRPS of the quantile forecast over the in-sample naive MAE (= MASE for a point forecast); lower is better.",
+    ),
+    PINBALL: MetricInfo(
+        "pinball", "lower", "Mean pinball loss at the interval quantiles, on the MASE scale; lower is better."
+    ),
+    OOS_R2: MetricInfo(
+        "OOS R²",
+        "higher",
+        "Out-of-sample R² of the 1-step log return against a zero-return forecast (Campbell–Thompson); > 0 beats it.",
+    ),
+    IN_MCS: MetricInfo(
+        "in MCS",
+        "none",
+        "In the Model Confidence Set: not significantly worse than the best model (Hansen, Lunde & Nason).",
+    ),
+    MCS_P_VALUE: MetricInfo("MCS p", "none", "The model's MCS p-value; it stays in the set while p exceeds the size."),
     MEAN_RANK: MetricInfo("Mean rank", "lower", "Rank among models averaged over series and metrics; 1 is best."),
     BEATS_NAIVE_DM: MetricInfo(
         "Beats naive (DM 5%)", "none", "Significantly lower loss than the naive random walk (Diebold–Mariano, 5%)."
@@ -88,6 +116,9 @@ METRICS: dict[str, MetricInfo] = {
     CUM_RETURN: MetricInfo("Cum. return", "higher", "Cumulative return of the rule over the test sessions."),
     BUY_HOLD_RETURN: MetricInfo(
         "Buy & hold", "none", "Cumulative return of buying and holding over the same sessions."
+    ),
+    EXCESS_RETURN: MetricInfo(
+        "Excess return", "higher", "Cumulative return of the rule minus buy-and-hold's over the same sessions."
     ),
     SHARPE: MetricInfo("Sharpe", "higher", "Annualised Sharpe ratio of the rule's daily returns (no costs)."),
     MAX_DRAWDOWN: MetricInfo("Max DD", "lower", "Largest peak-to-trough fall of the equity curve."),
@@ -132,6 +163,9 @@ class ReportInput:
     refit_tradeoff: pd.DataFrame | None = None
     diagnosis: pd.DataFrame | None = None  # variants vs plain and naive (DIAGNOSIS_COLUMNS); None or empty: no variants
     tuning: pd.DataFrame | None = None  # what each `+tuned` variant chose per fold (TUNING_COLUMNS)
+    mcs: pd.DataFrame | None = None  # the 10% Model Confidence Set (MCS_COLUMNS); None: an older run, not tested
+    spa: pd.DataFrame | None = None  # Hansen's SPA test against naive (SPA_COLUMNS)
+    interval_tests: pd.DataFrame | None = None  # Kupiec / Christoffersen per model and level (INTERVAL_TEST_COLUMNS)
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -155,10 +189,11 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, table: str) 
 
 
 def model_order(leaderboard: pd.DataFrame) -> list[str]:
-    """Models best first (mean rank, then MASE), so tables, legends and colours agree across the report."""
+    """Models by MASE, the headline metric (ties by mean rank), so tables, legends and colours agree across the
+    report and with the leaderboard's own order."""
     if leaderboard is None or leaderboard.empty or MODEL not in leaderboard.columns:
         return []
-    keys = [c for c in (MEAN_RANK, MASE) if c in leaderboard.columns]
+    keys = [c for c in (MASE, MEAN_RANK) if c in leaderboard.columns]
     ordered = leaderboard.sort_values(keys, na_position="last") if keys else leaderboard
     return [str(m) for m in ordered[MODEL].drop_duplicates()]
 
@@ -169,3 +204,19 @@ def series_ids(data: ReportInput) -> list[str]:
         if frame is not None and not frame.empty and ID in frame.columns:
             return [str(u) for u in frame[ID].drop_duplicates()]
     return []
+
+
+def highlighted_models(leaderboard: pd.DataFrame) -> set[str] | None:
+    """The models the error charts show at first: the Model Confidence Set and naive; None (show all) without MCS.
+
+    A missing `in_mcs` (an older run, or MCS not tested) means nothing is known, so nothing is hidden.
+    """
+    if leaderboard is None or leaderboard.empty or IN_MCS not in leaderboard.columns:
+        return None
+    members = leaderboard[leaderboard[IN_MCS].fillna(False).astype(bool)]
+    if members.empty:
+        return None
+    models = {str(m) for m in members[MODEL]}
+    if NAIVE in set(leaderboard[MODEL].astype(str)):
+        models.add(NAIVE)
+    return models

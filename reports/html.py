@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
+import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from common.errors import ConfigError
 from common.fileio import atomic_write, atomic_write_text
 from common.redact import redact
 from common.schema import (
     BEATS_NAIVE_DM,
     BUY_HOLD_RETURN,
+    CALENDAR,
     CHECK,
     COUNT,
     CUTOFF,
@@ -26,9 +29,12 @@ from common.schema import (
     ERROR_TYPE,
     FIT_SECONDS,
     FOLD,
+    HIT_RATE,
     ID,
+    IN_MCS,
     LOSS,
     MASE,
+    MCS_P_VALUE,
     MEAN_RANK,
     MESSAGE,
     METRIC,
@@ -37,32 +43,42 @@ from common.schema import (
     N_OBS,
     N_SERIES,
     NAIVE,
+    OOS_R2,
     P_LESS,
     P_VALUE,
+    PINBALL,
     PREDICT_SECONDS,
     REFERENCE,
     REFIT,
     REFIT_EVERY,
     RULE,
+    SCALED_CRPS,
     SECONDS,
     STAT,
+    TARGET,
+    TRAIN_END,
+    TRAIN_START,
+    TURNOVER,
     VALUE,
     H,
 )
+from features.calendar import check_calendar, exchange_for, sessions
 from reports import charts
 from reports.data import (
     LEADERBOARD_METRICS,
     METRICS,
+    RETURN_METRICS,
     TRADING_METRICS,
     ReportInput,
+    highlighted_models,
     model_order,
     require_columns,
     series_ids,
 )
 from reports.diagnosis import TITLE as DIAGNOSIS_TITLE
 from reports.diagnosis import diagnosis_sentences, diagnosis_view, has_diagnosis, naive_in, tuning_view
-from reports.format import fmt_num, fmt_p, fmt_seconds, fmt_value
-from reports.tables import Cell, Table, build_table, sessions_table
+from reports.format import fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_value
+from reports.tables import Cell, Formatter, Table, build_table, sessions_table
 from reports.verdict import DM_NAME, dm_versus_naive, verdict
 
 log = logging.getLogger(__name__)
@@ -70,6 +86,13 @@ log = logging.getLogger(__name__)
 PLOTLY_JS = "plotly.min.js"
 MAX_EQUITY_CHARTS = 12  # equity curves are long; the per-series trading table covers the rest
 TEMPLATE = "report.html.j2"
+
+# Rows of the data-quality table (ingest.quality) that are no check: the row counts before and after validation,
+# and facts about the series (its target column and calendar, counted over rows_out).
+ROW_COUNTS = ("rows_in", "rows_out")
+SERIES_FACTS = (TARGET, CALENDAR)
+CALENDAR_CHECK = CALENDAR
+PLAN_ORDER = ("horizon", "step", "windows", "gap", "window_type", "first_cutoff", "train_size", "min_train_size")
 
 # (id, heading) of every section, in page order; each is always rendered, with a note when its table is absent.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -174,19 +197,23 @@ def build_context(
     series = series_ids(data)
     meta = data.meta or {}
     diagnosis = _diagnosis_section(data, alpha)
+    highlighted = highlighted_models(data.leaderboard)
     return {
         "title": title,
         "sections": _sections(diagnosis is not None),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "verdict": verdict(data.leaderboard, data.dm, alpha=alpha),
+        "verdict": verdict(data.leaderboard, data.dm, alpha=alpha, mcs=data.mcs, spa=data.spa),
         "audit": meta.get("leakage_audit") or None,
         "run": _run_section(data, meta, series),
         "leaderboard": _leaderboard_section(data, order),
         "significance": _significance_section(data, order, alpha),
         "diagnosis": diagnosis,
-        "horizon": _figure(charts.horizon_chart(data.metrics, order), "fig-horizon"),
+        "errors_shown": [m for m in order if m in highlighted] if highlighted is not None else None,
+        "horizon": _figure(charts.horizon_chart(data.metrics, order, highlighted=highlighted), "fig-horizon"),
         "forecasts": _forecast_section(data, order, series, last_folds, max_series),
-        "folds": _figure(charts.fold_chart(data.metrics, data.forecasts, data.fold_info, order), "fig-folds"),
+        "folds": _figure(
+            charts.fold_chart(data.metrics, data.forecasts, data.fold_info, order, highlighted=highlighted), "fig-folds"
+        ),
         "refit": _refit_section(data.refit_tradeoff),
         "trading": _trading_section(data, order, series, max_series),
         "failures": _failures_section(data.failures),
@@ -208,7 +235,7 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
     for label, value in (
         ("Source", meta.get("source")),
         ("Tickers", ", ".join(map(str, tickers)) if tickers else None),
-        ("Fold plan", _describe(meta.get("plan"))),
+        ("Fold plan", _describe_plan(meta.get("plan"), data.fold_info, data.quality)),
         ("Refit policy", _describe(meta.get("refit_every"))),
         ("Total time", fmt_seconds(meta["elapsed_seconds"]) if meta.get("elapsed_seconds") is not None else None),
         ("Git commit", meta.get("git_commit")),
@@ -243,6 +270,66 @@ _META_LABELS = {
     "trading_cost_bps": "Trading cost",
     "date_mismatches": "Calendar vs data date mismatches",
 }
+
+
+def _describe_plan(plan: Any, fold_info: pd.DataFrame | None, quality: pd.DataFrame | None) -> str | None:
+    """The fold plan as 'k v · k v' with what the run resolved filled in and unset options left out.
+
+    A plan given by `windows` has no first cutoff and an expanding one no train size: the folds say what they were
+    (the first cutoff; the sessions the first fold trained on), so those are shown instead of a dash.
+    """
+    if not isinstance(plan, Mapping):
+        return _describe(plan)
+    items = {str(k): v for k, v in plan.items() if v is not None and v != ""}
+    folds = fold_info if fold_info is not None and not fold_info.empty and CUTOFF in fold_info.columns else None
+    if "first_cutoff" not in items and folds is not None:
+        items["first_cutoff"] = pd.to_datetime(folds[CUTOFF]).min()
+    if "train_size" not in items and folds is not None:
+        first_fold = _first_training_sessions(folds, quality)
+        if first_fold:
+            items["train_size"] = first_fold
+    elif "train_size" in items:
+        items["train_size"] = f"{fmt_value(items['train_size'])} sessions"
+    if "min_train_size" in items:
+        items["min_train_size"] = f"{fmt_value(items['min_train_size'])} sessions"
+    labels = {"first_cutoff": "first cutoff", "train_size": "train size", "min_train_size": "min train size"}
+    first = [k for k in PLAN_ORDER if k in items]  # meta.json stores keys sorted; read them in the plan's order
+    items = {k: items[k] for k in [*first, *(k for k in items if k not in first)]}
+    return " · ".join(
+        f"{labels.get(k, k.replace('_', ' '))} {v if isinstance(v, str) else fmt_value(v)}" for k, v in items.items()
+    )
+
+
+def _first_training_sessions(fold_info: pd.DataFrame, quality: pd.DataFrame | None) -> str | None:
+    """Sessions in the first fold's training window (train_start..train_end), counted on each series' calendar.
+
+    'at fold 0' because an expanding window grows by `step` sessions per fold; a range when the series differ.
+    """
+    if not {ID, FOLD, TRAIN_START, TRAIN_END}.issubset(fold_info.columns):
+        return None
+    first = fold_info[fold_info[FOLD] == fold_info[FOLD].min()]
+    calendars = _calendars(quality)
+    counts = []
+    for uid, start, end in zip(first[ID].astype(str), first[TRAIN_START], first[TRAIN_END], strict=True):
+        if pd.isna(start) or pd.isna(end):
+            continue
+        try:
+            counts.append(len(sessions(check_calendar(calendars.get(uid) or exchange_for(uid)), start, end)))
+        except ConfigError:  # a calendar this installation does not know: the count is unknown, not zero
+            return None
+    if not counts:
+        return None
+    low, high = min(counts), max(counts)
+    span = fmt_num(low) if low == high else f"{fmt_num(low)}–{fmt_num(high)}"
+    return f"{span} sessions at fold 0"
+
+
+def _calendars(quality: pd.DataFrame | None) -> dict[str, str]:
+    """Each series' calendar as the data-quality table records it ('XNYS (assumed)' -> 'XNYS')."""
+    if quality is None or quality.empty or not {ID, CHECK, DETAIL}.issubset(quality.columns):
+        return {}
+    rows = quality[quality[CHECK].astype(str) == CALENDAR_CHECK]
+    return {str(u): str(d).split(" (")[0] for u, d in zip(rows[ID], rows[DETAIL], strict=True) if str(d).strip()}
 
 
 def _describe_meta(key: str, value: Any) -> str | None:
@@ -310,20 +397,42 @@ def _timings_table(timings: pd.DataFrame | None, order: list[str]) -> Table | No
 # ---------------------------------------------------------------- leaderboard
 
 
+# Probabilistic and return scores the leaderboard may carry beside the point metrics, each ranked by its direction.
+SCORE_METRICS = (SCALED_CRPS, PINBALL, OOS_R2)
+
+
 def _metric_columns(frame: pd.DataFrame, leading: list[str]) -> list[str]:
-    ordered = [*LEADERBOARD_METRICS, MEAN_RANK, "rank", BEATS_NAIVE_DM, N_SERIES, N_FAILURES]
+    ordered = [
+        *LEADERBOARD_METRICS,
+        *SCORE_METRICS,
+        MEAN_RANK,
+        "rank",
+        BEATS_NAIVE_DM,
+        IN_MCS,
+        MCS_P_VALUE,
+        N_SERIES,
+        N_FAILURES,
+    ]
     cols = leading + [c for c in ordered if c in frame.columns]
     extras = [c for c in frame.columns if c not in cols and pd.api.types.is_numeric_dtype(frame[c])]
     return cols + extras
 
 
+def _tick(value: Any) -> str:
+    """✓ for a true flag, blank otherwise (missing means 'not tested', which is not 'no')."""
+    return "✓" if not pd.isna(value) and bool(value) else ""
+
+
 def _leaderboard_section(data: ReportInput, order: list[str]) -> dict[str, Any]:
+    # Rows in the order the backtest ranked them: the report never re-sorts the leaderboard.
     lb = data.leaderboard.copy()
     lb[MODEL] = lb[MODEL].astype(str)
-    lb = lb.set_index(MODEL).reindex(order).reset_index()
-    highlight = [*LEADERBOARD_METRICS, MEAN_RANK]
-    overall = build_table(lb, _metric_columns(lb, [MODEL]), highlight=highlight, labels={MODEL: "model"})
+    highlight = [*LEADERBOARD_METRICS, *SCORE_METRICS, MEAN_RANK]
+    overall = build_table(
+        lb, _metric_columns(lb, [MODEL]), highlight=highlight, labels={MODEL: "model"}, formatters={IN_MCS: _tick}
+    )
     _mark(overall, BEATS_NAIVE_DM, lambda text: text == "yes", "good")
+    _mark(overall, IN_MCS, lambda text: text == "✓", "good")
 
     per_series = None
     ps = data.per_series
@@ -342,8 +451,9 @@ def _leaderboard_section(data: ReportInput, order: list[str]) -> dict[str, Any]:
             highlight=[*highlight, "rank"],
             group=ID,
             labels={ID: "series", MODEL: "model", "rank": "MASE rank"},
+            formatters={IN_MCS: _tick},
         )
-    return {"overall": overall, "per_series": per_series}
+    return {"overall": overall, "per_series": per_series, "has_mcs": IN_MCS in lb.columns}
 
 
 def _present_metrics(data: ReportInput) -> set[str]:
@@ -507,7 +617,15 @@ def _split(frame: pd.DataFrame, ids: list[str]) -> dict[str, pd.DataFrame]:
 
 def _trading_section(data: ReportInput, order: list[str], series: list[str], max_series: int) -> dict[str, Any]:
     cost = (data.meta or {}).get("trading_cost_bps")
-    out: dict[str, Any] = {"summary": None, "table": None, "figures": [], "omitted": 0, "cost_bps": cost}
+    out: dict[str, Any] = {
+        "summary": None,
+        "table": None,
+        "figure": None,
+        "rules": [],
+        "omitted": 0,
+        "idle": 0,
+        "cost_bps": cost,
+    }
     tr = data.trading
     if tr is not None and not tr.empty:
         tr = tr.assign(**{ID: tr[ID].astype(str), MODEL: tr[MODEL].astype(str)})
@@ -517,25 +635,57 @@ def _trading_section(data: ReportInput, order: list[str], series: list[str], max
         summary["_o"] = summary[MODEL].map({m: i for i, m in enumerate(order)})
         summary = summary.sort_values(["_o", *keys[1:]]).drop(columns="_o")
         highlight = [c for c in metrics if c != BUY_HOLD_RETURN]
-        out["summary"] = build_table(summary, [*keys, *metrics], highlight=highlight, labels={MODEL: "model"})
+        percent: dict[str, Formatter] = {c: _pct for c in RETURN_METRICS}
+        out["summary"] = build_table(
+            summary,
+            [*keys, *metrics],
+            highlight=highlight,
+            labels={MODEL: "model"},
+            formatters=percent,
+            contenders=_trades(summary),
+        )
         series_pos = {u: i for i, u in enumerate(series)}
         tr = tr.assign(_s=tr[ID].map(series_pos), _o=tr[MODEL].map({m: i for i, m in enumerate(order)}))
         tr = tr.sort_values(["_s", "_o"])
         out["table"] = build_table(
-            tr, [ID, *keys, *metrics], highlight=highlight, group=ID, labels={ID: "series", MODEL: "model"}
+            tr,
+            [ID, *keys, *metrics],
+            highlight=highlight,
+            group=ID,
+            labels={ID: "series", MODEL: "model"},
+            formatters=percent,
+            contenders=_trades(tr),
         )
+        out["idle"] = int((~_trades(tr)).sum())
     eq = data.equity
     if eq is not None and not eq.empty:
         present = list(dict.fromkeys(eq[ID].astype(str)))
         shown = [u for u in series if u in set(present)] or present
         limit = min(max_series, MAX_EQUITY_CHARTS)
-        by_series = _split(eq, shown[:limit])
-        for i, uid in enumerate(shown[:limit]):
-            html = _figure(charts.equity_chart(by_series[uid], uid, order), f"fig-equity-{i}", height=300)
-            if html is not None:
-                out["figures"].append(html)
+        fig = charts.equity_grid(eq, shown[:limit], order)
+        if fig is not None:
+            out["figure"] = _figure(fig, "fig-equity", height=int(fig["layout"]["height"]))
+            dashes = {"solid": "solid", "dash": "dashed", "dot": "dotted", "dashdot": "dash-dotted"}
+            rules = charts.equity_rules(eq)
+            out["rules"] = [
+                (rule, dashes[charts.RULE_DASHES[i % len(charts.RULE_DASHES)]]) for i, rule in enumerate(rules)
+            ]
         out["omitted"] = max(0, len(shown) - limit)
     return out
+
+
+def _pct(value: Any) -> str:
+    return fmt_pct(value, digits=3)
+
+
+def _trades(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose rule traded at all: zero turnover (or no in-market origin) earns no 'best' drawdown or return."""
+    idle = pd.Series(False, index=frame.index)
+    if TURNOVER in frame.columns:
+        idle |= pd.to_numeric(frame[TURNOVER], errors="coerce").eq(0)
+    elif HIT_RATE in frame.columns:  # hit rate is the share of in-market origins: undefined when there were none
+        idle |= pd.to_numeric(frame[HIT_RATE], errors="coerce").isna()
+    return (~idle).to_numpy()
 
 
 # ---------------------------------------------------------------- small tables
@@ -585,24 +735,65 @@ def _failures_section(failures: pd.DataFrame | None, *, max_rows: int = 200) -> 
 
 
 def _quality_section(quality: pd.DataFrame | None) -> dict[str, Any] | None:
-    """A series x check matrix of counts (compact for many tickers) and the details of every non-zero finding."""
+    """Rows in -> rows out per series, then a series x check matrix of the cleaning steps and checks (compact for
+    many tickers) and the details of every check that counted something.
+
+    rows_in/rows_out are sizes, and target/calendar facts about the series: neither is a finding, so neither is
+    counted or highlighted as one.
+    """
     if quality is None or quality.empty:
         return None
     q = quality.assign(**{ID: quality[ID].astype(str), CHECK: quality[CHECK].astype(str)})
     if DETAIL in q.columns:
         q[DETAIL] = q[DETAIL].map(lambda d: d if pd.isna(d) else redact(d))
-    counts = pd.to_numeric(q[COUNT], errors="coerce") if COUNT in q.columns else pd.Series(0, index=q.index)
+    q["_n"] = pd.to_numeric(q[COUNT], errors="coerce") if COUNT in q.columns else 0
+    series = list(dict.fromkeys(q[ID]))
+    sizes = _quality_sizes(q, series)
+    q = q[~q[CHECK].isin([*ROW_COUNTS, *SERIES_FACTS])]
     checks = list(dict.fromkeys(q[CHECK]))
-    matrix = q.assign(_n=counts).pivot_table(index=ID, columns=CHECK, values="_n", aggfunc="sum", sort=False)
-    matrix = matrix.reindex(columns=checks).reset_index()
-    matrix.columns.name = None
-    table = build_table(matrix, labels={ID: "series", **{c: c.replace("_", " ") for c in checks}})
-    for check in checks:
-        _mark(table, check, lambda text: text not in ("0", "–"), "warn")
-    flagged = q[counts.fillna(0) > 0]
+    table = None
+    if checks:
+        matrix = q.pivot_table(index=ID, columns=CHECK, values="_n", aggfunc="sum", sort=False)
+        matrix = matrix.reindex(columns=checks).reset_index()
+        matrix.columns.name = None
+        table = build_table(matrix, labels={ID: "series", **{c: c.replace("_", " ") for c in checks}})
+        for check in checks:
+            _mark(table, check, lambda text: text not in ("0", "–"), "warn")
+    flagged = q[q["_n"].fillna(0) > 0]
     findings = build_table(
         flagged,
         [ID, CHECK, COUNT, DETAIL],
         labels={ID: "series", CHECK: "check", COUNT: "count", DETAIL: "detail"},
     )
-    return {"table": table, "findings": findings if len(flagged) else None, "flagged": len(flagged), "checks": len(q)}
+    return {
+        "sizes": sizes,
+        "table": table,
+        "findings": findings if len(flagged) else None,
+        "flagged": len(flagged),
+        "checks": len(q),
+    }
+
+
+def _quality_sizes(q: pd.DataFrame, series: list[str]) -> Table | None:
+    """One row per series: 'rows in → rows out' and the series' facts (sessions kept, target, calendar)."""
+    records = []
+    for uid in series:
+        rows = q[q[ID] == uid].drop_duplicates(CHECK).set_index(CHECK)
+        counts = rows["_n"]
+        details = rows[DETAIL] if DETAIL in rows.columns else pd.Series(dtype=object)
+        record: dict[str, Any] = {ID: uid}
+        if ROW_COUNTS[0] in counts.index or ROW_COUNTS[1] in counts.index:
+            n_in, n_out = counts.get(ROW_COUNTS[0]), counts.get(ROW_COUNTS[1])
+            record["rows"] = f"{fmt_num(n_in)} → {fmt_num(n_out)}"
+            span = details.get(ROW_COUNTS[1])
+            record["sessions"] = span if isinstance(span, str) and span.strip() else None
+        for fact in SERIES_FACTS:
+            value = details.get(fact)
+            record[fact] = value if isinstance(value, str) and value.strip() else None
+        if len(record) > 1:
+            records.append(record)
+    if not records:
+        return None
+    frame = pd.DataFrame(records).dropna(axis=1, how="all")
+    labels = {ID: "series", "rows": "rows in → rows out", "sessions": "first .. last session", TARGET: "target"}
+    return build_table(frame, labels={**labels, CALENDAR: "calendar"})

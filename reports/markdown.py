@@ -13,12 +13,13 @@ from common.schema import (
     COVERAGE_80,
     COVERAGE_95,
     DIRECTIONAL_ACCURACY,
-    MAE,
+    IN_MCS,
     MASE,
     MEAN_RANK,
     MODEL,
+    OOS_R2,
     RMSSE,
-    SMAPE,
+    SCALED_CRPS,
 )
 from reports.data import LEADERBOARD_METRICS, METRICS, ReportInput, model_order, series_ids
 from reports.format import fmt_num, fmt_seconds, fmt_value, sig_round
@@ -27,13 +28,19 @@ from reports.verdict import verdict
 __all__ = ["leaderboard_records", "summary_markdown", "verdict"]
 
 # The Markdown leaderboard keeps the columns that fit a Prefect UI panel; the HTML report has all of them.
-SUMMARY_COLUMNS = (MASE, RMSSE, MAE, SMAPE, DIRECTIONAL_ACCURACY, COVERAGE_80, COVERAGE_95, MEAN_RANK)
+SUMMARY_COLUMNS = (MASE, SCALED_CRPS, OOS_R2, RMSSE, DIRECTIONAL_ACCURACY, COVERAGE_80, COVERAGE_95, MEAN_RANK)
+FLAG_COLUMNS = (IN_MCS, BEATS_NAIVE_DM)  # shown as ✓ (true), blank (false) or – (not tested)
 
 
 def summary_markdown(data: ReportInput, *, title: str = "Backtest summary", alpha: float = 0.05) -> str:
     """Verdict, run essentials, the leaderboard as a Markdown table and the failure count."""
     meta = data.meta or {}
-    lines = [f"# {_escape(title)}", "", f"**{_escape(verdict(data.leaderboard, data.dm, alpha=alpha))}**", ""]
+    lines = [
+        f"# {_escape(title)}",
+        "",
+        f"**{_escape(verdict(data.leaderboard, data.dm, alpha=alpha, mcs=data.mcs, spa=data.spa))}**",
+        "",
+    ]
 
     tickers = meta.get("tickers") or series_ids(data)
     essentials = [
@@ -80,15 +87,21 @@ def _leaderboard_table(leaderboard: pd.DataFrame) -> list[str]:
     order = model_order(leaderboard)
     lb = leaderboard.assign(**{MODEL: leaderboard[MODEL].astype(str)}).set_index(MODEL).reindex(order)
     cols = [c for c in SUMMARY_COLUMNS if c in lb.columns and lb[c].notna().any()]
-    cols += [c for c in (BEATS_NAIVE_DM,) if c in lb.columns]
+    cols += [c for c in FLAG_COLUMNS if c in lb.columns]
     if not cols:
         cols = [c for c in LEADERBOARD_METRICS if c in lb.columns]
     header = ["model", *[METRICS[c].label if c in METRICS else c for c in cols]]
     out = ["| " + " | ".join(header) + " |", "|" + "|".join([":---", *["---:"] * len(cols)]) + "|"]
     for model, row in lb.iterrows():
-        cells = [_escape(str(model)), *[_escape(fmt_num(row[c])) for c in cols]]
+        cells = [_escape(str(model)), *[_flag(row[c]) if c in FLAG_COLUMNS else _escape(fmt_num(row[c])) for c in cols]]
         out.append("| " + " | ".join(cells) + " |")
     return out
+
+
+def _flag(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return "✓" if bool(value) else ""
 
 
 def _describe(value: Any) -> str | None:

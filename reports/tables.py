@@ -54,13 +54,20 @@ def build_table(
     group: str | None = None,
     caption: str = "",
     max_chars: int = 160,
+    contenders: Sequence[bool] | np.ndarray | None = None,
 ) -> Table:
-    """A table of `frame[columns]`; the best value of each `highlight` column (per `group` when given) is marked."""
+    """A table of `frame[columns]`; the best value of each `highlight` column (per `group` when given) is marked.
+
+    Args:
+        contenders: per row, whether it may be marked best at all (default: every row); a trading rule that never
+            trades has the "best" drawdown and turnover (zero) without earning them.
+    """
     columns = [c for c in (columns or list(frame.columns)) if c in frame.columns]
     labels = labels or {}
     formatters = formatters or {}
     frame = frame.reset_index(drop=True)
-    best = {c: _best_mask(frame, c, group) for c in highlight if c in columns}
+    eligible = np.ones(len(frame), dtype=bool) if contenders is None else np.asarray(contenders, dtype=bool)
+    best = {c: _best_mask(frame, c, group, eligible) for c in highlight if c in columns}
 
     cols = []
     for c in columns:
@@ -94,10 +101,13 @@ def build_table(
     return Table(cols, rows, caption, group_starts)
 
 
-def _best_mask(frame: pd.DataFrame, column: str, group: str | None) -> np.ndarray:
-    """True where `column` holds the best value of its group, by the metric's direction (ties all marked)."""
+def _best_mask(frame: pd.DataFrame, column: str, group: str | None, eligible: np.ndarray) -> np.ndarray:
+    """True where `column` holds the best value of its group, by the metric's direction (ties all marked).
+
+    Rows not `eligible` neither win nor count: their values are treated as missing.
+    """
     info = METRICS.get(column)
-    values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    values = pd.to_numeric(frame[column], errors="coerce").astype(float).where(eligible)
     if info is None or info.better == "none" or values.notna().sum() < 2:
         return np.zeros(len(frame), dtype=bool)
     score = _score(values, info).to_numpy()

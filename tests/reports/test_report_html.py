@@ -38,7 +38,7 @@ def test_leaderboard_and_content(rendered):
     assert 'class="num best"' in leaderboard  # best per column is highlighted
     assert "MASE &lt; 1 means better than the in-sample naive forecast" in leaderboard  # captions are escaped too
     assert "no model beats the naive random walk at the 5% level" in html
-    for figure in ("fig-horizon", "fig-forecast-0", "fig-forecast-1", "fig-folds", "fig-equity-0", "fig-dm-pairwise"):
+    for figure in ("fig-horizon", "fig-forecast-0", "fig-forecast-1", "fig-folds", "fig-equity", "fig-dm-pairwise"):
         assert f'id="{figure}"' in html
     assert "optimisation did not converge" in html and "large_moves" in html and "refit every" in html
 
