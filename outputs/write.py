@@ -41,6 +41,9 @@ def report_input(result: BacktestResult, evaluation: Evaluation, quality: pd.Dat
         meta=result.meta,
         diagnosis=evaluation.diagnosis,
         tuning=result.tuning,
+        mcs=evaluation.mcs,
+        spa=evaluation.spa,
+        interval_tests=evaluation.interval_tests,
     )
 
 

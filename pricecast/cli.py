@@ -19,6 +19,7 @@ from pricecast.console import (
     err,
     exit_if_partial,
     guarded,
+    leaderboard_view,
     out,
     outcome_of,
     print_frame,
@@ -337,10 +338,10 @@ def _print_backtest(outcome: dict) -> None:
 
     out_dir = Path(outcome["out_dir"])
     board = pd.read_csv(out_dir / "leaderboard.csv")
-    cols = ["model", "mase", "rmsse", "smape", "directional_accuracy", "coverage_95", "mean_rank", "beats_naive_dm"]
-    if "n_scale_undefined" in board.columns and board["n_scale_undefined"].gt(0).any():
-        cols.append("n_scale_undefined")  # folds whose MASE/RMSSE are NaN (zero or non-finite scale): say so
-    print_frame(board[[c for c in cols if c in board.columns]], title="Leaderboard (mean over series)")
+    view, note = leaderboard_view(board, width=out.width)
+    print_frame(view, title="Leaderboard (mean over series, by MASE)")
+    if note:
+        out.print(note, style="dim", highlight=False)
     verdict = outcome.get("verdict")
     if verdict:
         out.print(verdict, highlight=False)
@@ -461,7 +462,7 @@ def report_cmd(
         result, quality = run_from_store(store, run_id)
     evaluation = evaluate(result)
     report = save_run(result, evaluation, quality, Path(target).expanduser().resolve())
-    out.print(verdict(evaluation.leaderboard, evaluation.dm), highlight=False)
+    out.print(verdict(evaluation.leaderboard, evaluation.dm, mcs=evaluation.mcs, spa=evaluation.spa), highlight=False)
     out.print(f"report: {report}", highlight=False)
 
 

@@ -19,6 +19,21 @@ from rich.console import Console
 from rich.table import Table
 
 from common.errors import PricecastError
+from common.schema import (
+    BEATS_NAIVE_DM,
+    COVERAGE_80,
+    COVERAGE_95,
+    DIRECTIONAL_ACCURACY,
+    IN_MCS,
+    MASE,
+    MEAN_RANK,
+    MODEL,
+    N_SCALE_UNDEFINED,
+    OOS_R2,
+    PINBALL,
+    RMSSE,
+    SCALED_CRPS,
+)
 
 out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
@@ -213,6 +228,45 @@ def print_frame(frame, *, title: str | None = None, floatfmt: str = "{:.4g}") ->
                 cells.append(str(value))
         table.add_row(*cells)
     out.print(table)
+
+
+# The backtest leaderboard in a terminal: short headers, the key columns first. Below WIDE_TERMINAL columns only the
+# key ones are shown (an 80-column terminal keeps one line per model), with a note naming where the rest are.
+LEADERBOARD_HEADERS = {
+    MODEL: "model",
+    MASE: "MASE",
+    SCALED_CRPS: "sCRPS",
+    OOS_R2: "R2oos",
+    COVERAGE_95: "cov95",
+    MEAN_RANK: "rank",
+    IN_MCS: "MCS",
+    RMSSE: "RMSSE",
+    PINBALL: "pinball",
+    DIRECTIONAL_ACCURACY: "dir",
+    COVERAGE_80: "cov80",
+    BEATS_NAIVE_DM: "DM>naive",
+    N_SCALE_UNDEFINED: "no-scale",
+}
+KEY_LEADERBOARD_COLUMNS = (MODEL, MASE, SCALED_CRPS, OOS_R2, COVERAGE_95, MEAN_RANK, IN_MCS)
+WIDE_TERMINAL = 110
+
+
+def leaderboard_view(board: Any, *, width: int) -> tuple[Any, str | None]:
+    """(the leaderboard's columns for a terminal `width` wide, with short headers; a note on what was left out).
+
+    n_scale_undefined is shown only when some fold had no valid MASE scale (then it matters at any width).
+    """
+    wanted = [*(LEADERBOARD_HEADERS if width >= WIDE_TERMINAL else KEY_LEADERBOARD_COLUMNS), N_SCALE_UNDEFINED]
+    if N_SCALE_UNDEFINED not in board.columns or not board[N_SCALE_UNDEFINED].gt(0).any():
+        wanted = [c for c in wanted if c != N_SCALE_UNDEFINED]
+    view = board[[c for c in dict.fromkeys(wanted) if c in board.columns]].copy()
+    for col in (IN_MCS, BEATS_NAIVE_DM):
+        if col in view.columns:
+            view[col] = view[col].map(lambda v: "" if v is None or v != v else ("yes" if bool(v) else "no"))
+    left_out = [h for c, h in LEADERBOARD_HEADERS.items() if c in board.columns and c not in view.columns]
+    left_out = [h for h in left_out if h != LEADERBOARD_HEADERS[N_SCALE_UNDEFINED]]
+    note = f"{', '.join(left_out)} and the rest: leaderboard.csv and the report" if left_out else None
+    return view.rename(columns=LEADERBOARD_HEADERS), note
 
 
 def outcome_of(state) -> dict:

@@ -246,7 +246,7 @@ def publish_artifacts(result: BacktestResult, evaluation: Evaluation, report: Pa
             description="Did covariates or tuning help? Each variant against its plain model and naive",
         )
     publish_report_link(report, key="backtest-report", title="HTML report", description="The run's HTML report")
-    return verdict(evaluation.leaderboard, evaluation.dm)
+    return verdict(evaluation.leaderboard, evaluation.dm, mcs=evaluation.mcs, spa=evaluation.spa)
 
 
 def publish_report_link(report: Path, *, key: str, title: str, description: str) -> None:
