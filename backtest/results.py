@@ -31,6 +31,7 @@ from common.schema import (
     ID,
     INTERVAL_COLUMNS,
     LAST_Y,
+    LO_95,
     MESSAGE,
     MODEL,
     PARAMS,
@@ -205,7 +206,26 @@ def concat(results: Iterable[UnitResult | BacktestResult], *, meta: dict[str, An
         r.date_mismatches if isinstance(r, UnitResult) else int(r.meta.get("date_mismatches", 0)) for r in results
     )
     merged_meta.setdefault("date_mismatches", int(mismatches))
+    if merged_meta.get("conformal_models"):
+        merged_meta[BANDLESS_KEY] = bandless_rows(tables["forecasts"], merged_meta["conformal_models"])
     return BacktestResult(**tables, meta=merged_meta)
+
+
+BANDLESS_KEY = "conformal_rows_without_95_band"  # meta: {model: forecast rows} with too few scores for a 95% band
+
+
+def bandless_rows(forecasts: pd.DataFrame, models: Iterable[str]) -> dict[str, int]:
+    """Per conformal model, the forecast rows left without a 95% band (too few calibration scores: a short series
+    or failed calibration origins), logged once; empty when every row has one."""
+    rows = forecasts[forecasts[MODEL].isin(list(models)) & forecasts[LO_95].isna()]
+    counts = {str(m): int(n) for m, n in rows.groupby(MODEL).size().items()}
+    if counts:
+        log.warning(
+            "conformal intervals: %s forecast rows have no 95%% band (fewer than 19 known errors at their cutoff: "
+            "a short series or failed calibration origins); they are left out of coverage, CRPS and pinball",
+            ", ".join(f"{m} {n}" for m, n in counts.items()),
+        )
+    return counts
 
 
 def _table(result: UnitResult | BacktestResult, name: str) -> pd.DataFrame:

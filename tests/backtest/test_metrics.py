@@ -159,3 +159,23 @@ def test_mean_rank_favours_the_better_model():
     assert board["model"].tolist() == ["good", "bad"]
     assert board["mean_rank"].tolist() == [1.0, 2.0]
     assert board["mase"].tolist() == pytest.approx([0.1, 3.0])
+
+
+def test_the_leaderboard_is_ordered_by_mase_not_by_mean_rank_and_carries_mcs_membership():
+    """The issue's case: a model that wins more series (better mean rank) but has the worse mean MASE ranks below."""
+    rows = []
+    # 'steady' wins series A, B, C narrowly; 'erratic' loses them narrowly but wins D by a mile: MASE favours it.
+    errors = {"steady": {"A": 1.0, "B": 1.0, "C": 1.0, "D": 4.0}, "erratic": {"A": 1.1, "B": 1.1, "C": 1.1, "D": 0.5}}
+    for model, by_series in errors.items():
+        for uid, err in by_series.items():
+            for fold in range(2):
+                rows.append({ID: uid, MODEL: model, FOLD: fold, "h": 1, Y: 100.0, YHAT: 100.0 + err})
+    info = pd.DataFrame(
+        [{ID: u, FOLD: f, "last_y": 100.0, "scale_mae": 1.0, "scale_mse": 1.0} for u in "ABCD" for f in range(2)]
+    )
+    mcs = pd.DataFrame({MODEL: ["steady", "erratic"], "in_mcs": [False, True], "mcs_p_value": [0.04, 1.0]})
+    board = leaderboard(pd.DataFrame(rows), info, mcs=mcs).set_index(MODEL)
+    assert board.index.tolist() == ["erratic", "steady"]  # MASE 0.95 < 1.75
+    assert board.loc["steady", "mean_rank"] < board.loc["erratic", "mean_rank"]  # 1.25 vs 1.75: rank kept as a column
+    assert board["in_mcs"].tolist() == [True, False]
+    assert leaderboard(pd.DataFrame(rows), info)["in_mcs"].isna().all()  # no MCS table: not tested, not False
