@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +20,14 @@ from common.fileio import atomic_write, atomic_write_text
 from common.redact import redact
 from common.schema import (
     BEATS_NAIVE_DM,
+    BENCHMARK,
+    BEST_MODEL,
+    BLOCK_SIZE,
     BUY_HOLD_RETURN,
     CALENDAR,
+    CC_P,
     CHECK,
+    CHRISTOFFERSEN_P,
     COUNT,
     CUTOFF,
     DETAIL,
@@ -32,14 +37,19 @@ from common.schema import (
     HIT_RATE,
     ID,
     IN_MCS,
+    INTERVAL_LEVEL,
+    KUPIEC_P,
     LOSS,
     MASE,
     MCS_P_VALUE,
+    MCS_SIZE,
     MEAN_RANK,
     MESSAGE,
     METRIC,
     MODEL,
     N_FAILURES,
+    N_INTERVALS,
+    N_MODELS,
     N_OBS,
     N_SERIES,
     NAIVE,
@@ -51,15 +61,20 @@ from common.schema import (
     REFERENCE,
     REFIT,
     REFIT_EVERY,
+    REPS,
     RULE,
     SCALED_CRPS,
     SECONDS,
+    SPA_P_CONSISTENT,
+    SPA_P_LOWER,
+    SPA_P_UPPER,
     STAT,
     TARGET,
     TRAIN_END,
     TRAIN_START,
     TURNOVER,
     VALUE,
+    VIOLATION_RATE,
     H,
 )
 from features.calendar import check_calendar, exchange_for, sessions
@@ -79,7 +94,7 @@ from reports.diagnosis import TITLE as DIAGNOSIS_TITLE
 from reports.diagnosis import diagnosis_sentences, diagnosis_view, has_diagnosis, naive_in, tuning_view
 from reports.format import fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_value
 from reports.tables import Cell, Formatter, Table, build_table, sessions_table
-from reports.verdict import DM_NAME, dm_versus_naive, verdict
+from reports.verdict import DEFAULT_MCS_SIZE, DM_NAME, SPA_NAME, dm_versus_naive, verdict
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +126,11 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 SECTION_IDS = tuple(s for s, _ in SECTIONS)
 # Only in runs with covariate or tuning variants, after the significance section: other runs render as before.
 DIAGNOSIS_SECTION = ("diagnosis", DIAGNOSIS_TITLE)
+# Only in runs that stored interval tests (older runs have none), after the significance and diagnosis sections.
+INTERVALS_SECTION = ("intervals", "Interval calibration")
+# backtest.conformal.DEFAULT_WINDOW (reports may not import backtest): a band uses the latest max(calibration
+# origins, 20) known scores per horizon step, the 20 a finite 95% split-conformal quantile needs.
+CONFORMAL_MIN_WINDOW = 20
 
 
 @dataclass(frozen=True)
@@ -197,10 +217,11 @@ def build_context(
     series = series_ids(data)
     meta = data.meta or {}
     diagnosis = _diagnosis_section(data, alpha)
+    intervals = _intervals_section(data, order, meta, alpha)
     highlighted = highlighted_models(data.leaderboard)
     return {
         "title": title,
-        "sections": _sections(diagnosis is not None),
+        "sections": _sections(with_diagnosis=diagnosis is not None, with_intervals=intervals is not None),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict(data.leaderboard, data.dm, alpha=alpha, mcs=data.mcs, spa=data.spa),
         "audit": meta.get("leakage_audit") or None,
@@ -208,6 +229,7 @@ def build_context(
         "leaderboard": _leaderboard_section(data, order),
         "significance": _significance_section(data, order, alpha),
         "diagnosis": diagnosis,
+        "intervals": intervals,
         "errors_shown": [m for m in order if m in highlighted] if highlighted is not None else None,
         "horizon": _figure(charts.horizon_chart(data.metrics, order, highlighted=highlighted), "fig-horizon"),
         "forecasts": _forecast_section(data, order, series, last_folds, max_series),
@@ -237,6 +259,7 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
         ("Tickers", ", ".join(map(str, tickers)) if tickers else None),
         ("Fold plan", _describe_plan(meta.get("plan"), data.fold_info, data.quality)),
         ("Refit policy", _describe(meta.get("refit_every"))),
+        ("Interval bands", _describe_bands(meta)),
         ("Total time", fmt_seconds(meta["elapsed_seconds"]) if meta.get("elapsed_seconds") is not None else None),
         ("Git commit", meta.get("git_commit")),
         ("Run id", meta.get("flow_run_id")),
@@ -245,7 +268,7 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
         if value not in (None, ""):
             facts.append((label, redact(value)))
     known = {"source", "tickers", "plan", "refit_every", "elapsed_seconds", "git_commit", "flow_run_id", "created_at"}
-    known |= {"sessions", "versions"}
+    known |= {"sessions", "versions", "intervals", "conformal_models", "calibration_windows"}
     # Other facts (the source path, model parameters) may hold a URL with a password or a token: masked.
     facts += [
         (_META_LABELS.get(str(k), str(k).replace("_", " ").capitalize()), redact(_describe_meta(str(k), v) or ""))
@@ -270,6 +293,22 @@ _META_LABELS = {
     "trading_cost_bps": "Trading cost",
     "date_mismatches": "Calendar vs data date mismatches",
 }
+
+
+def _describe_bands(meta: Mapping[str, Any]) -> str | None:
+    """The run's interval option in one line: 'split-conformal for every model · 20 calibration origins'."""
+    intervals = meta.get("intervals")
+    conformal = [str(m) for m in meta.get("conformal_models") or []]
+    if intervals is None and not conformal:
+        return None
+    if intervals == "conformal":
+        text = "split-conformal for every model"
+    elif conformal:
+        text = f"each model's own; split-conformal for {', '.join(conformal)}"
+    else:
+        return "each model's own"
+    windows = meta.get("calibration_windows")
+    return f"{text} · {fmt_value(windows)} calibration origins" if windows is not None else text
 
 
 def _describe_plan(plan: Any, fold_info: pd.DataFrame | None, quality: pd.DataFrame | None) -> str | None:
@@ -470,6 +509,7 @@ def _present_metrics(data: ReportInput) -> set[str]:
 def _significance_section(data: ReportInput, order: list[str], alpha: float) -> dict[str, Any]:
     """A one-row-per-model table (the test the verdict uses) plus p-value heatmaps by horizon and pairwise."""
     out: dict[str, Any] = {"table": None, "by_h": None, "pairwise": None, "alpha": alpha, "test": DM_NAME}
+    out["multiple"] = _multiple_testing(data, order)
     results = dm_versus_naive(data.leaderboard, data.dm, alpha=alpha)
     level = f"{alpha * 100:g}%"
     if results:
@@ -544,11 +584,175 @@ def _mark(table: Table, key: str, test: Any, css: str) -> Table:
     return table
 
 
-def _sections(with_diagnosis: bool) -> tuple[tuple[str, str], ...]:
-    if not with_diagnosis:
-        return SECTIONS
+def _sections(*, with_diagnosis: bool, with_intervals: bool) -> tuple[tuple[str, str], ...]:
+    """The page's sections: SECTIONS plus the optional ones this run has, right after the significance section."""
+    extra = [s for s, on in ((DIAGNOSIS_SECTION, with_diagnosis), (INTERVALS_SECTION, with_intervals)) if on]
     at = SECTION_IDS.index("significance") + 1
-    return (*SECTIONS[:at], DIAGNOSIS_SECTION, *SECTIONS[at:])
+    return (*SECTIONS[:at], *extra, *SECTIONS[at:])
+
+
+# ---------------------------------------------------------------- multiple testing
+
+
+def _multiple_testing(data: ReportInput, order: list[str]) -> dict[str, Any] | None:
+    """The Model Confidence Set as a table and one sentence per SPA test; None for a run stored before them."""
+    mcs, spa = data.mcs, data.spa
+    has_mcs = mcs is not None and not mcs.empty and {MODEL, IN_MCS, MCS_P_VALUE}.issubset(mcs.columns)
+    has_spa = spa is not None and not spa.empty and {BENCHMARK, SPA_P_CONSISTENT}.issubset(spa.columns)
+    if not has_mcs and not has_spa:
+        return None
+    size = DEFAULT_MCS_SIZE
+    table, mcs_tested = None, False
+    if mcs is not None and has_mcs:
+        sizes = pd.to_numeric(mcs[MCS_SIZE], errors="coerce").dropna() if MCS_SIZE in mcs.columns else pd.Series()
+        size = float(sizes.iloc[0]) if len(sizes) else DEFAULT_MCS_SIZE
+        mcs_tested = bool(mcs[MCS_P_VALUE].notna().any())
+        frame = mcs.assign(**{MODEL: mcs[MODEL].astype(str)})
+        rank = {m: i for i, m in enumerate(order)}
+        frame = frame.assign(_o=frame[MODEL].map(lambda m: rank.get(m, len(rank)))).sort_values(["_o", MODEL])
+        table = build_table(
+            frame,
+            [MODEL, IN_MCS, MCS_P_VALUE],
+            labels={MODEL: "model", IN_MCS: f"in the {size * 100:g}% set", MCS_P_VALUE: "MCS p-value"},
+            formatters={IN_MCS: _tick, MCS_P_VALUE: lambda v: fmt_p(v, digits=2)},
+        )
+        _mark(table, IN_MCS, lambda text: text == "✓", "good")
+    spa_lines = [] if spa is None or not has_spa else [_spa_sentence(row) for _, row in spa.iterrows()]
+    return {"mcs": table if mcs_tested else None, "mcs_shown": has_mcs, "size": size, "spa": spa_lines}
+
+
+def _spa_sentence(row: pd.Series) -> str:
+    """ "Hansen's SPA test of 'no model beats naive' over 9 models and 20 folds: p = 0.66 (consistent; ...)"."""
+
+    def get(key: str) -> Any:
+        value = row.get(key)
+        return None if value is None or pd.isna(value) else value
+
+    benchmark = str(row[BENCHMARK])
+    n_models, n_folds = get(N_MODELS), get(N_OBS)
+    over = []
+    if n_models is not None:
+        over.append(f"{fmt_num(int(n_models))} model{'s' if int(n_models) != 1 else ''}")
+    if n_folds is not None:
+        over.append(f"{fmt_num(int(n_folds))} folds")
+    head = f"{SPA_NAME} of 'no model beats {benchmark}'" + (f" over {' and '.join(over)}" if over else "")
+    p = get(SPA_P_CONSISTENT)
+    if p is None:
+        return f"{head}: not tested (too few folds, or no model besides {benchmark})."
+    bounds = [f"{name} {fmt_p(get(key))}" for name, key in (("lower", SPA_P_LOWER), ("upper", SPA_P_UPPER))]
+    bounds = [b for b in bounds if not b.endswith(" –")]
+    text = f"{head}: p = {fmt_p(p)}" if not fmt_p(p).startswith("<") else f"{head}: p {fmt_p(p)}"
+    text += f" (consistent; {', '.join(bounds)})" if bounds else " (consistent)"
+    method = ["stationary bootstrap"]
+    if (block := get(BLOCK_SIZE)) is not None:
+        method.append(f"mean block length {fmt_num(int(block))}")
+    if (reps := get(REPS)) is not None:
+        method.append(f"{fmt_num(int(reps))} replications")
+    method.append("seed fixed")
+    best = get(BEST_MODEL)
+    lowest = f" The alternative with the lowest mean loss is {best}." if best is not None else ""
+    return f"{text}, {', '.join(method)}.{lowest}"
+
+
+# ---------------------------------------------------------------- interval calibration
+
+
+def _intervals_section(
+    data: ReportInput, order: list[str], meta: Mapping[str, Any], alpha: float
+) -> dict[str, Any] | None:
+    """Nominal vs observed coverage and the Kupiec / Christoffersen p-values per model and level, rejections
+    marked; None for a run stored before the interval tests (or one where no model had a band)."""
+    tests = data.interval_tests
+    if tests is None or tests.empty or not {MODEL, INTERVAL_LEVEL, VIOLATION_RATE}.issubset(tests.columns):
+        return None
+    t = tests.assign(**{MODEL: tests[MODEL].astype(str)})
+    rank = {m: i for i, m in enumerate(order)}
+    t = t.assign(_o=t[MODEL].map(lambda m: rank.get(m, len(rank))))
+    t = t.sort_values(["_o", MODEL, INTERVAL_LEVEL]).drop(columns="_o")
+    t = t.assign(nominal=t[INTERVAL_LEVEL], observed=1 - pd.to_numeric(t[VIOLATION_RATE], errors="coerce"))
+    p_columns = [c for c in (KUPIEC_P, CHRISTOFFERSEN_P, CC_P) if c in t.columns]
+    table = build_table(
+        t,
+        [MODEL, "nominal", "observed", N_INTERVALS, *p_columns],
+        labels={
+            MODEL: "model",
+            "nominal": "nominal coverage",
+            "observed": "observed coverage",
+            N_INTERVALS: "n",
+            KUPIEC_P: "Kupiec p",
+            CHRISTOFFERSEN_P: "Christoffersen p",
+            CC_P: "cond. coverage p",
+        },
+        formatters={
+            "nominal": lambda v: f"{float(v):g}%",
+            "observed": lambda v: fmt_pct(v, digits=3),
+            N_INTERVALS: lambda v: fmt_num(v if pd.isna(v) else int(v)),
+            **{c: _p3 for c in p_columns},
+        },
+        group=MODEL,
+    )
+    titles = {
+        "observed": "1 − violation rate: the share of actuals inside the band",
+        N_INTERVALS: "intervals tested (series × fold × horizon step)",
+        KUPIEC_P: "Kupiec unconditional coverage LR test, χ²(1): is the violation rate the nominal one?",
+        CHRISTOFFERSEN_P: "Christoffersen independence LR test, χ²(1): are violations independent of the last one?",
+        CC_P: "Conditional coverage (Kupiec + Christoffersen), χ²(2)",
+    }
+    table.columns[:] = [replace(c, title=titles.get(c.key, c.title)) for c in table.columns]
+    rejected = 0
+    for column in p_columns:
+        values = pd.to_numeric(t[column], errors="coerce").to_numpy()
+        idx = next(i for i, c in enumerate(table.columns) if c.key == column)
+        for row, value in zip(table.rows, values, strict=True):
+            if value < alpha:  # NaN (not tested) is never a rejection
+                cell = row[idx]
+                row[idx] = Cell(cell.text, f"{cell.classes} rejected".strip(), cell.title or f"rejected at {alpha:g}")
+                rejected += 1
+    return {
+        "table": table,
+        "alpha": alpha,
+        "rejected": rejected,
+        "bands": _bands_sentence(meta, order),
+        "overlap": _overlapping_horizons(meta),
+    }
+
+
+def _p3(value: Any) -> str:
+    return fmt_p(value, digits=3)
+
+
+def _bands_sentence(meta: Mapping[str, Any], order: list[str]) -> str | None:
+    """Which models' bands are split-conformal and how they were calibrated, from the run meta; None if unknown."""
+    intervals = meta.get("intervals")
+    conformal = [str(m) for m in meta.get("conformal_models") or []]
+    if intervals is None and not conformal:
+        return None  # a run stored before conformal bands: every band was the model's own
+    if intervals == "conformal":
+        who = "every model's bands are split-conformal"
+    elif conformal:
+        rank = {m: i for i, m in enumerate(order)}
+        named = sorted(conformal, key=lambda m: (rank.get(m, len(rank)), m))
+        listed = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
+        who = f"the bands of {listed} are split-conformal (no native intervals); the others are the models' own"
+    else:
+        return "Every model's bands are its own (native intervals); none is split-conformal."
+    windows = meta.get("calibration_windows")
+    if not isinstance(windows, int | float) or pd.isna(windows):
+        return f"{who[0].upper()}{who[1:]}."
+    window = max(int(windows), CONFORMAL_MIN_WINDOW)
+    return (
+        f"{who[0].upper()}{who[1:]}: calibrated on the latest {window} known forecast errors per horizon step at each "
+        f"cutoff, starting from {int(windows)} calibration origins before the first fold."
+    )
+
+
+def _overlapping_horizons(meta: Mapping[str, Any]) -> bool:
+    """True when h-step targets of consecutive folds share sessions (horizon > step): clustering is partly built in."""
+    plan = meta.get("plan")
+    if not isinstance(plan, Mapping):
+        return False
+    horizon, step = plan.get("horizon"), plan.get("step")
+    return isinstance(horizon, int) and isinstance(step, int) and horizon > step
 
 
 # ---------------------------------------------------------------- did covariates or tuning help?
