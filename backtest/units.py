@@ -194,7 +194,13 @@ def combined_from(units: Sequence[PriceUnit]) -> dict[str, Any]:
 def interval_meta(units: Sequence[PriceUnit], *, intervals: str, calibration_windows: int) -> dict[str, Any]:
     """Run metadata on the bands: the option, which models have conformal bands, the calibration windows asked for."""
     conformal = sorted({unit.model for unit in units if unit.conformal_window is not None})
-    return {"intervals": intervals, "conformal_models": conformal, "calibration_windows": calibration_windows}
+    window = next((unit.conformal_window for unit in units if unit.conformal_window is not None), None)
+    return {
+        "intervals": intervals,
+        "conformal_models": conformal,
+        "calibration_windows": calibration_windows,
+        "conformal_window": window,  # the known scores each band is computed from (None: no conformal model)
+    }
 
 
 def fitted_units(units: Sequence[PriceUnit]) -> list[PriceUnit]:

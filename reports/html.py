@@ -128,9 +128,6 @@ SECTION_IDS = tuple(s for s, _ in SECTIONS)
 DIAGNOSIS_SECTION = ("diagnosis", DIAGNOSIS_TITLE)
 # Only in runs that stored interval tests (older runs have none), after the significance and diagnosis sections.
 INTERVALS_SECTION = ("intervals", "Interval calibration")
-# backtest.conformal.DEFAULT_WINDOW (reports may not import backtest): a band uses the latest max(calibration
-# origins, 20) known scores per horizon step, the 20 a finite 95% split-conformal quantile needs.
-CONFORMAL_MIN_WINDOW = 20
 
 
 @dataclass(frozen=True)
@@ -736,10 +733,9 @@ def _bands_sentence(meta: Mapping[str, Any], order: list[str]) -> str | None:
         who = f"the bands of {listed} are split-conformal (no native intervals); the others are the models' own"
     else:
         return "Every model's bands are its own (native intervals); none is split-conformal."
-    windows = meta.get("calibration_windows")
-    if not isinstance(windows, int | float) or pd.isna(windows):
+    windows, window = meta.get("calibration_windows"), meta.get("conformal_window")  # backtest.units.interval_meta
+    if not all(isinstance(v, int | float) and not pd.isna(v) for v in (windows, window)):
         return f"{who[0].upper()}{who[1:]}."
-    window = max(int(windows), CONFORMAL_MIN_WINDOW)
     return (
         f"{who[0].upper()}{who[1:]}: calibrated on the latest {window} known forecast errors per horizon step at each "
         f"cutoff, starting from {int(windows)} calibration origins before the first fold."

@@ -77,7 +77,13 @@ def _interval_tests() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def with_tests(report_input) -> ReportInput:
     models = [str(m) for m in report_input.leaderboard[MODEL]]
-    meta = {**report_input.meta, "intervals": "native", "conformal_models": ["ets"], "calibration_windows": 8}
+    meta = {
+        **report_input.meta,
+        "intervals": "native",
+        "conformal_models": ["ets"],
+        "calibration_windows": 8,
+        "conformal_window": 20,
+    }
     return dataclasses.replace(report_input, mcs=_mcs(models), spa=_spa(), interval_tests=_interval_tests(), meta=meta)
 
 
@@ -147,7 +153,8 @@ def test_bands_sentence_names_the_conformal_models_and_the_warm_up(with_tests, h
         "starting from 8 calibration origins before the first fold." in section
     )
     every = dataclasses.replace(
-        with_tests, meta={**with_tests.meta, "intervals": "conformal", "calibration_windows": 30}
+        with_tests,
+        meta={**with_tests.meta, "intervals": "conformal", "calibration_windows": 30, "conformal_window": 30},
     )
     bands = build_context(every, title="t")["intervals"]["bands"]
     assert bands.startswith("Every model's bands are split-conformal")
