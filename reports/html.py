@@ -265,7 +265,8 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
         if value not in (None, ""):
             facts.append((label, redact(value)))
     known = {"source", "tickers", "plan", "refit_every", "elapsed_seconds", "git_commit", "flow_run_id", "created_at"}
-    known |= {"sessions", "versions", "intervals", "conformal_models", "calibration_windows"}
+    known |= {"sessions", "versions", "intervals", "conformal_models", "calibration_windows", "conformal_window"}
+    known |= {"conformal_rows_without_95_band"}
     # Other facts (the source path, model parameters) may hold a URL with a password or a token: masked.
     facts += [
         (_META_LABELS.get(str(k), str(k).replace("_", " ").capitalize()), redact(_describe_meta(str(k), v) or ""))
@@ -304,8 +305,15 @@ def _describe_bands(meta: Mapping[str, Any]) -> str | None:
         text = f"each model's own; split-conformal for {', '.join(conformal)}"
     else:
         return "each model's own"
-    windows = meta.get("calibration_windows")
-    return f"{text} · {fmt_value(windows)} calibration origins" if windows is not None else text
+    parts = [text]
+    if meta.get("calibration_windows") is not None:
+        parts.append(f"{fmt_value(meta['calibration_windows'])} calibration origins")
+    if meta.get("conformal_window") is not None:
+        parts.append(f"each band from the latest {fmt_value(meta['conformal_window'])} known errors")
+    bandless = meta.get("conformal_rows_without_95_band") or {}
+    if bandless:  # too few known errors at a cutoff (a short series): those rows have no 95% band and are not scored
+        parts.append("no 95% band on " + ", ".join(f"{n} {m} rows" for m, n in bandless.items()))
+    return " · ".join(parts)
 
 
 def _describe_plan(plan: Any, fold_info: pd.DataFrame | None, quality: pd.DataFrame | None) -> str | None:

@@ -144,7 +144,7 @@ def test_interval_section_rows_and_rejections(html):
     assert "coverage is off nominal" in section and "clustered in time" in section
 
 
-def test_bands_sentence_names_the_conformal_models_and_the_warm_up(with_tests, html):
+def test_bands_sentence_names_the_conformal_models_and_the_warm_up(with_tests, html, tmp_path):
     section = _section(html, "intervals")
     assert "The bands of ets are split-conformal (no native intervals); the others are the models&#39; own" in section
     # 8 calibration origins, but a band always uses at least the 20 a finite 95% quantile needs
@@ -160,9 +160,16 @@ def test_bands_sentence_names_the_conformal_models_and_the_warm_up(with_tests, h
     assert bands.startswith("Every model's bands are split-conformal")
     assert "latest 30 known forecast errors" in bands and "from 30 calibration origins" in bands
     run = _section(html, "run")
-    facts = "<dt>Interval bands</dt><dd>each model&#39;s own; split-conformal for ets · 8 calibration origins</dd>"
+    facts = (
+        "<dt>Interval bands</dt><dd>each model&#39;s own; split-conformal for ets · 8 calibration origins · "
+        "each band from the latest 20 known errors</dd>"
+    )
     assert facts in run
-    assert "Conformal models" not in run and "Calibration windows" not in run
+    for raw in ("Conformal models", "Calibration windows", "Conformal window", "Conformal rows"):
+        assert raw not in run, raw
+    short = dataclasses.replace(with_tests, meta={**with_tests.meta, "conformal_rows_without_95_band": {"ets": 12}})
+    run = _section(render_html(short, tmp_path / "short.html").read_text(encoding="utf-8"), "run")
+    assert "no 95% band on 12 ets rows" in run
 
 
 def test_absent_tables_give_no_blocks_and_no_error(report_input, tmp_path):
