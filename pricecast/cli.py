@@ -78,21 +78,23 @@ def main(
 @app.command("models")
 @guarded
 def models_cmd() -> None:
-    """List the registered models, one line each on what the model is and which variants it runs as
-    (+cov with --covariates, +tuned with --tune)."""
+    """List the registered models, one line each on what the model is, which variants it runs as (+cov with
+    --covariates, +tuned with --tune) and its prediction intervals (its own, or split-conformal when it has none;
+    --intervals conformal makes them conformal for every model)."""
     from models import EVENT_REGISTRY, REGISTRY, model_class
 
     table = Table(header_style="bold")
     table.add_column("model")
     table.add_column("family")
     table.add_column("variants")
+    table.add_column("intervals")
     table.add_column("what it is")
     for name, spec in REGISTRY.items():
         cls = model_class(name)
         variants = " ".join(v for v, ok in (("+cov", cls.exog_param), ("+tuned", cls.search_space)) if ok)
-        table.add_row(name, spec.family, variants, spec.summary)
+        table.add_row(name, spec.family, variants, "own" if cls.supports_intervals else "conformal", spec.summary)
     for name, spec in EVENT_REGISTRY.items():
-        table.add_row(name, "event (--task event)", "", spec.summary)
+        table.add_row(name, "event (--task event)", "", "", spec.summary)
     out.print(table)
 
 

@@ -44,6 +44,8 @@ def test_models_lists_every_registered_model():
     assert result.exit_code == 0
     for name in REGISTRY:
         assert name in result.output
+    lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert "conformal" in lines["ensemble"] and "own" in lines["ets"]  # the ensemble has no native intervals
 
 
 @pytest.mark.parametrize(
@@ -55,6 +57,9 @@ def test_models_lists_every_registered_model():
         (["backtest", "--start", "2013-01-01", "--end", "2012-01-01"], ["2013-01-01"]),
         (["forecast", "--horizon", "0"], ["--horizon"]),
         (["backtest", "--refit-every", "-2"], ["--refit-every -2", "0 = fit once"]),
+        (["backtest", "--intervals", "quantile"], ["--intervals", "quantile", "native", "conformal"]),
+        (["backtest", "--calibration-windows", "-1"], ["--calibration-windows -1"]),
+        (["backtest", "--task", "event", "--intervals", "conformal"], ["--intervals", "--task event"]),
         (["backtest", "--window-type", "sliding"], ["sliding", "train_size"]),
         # One name per meaning: the price horizon and the event look-ahead are different options.
         (["backtest", "--task", "event", "--horizon", "5"], ["--horizon", "--lookahead"]),
