@@ -742,11 +742,11 @@ def _bands_sentence(meta: Mapping[str, Any], order: list[str]) -> str | None:
     else:
         return "Every model's bands are its own (native intervals); none is split-conformal."
     windows, window = meta.get("calibration_windows"), meta.get("conformal_window")  # backtest.units.interval_meta
-    if not all(isinstance(v, int | float) and not pd.isna(v) for v in (windows, window)):
+    if not isinstance(windows, int | float) or not isinstance(window, int | float) or pd.isna(windows):
         return f"{who[0].upper()}{who[1:]}."
     return (
-        f"{who[0].upper()}{who[1:]}: calibrated on the latest {window} known forecast errors per horizon step at each "
-        f"cutoff, starting from {int(windows)} calibration origins before the first fold."
+        f"{who[0].upper()}{who[1:]}: calibrated on the latest {int(window)} known forecast errors per horizon step at "
+        f"each cutoff, starting from {int(windows)} calibration origins before the first fold."
     )
 
 
