@@ -203,3 +203,17 @@ def test_market_holidays_frames():
     kr = market_holidays("XKRX")
     assert kr["holiday"].str.contains("Chuseok").any()
     assert market_holidays("24/7") is None
+
+
+def test_intervals_are_the_same_when_prophet_models_forecast_in_parallel_threads():
+    """Units run in threads: two Prophet models sampling at once must not interleave numpy's global draws."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = [_series(seed=s, uid=f"S{s}") for s in (4, 5, 6, 7)]
+    models = [ProphetForecaster(uncertainty_samples=300).fit(d.iloc[:N_TRAIN]) for d in data]
+    alone = [m.predict(H) for m in models]
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            together = list(pool.map(lambda m: m.predict(H), models))
+        for a, b in zip(alone, together, strict=True):
+            pd.testing.assert_frame_equal(a, b)
