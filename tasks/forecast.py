@@ -11,6 +11,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 
+from backtest.live_bands import live_conformal_bands
+from backtest.units import native_intervals
 from common import progress
 from common.schema import AS_OF, DS, ERROR_TYPE, ID, INTERVAL_COLUMNS, MESSAGE, MODEL, RESOLVED_MODEL, YHAT, H
 from reports.format import sig_round
@@ -58,6 +60,10 @@ def forecast_unit(
     if fit.warning:
         log.warning(fit.warning)
     forecast = fit.model.predict(horizon)
+    if not native_intervals(resolved or model):  # the ensemble: split-conformal bands from the latest origins
+        forecast = live_conformal_bands(
+            series, forecast, model=resolved or model, params=params, horizon=horizon, calendar=calendar
+        )
     frame = live_forecast_frame(forecast, series, model=model, source=source, target=target)
     return frame.assign(**{RESOLVED_MODEL: resolved, FIT_PATH: fit.path})
 

@@ -96,6 +96,18 @@ def test_forecast_unit_fits_all_history_and_dates_the_next_sessions(aapl):
         forecast_unit.fn(series, uid="AAPL", model="nope", params={}, horizon=3, source="sample", target="close")
 
 
+def test_the_live_ensemble_forecast_has_conformal_bands(aapl, tmp_path, monkeypatch):
+    from features.build import build_features_for
+    from tasks.forecast import forecast_unit
+
+    monkeypatch.setenv("PRICECAST_HOME", str(tmp_path))  # its fit is stored under PRICECAST_HOME/models
+    series = build_features_for(aapl, FeatureConfig())
+    out = forecast_unit.fn(series, uid="AAPL", model="ensemble", params={}, horizon=3, source="sample", target="y")
+    lo, hi = out["yhat_lo_95"].to_numpy(), out["yhat_hi_95"].to_numpy()
+    assert (lo < out["yhat"]).all() and (out["yhat"] < hi).all()
+    assert (out["yhat_lo_80"] > lo).all() and (out["yhat_hi_80"] < hi).all()
+
+
 def test_retry_conditions_retry_only_what_can_pass():
     from prefect.states import Completed, Failed
 
