@@ -33,7 +33,7 @@ class ModelSpec:
     target: str  # "module:Class"
     summary: str
     defaults: dict[str, Any] = field(default_factory=dict)
-    family: str = "statistical"  # statistical | prophet | neural | ensemble
+    family: str = "statistical"  # statistical | prophet | neural | ml | ensemble
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -48,6 +48,10 @@ REGISTRY: dict[str, ModelSpec] = {
     "arima": ModelSpec("models.arima:AutoARIMA", "ARIMA, order chosen by unit-root test + stepwise AICc search"),
     "sarima": ModelSpec("models.arima:SARIMA", "seasonal ARIMA with period m, orders chosen automatically"),
     "arimax": ModelSpec("models.arima:ARIMAX", "ARIMA with exogenous features known at forecast time"),
+    "ts_regression": ModelSpec(
+        "models.ts_regression:TSRegression",
+        "regression of log price on trend, calendar terms and covariates, with ARMA(p, q) errors",
+    ),
     "prophet": ModelSpec(
         "models.prophet_model:ProphetForecaster",
         "Prophet: trend + weekly/yearly seasonality + market holidays",
@@ -66,6 +70,19 @@ REGISTRY: dict[str, ModelSpec] = {
         "neural",
     ),
     "gru": ModelSpec("models.rnn:RecurrentForecaster", "Keras GRU, direct multi-step", {"cell": "gru"}, "neural"),
+    "random_forest": ModelSpec(
+        "models.regressors:RandomForestForecaster", "random forest on lagged returns, direct multi-step", family="ml"
+    ),
+    "gradient_boosting": ModelSpec(
+        "models.regressors:GradientBoostingForecaster",
+        "histogram gradient boosting on lagged returns, direct multi-step",
+        family="ml",
+    ),
+    "svr": ModelSpec(
+        "models.regressors:SVRForecaster",
+        "RBF support vector regression on lagged returns, direct multi-step",
+        family="ml",
+    ),
     "ensemble": ModelSpec("models.ensemble:Ensemble", "mean or median of member models' forecasts", family="ensemble"),
 }
 
