@@ -1,4 +1,4 @@
-"""Fit + predict timings of the statistical models, and AutoARIMA order selection next to statsforecast's.
+"""Fit + predict timings of the statistical and ML models, and AutoARIMA order selection next to statsforecast's.
 
 Run: `.venv/bin/python benchmarks/bench_models.py [--models naive,ets,arima] [--n 2000] [--repeats 3]`
 -> a table on stdout and benchmarks/results/models.{json,md}.
@@ -66,6 +66,10 @@ CASES: list[Case] = [
     Case("arimax", "arimax"),
     Case("sarima_css", "sarima", {"estimator": "css"}),
     Case("arimax_css", "arimax", {"estimator": "css"}),
+    Case("ts_regression", "ts_regression"),
+    Case("random_forest", "random_forest"),
+    Case("gradient_boosting", "gradient_boosting"),
+    Case("svr", "svr"),
     Case("ensemble", "ensemble"),
 ]
 
@@ -128,9 +132,11 @@ def time_case(case: Case, data: pd.DataFrame, repeats: int) -> dict[str, Any]:
         return {"case": case.label, "model": case.model, "error": f"{type(exc).__name__}: {exc}"}
     chosen = getattr(model, "spec_", None)
     note = chosen.short_name if chosen is not None else ""
-    if hasattr(model, "order_"):
+    if hasattr(model, "seasonal_order_"):  # the ARIMA family
         note = f"{model.order_}{model.seasonal_order_ if any(model.seasonal_order_) else ''}"
         note += " drift" if model.drift_ else (" const" if model.constant_ else "")
+    elif hasattr(model, "order_"):  # ts_regression: ARMA(p, q) errors on d differences
+        note = f"regression, ARIMA{model.order_} errors"
     return {
         "case": case.label,
         "model": case.model,
@@ -216,7 +222,7 @@ def order_selection(data: pd.DataFrame, label: str) -> list[dict[str, Any]]:
 def _markdown(report: dict[str, Any]) -> str:
     meta = report["meta"]
     lines = [
-        "# Statistical model timings",
+        "# Model timings (statistical and ML)",
         "",
         f"{meta['series']}, {meta['n']} sessions; {meta['machine']}; {meta['when']}.",
         f"fit+predict({HORIZON}): median of {meta['repeats']} fresh fits after one warm-up; "
