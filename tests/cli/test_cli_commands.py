@@ -69,7 +69,10 @@ def test_models_lists_every_registered_model():
         # Covariates and tuning: every misuse is refused before any work, naming what would work.
         (["backtest", "--tune", "3", "--models", "naive,drift"], ["none of the models", "tunable models: moving"]),
         (["backtest", "--tune", "2", "--models", "naive+tuned"], ["naive has no search space", "tunable models"]),
-        (["backtest", "--models", "ets+cov", "--covariates", "MSFT"], ["ets takes no exogenous", "arimax, ts_regression, prophet"]),
+        (
+            ["backtest", "--models", "ets+cov", "--covariates", "MSFT"],
+            ["ets takes no exogenous", "arimax, ts_regression, prophet"],
+        ),
         (["backtest", "--models", "lstm+cov"], ["lstm+cov", "--covariates TICKERS"]),
         (["backtest", "--models", "lstm+gpu"], ["lstm+gpu", "'+cov' and '+tuned'"]),
         (["backtest", "--tickers", "AAPL", "--covariates", "AAPL"], ["['AAPL']", "both as tickers"]),
