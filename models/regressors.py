@@ -44,7 +44,7 @@ from common.errors import ConfigError, DataError, ModelFitError
 from features.calendar import calendar_features
 from models._stats import MinTrainSize
 from models.base import Forecaster, Intervals, NewRows, is_calendar_column
-from models.search_space import Float, Int, SearchSpace
+from models.search_space import Choice, Float, Int, SearchSpace
 
 if TYPE_CHECKING:  # annotations only: scikit-learn loads on first fit
     from sklearn.base import RegressorMixin
@@ -259,7 +259,7 @@ class RandomForestForecaster(LagRegressor):
     # near 1 s on one core; on daily returns larger leaves also forecast better than fully grown trees.
     search_space: ClassVar[SearchSpace] = {
         "n_estimators": Int(50, 300, log=True),
-        "max_depth": Int(3, 20),
+        "max_depth": Choice(None, 4, 8, 16),  # None (grown until min_samples_leaf) is the default
         "min_samples_leaf": Int(1, 50, log=True),
         "max_features": Float(0.2, 1.0),
         "max_samples": Float(0.2, 1.0),
