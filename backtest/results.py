@@ -100,6 +100,7 @@ class UnitResult:
     # Forecasts of the calibration origins before fold 0 (folds -k..-1, BACKTEST_COLUMNS): read by the conformal
     # intervals (backtest.conformal), never scored; empty for a unit without them.
     calibration: pd.DataFrame = field(default_factory=lambda: empty_table(BACKTEST_COLUMNS))
+    calibration_seconds: float = 0.0  # wall time of those origins' fits and forecasts (the run meta sums it)
 
 
 @dataclass
@@ -208,6 +209,13 @@ def concat(results: Iterable[UnitResult | BacktestResult], *, meta: dict[str, An
     merged_meta.setdefault("date_mismatches", int(mismatches))
     if merged_meta.get("conformal_models"):
         merged_meta[BANDLESS_KEY] = bandless_rows(tables["forecasts"], merged_meta["conformal_models"])
+    seconds: dict[str, float] = {}
+    for r in results:  # the calibration origins' cost per model: the timings table holds scored folds only
+        if isinstance(r, UnitResult) and r.calibration_seconds and len(r.calibration):
+            model = str(r.calibration[MODEL].iloc[0])
+            seconds[model] = seconds.get(model, 0.0) + float(r.calibration_seconds)
+    if seconds:
+        merged_meta["calibration_seconds"] = {m: round(v, 3) for m, v in seconds.items()}
     return BacktestResult(**tables, meta=merged_meta)
 
 

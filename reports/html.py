@@ -266,7 +266,7 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
             facts.append((label, redact(value)))
     known = {"source", "tickers", "plan", "refit_every", "elapsed_seconds", "git_commit", "flow_run_id", "created_at"}
     known |= {"sessions", "versions", "intervals", "conformal_models", "calibration_windows", "conformal_window"}
-    known |= {"conformal_rows_without_95_band"}
+    known |= {"conformal_rows_without_95_band", "calibration_seconds"}  # the latter: a column of the time table
     # Other facts (the source path, model parameters) may hold a URL with a password or a token: masked.
     facts += [
         (_META_LABELS.get(str(k), str(k).replace("_", " ").capitalize()), redact(_describe_meta(str(k), v) or ""))
@@ -279,7 +279,9 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
         "facts": facts,
         "sessions": sessions_table(meta.get("sessions")),
         "versions": [(str(k), str(v)) for k, v in versions.items()] if isinstance(versions, Mapping) else [],
-        "timings": _timings_table(data.timings, model_order(data.leaderboard)),
+        "timings": _timings_table(
+            data.timings, model_order(data.leaderboard), calibration=meta.get("calibration_seconds")
+        ),
     }
 
 
@@ -399,7 +401,11 @@ def _describe(value: Any) -> str | None:
     return fmt_value(value)
 
 
-def _timings_table(timings: pd.DataFrame | None, order: list[str]) -> Table | None:
+def _timings_table(
+    timings: pd.DataFrame | None, order: list[str], *, calibration: Mapping[str, float] | None = None
+) -> Table | None:
+    """Fit and predict seconds per model over the scored folds, plus the conformal calibration origins' seconds
+    (run meta `calibration_seconds`) when the run had any: they are part of what the model cost."""
     if timings is None or timings.empty:
         return None
     t = timings.assign(**{MODEL: timings[MODEL].astype(str)})
@@ -411,10 +417,15 @@ def _timings_table(timings: pd.DataFrame | None, order: list[str]) -> Table | No
         predict=(PREDICT_SECONDS, "sum"),
         total=("total", "sum"),
     )
-    agg["per_unit"] = agg["total"] / agg["units"]
+    agg["per_unit"] = agg["total"] / agg["units"]  # a scored (series, fold) unit's own cost
+    columns = ["units", "refits", "fit", "predict", "total", "per_unit", "share"]
+    if calibration:
+        agg["calibration"] = pd.Series({str(k): float(v) for k, v in calibration.items()}).reindex(agg.index).fillna(0)
+        agg["total"] = agg["total"] + agg["calibration"]
+        columns.insert(columns.index("total"), "calibration")
     agg["share"] = agg["total"] / agg["total"].sum() if agg["total"].sum() > 0 else float("nan")
     agg = agg.reindex([m for m in order if m in agg.index] + [m for m in agg.index if m not in order])
-    agg = agg.reset_index()
+    agg = agg[columns].reset_index()
     return build_table(
         agg,
         labels={
@@ -423,6 +434,7 @@ def _timings_table(timings: pd.DataFrame | None, order: list[str]) -> Table | No
             "refits": "refits",
             "fit": "fit",
             "predict": "predict",
+            "calibration": "calibration origins",
             "total": "total",
             "per_unit": "per unit",
             "share": "share",
@@ -430,6 +442,7 @@ def _timings_table(timings: pd.DataFrame | None, order: list[str]) -> Table | No
         formatters={
             "fit": fmt_seconds,
             "predict": fmt_seconds,
+            "calibration": fmt_seconds,
             "total": fmt_seconds,
             "per_unit": fmt_seconds,
             "share": lambda v: "–" if pd.isna(v) else f"{v * 100:.0f}%",

@@ -156,6 +156,10 @@ def test_the_interval_option_never_moves_point_forecasts_and_conformal_bands_are
     assert conformal.forecasts[list(INTERVAL_COLUMNS)].notna().all().all()
     assert set(conformal.calibration[FOLD]) == set(range(-20, 0)) and (conformal.forecasts[FOLD] >= 0).all()
     assert native.meta["conformal_models"] == ["ensemble"] and conformal.meta["intervals"] == "conformal"
+    # The calibration origins' cost is recorded per model (the timings table holds scored folds only).
+    # Here the ensemble is fitted (arima, a member, is not in the run): natively it alone has calibration origins.
+    assert set(conformal.meta["calibration_seconds"]) == {"naive", "ets", "ensemble"}
+    assert set(native.meta["calibration_seconds"]) == {"ensemble"}
     # The future-perturbation check through the whole engine: prices after fold 3's cutoff change, its bands do not.
     cutoff = conformal.forecasts.loc[conformal.forecasts[FOLD] == 3, CUTOFF].iloc[0]
     moved = data.copy()

@@ -201,3 +201,13 @@ def test_only_spa_renders_the_block_without_a_table(with_tests):
     context = build_context(dataclasses.replace(with_tests, mcs=None), title="t")
     multiple = context["significance"]["multiple"]
     assert multiple["mcs"] is None and not multiple["mcs_shown"] and len(multiple["spa"]) == 1
+
+
+def test_the_time_table_counts_the_calibration_origins(with_tests, tmp_path):
+    meta = {**with_tests.meta, "calibration_seconds": {"ets": 12.5}}
+    html = render_html(dataclasses.replace(with_tests, meta=meta), tmp_path / "t.html").read_text(encoding="utf-8")
+    run = _section(html, "run")
+    assert "calibration origins</th>" in run and "12.5 s" in run
+    assert "Calibration seconds" not in run  # a column of the time table, not a raw fact
+    plain = _section(render_html(with_tests, tmp_path / "p.html").read_text(encoding="utf-8"), "run")
+    assert "calibration origins</th>" not in plain
