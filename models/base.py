@@ -129,6 +129,25 @@ def is_calendar_column(name: str) -> bool:
     return name.startswith(CALENDAR_PREFIX)
 
 
+def direct_steps(model: Any, horizon: int | None) -> int:
+    """Steps a direct multi-step model is trained to output: its constructor's `horizon` if set, else the horizon
+    it is fitted for (`fit_horizon_`); DataError when neither is known or the constructor's is too short."""
+    asked: int | None = getattr(model, "fit_horizon_", None)
+    if horizon is None:
+        if asked is None:
+            raise DataError(
+                f"{model.name} on {model.unique_id_}: a direct multi-step model needs the horizon at fit; "
+                "call fit(train, horizon=h) or construct it with horizon=h"
+            )
+        return int(asked)
+    if asked is not None and horizon < asked:
+        raise DataError(
+            f"{model.name} on {model.unique_id_}: constructed with horizon={horizon} but fitted for {asked} "
+            f"steps; drop the horizon parameter (the run's horizon is used) or set horizon>={asked}"
+        )
+    return int(horizon)
+
+
 def fit_model(
     model: Forecaster, train: pd.DataFrame, horizon: int | None, *, calendar: str | None = None
 ) -> Forecaster:

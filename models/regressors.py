@@ -43,7 +43,7 @@ import pandas as pd
 from common.errors import ConfigError, DataError, ModelFitError
 from features.calendar import calendar_features
 from models._stats import MinTrainSize
-from models.base import Forecaster, Intervals, NewRows, is_calendar_column
+from models.base import Forecaster, Intervals, NewRows, direct_steps, is_calendar_column
 from models.search_space import Choice, Float, Int, SearchSpace
 
 if TYPE_CHECKING:  # annotations only: scikit-learn loads on first fit
@@ -161,20 +161,7 @@ class LagRegressor(Forecaster):
 
     def _outputs(self) -> int:
         """Steps to fit: the constructor's horizon if set, else the fit horizon (one of them is required)."""
-        asked: int | None = getattr(self, "fit_horizon_", None)
-        if self.horizon is None:
-            if asked is None:
-                raise DataError(
-                    f"{self.name} on {self.unique_id_}: a direct multi-step model needs the horizon at fit; "
-                    "call fit(train, horizon=h) or construct it with horizon=h"
-                )
-            return int(asked)
-        if asked is not None and self.horizon < asked:
-            raise DataError(
-                f"{self.name} on {self.unique_id_}: constructed with horizon={self.horizon} but fitted for {asked} "
-                f"steps; drop the horizon parameter (the run's horizon is used) or set horizon>={asked}"
-            )
-        return self.horizon
+        return direct_steps(self, self.horizon)
 
     # ---- hooks -----------------------------------------------------------------------------------------------
     def _fit(self, y: np.ndarray, X: pd.DataFrame | None) -> None:

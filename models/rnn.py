@@ -47,7 +47,7 @@ from common.schema import LEVELS
 from features.calendar import calendar_features
 from features.scaling import TrainScaler
 from features.windows import supervised_windows, windows_ending_at
-from models.base import Forecaster, Intervals, NewRows, is_calendar_column
+from models.base import Forecaster, Intervals, NewRows, direct_steps, is_calendar_column
 from models.search_space import Choice, Float, Int, SearchSpace
 
 if TYPE_CHECKING:  # annotations only: Keras and TensorFlow load on first fit
@@ -263,20 +263,7 @@ class RecurrentForecaster(Forecaster):
 
     def _outputs(self) -> int:
         """Steps the network is trained to output: the constructor's horizon if set, else the fit horizon."""
-        asked: int | None = getattr(self, "fit_horizon_", None)
-        if self.horizon is None:
-            if asked is None:
-                raise DataError(
-                    f"{self.name} on {self.unique_id_}: a direct multi-step network needs the horizon at fit; "
-                    "call fit(train, horizon=h) or construct it with horizon=h"
-                )
-            return int(asked)
-        if asked is not None and self.horizon < asked:
-            raise DataError(
-                f"{self.name} on {self.unique_id_}: constructed with horizon={self.horizon} but fitted for {asked} "
-                f"steps; drop the horizon parameter (the run's horizon is used) or set horizon>={asked}"
-            )
-        return self.horizon
+        return direct_steps(self, self.horizon)
 
     def _build(self) -> keras.Model:
         keras = _keras()
