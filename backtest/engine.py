@@ -101,7 +101,7 @@ class PriceTask:
 
     def fit(self, model: Any, fold: Fold) -> Any:
         """Fit on the fold's training rows for `gap + horizon` steps (models that need the horizon in fit)."""
-        fit_model(model, training_frame(self.frame, fold), _steps(fold), calendar=self.calendar)
+        fit_model(model, training_frame(self.frame, fold), fold_steps(fold), calendar=self.calendar)
         return model
 
     def unscorable(self, fold: Fold) -> Exception | None:
@@ -109,10 +109,10 @@ class PriceTask:
 
     def predict(self, fitted: Any, folds: Sequence[Fold]) -> OriginForecasts:
         """predict_origins for every cutoff of `folds`, conditioned on rows from the block's training start."""
-        return fitted.predict_origins(_history(self.frame, folds), [f.cutoff for f in folds], _steps(folds[0]))
+        return fitted.predict_origins(_history(self.frame, folds), [f.cutoff for f in folds], fold_steps(folds[0]))
 
     def score(self, fitted: Any, fold: Fold, batch: OriginForecasts) -> FoldForecast:
-        scored = _score(self.frame, fold, batch)
+        scored = score_fold(self.frame, fold, batch)
         best = getattr(fitted, "best_params_", None)  # a `+tuned` model (models.tuning.Tuned): what it chose
         if best is None:
             return scored
@@ -158,14 +158,16 @@ def run_backtest(
     intervals: IntervalSource = "native",
     calibration_windows: int = DEFAULT_WINDOW,
 ) -> BacktestResult:
-    """Backtest every model on every series of a long panel, locally: plan_price_units + run_unit for each unit.
+    """Backtest every model on every series of a long panel, locally: plan_price_units + run_unit for each unit
+    (a global model's units together: backtest.panel.run_panel_unit).
 
     The same units the Prefect flow fans out, in the same deterministic order. `models` maps registry names to
     constructor parameters (or lists names for defaults). `progress(done, total, unique_id, model)` is called
     after each unit. `intervals` and `calibration_windows`: which models get split-conformal bands and how many
     calibration origins they learn from (backtest.conformal, backtest.units.plan_price_units).
     """
-    from backtest.units import (  # units imports us
+    from backtest.panel import PanelUnit, panel_units, run_panel_unit  # panel and units import us
+    from backtest.units import (
         combine_units,
         combined_from,
         fitted_units,
@@ -192,12 +194,18 @@ def run_backtest(
     )
     fitted = fitted_units(units)
     started = time.perf_counter()
-    results = []
-    for k, unit in enumerate(fitted):
-        results.append(run_unit(unit, frames[unit.uid], factory=factory))
-        if progress:
-            progress(k + 1, len(fitted), unit.uid, unit.model)
-    results = combine_units(units, fitted, results)
+    done: dict[tuple[str, str], UnitResult] = {}
+    for group in panel_units(fitted):  # a global model's units run as one (backtest.panel)
+        if isinstance(group, PanelUnit):
+            members = group.members
+            ran = run_panel_unit(group, {uid: frames[uid] for uid in group.uids}, factory=factory)
+        else:
+            members, ran = (group,), [run_unit(group, frames[group.uid], factory=factory)]
+        for unit, outcome in zip(members, ran, strict=True):
+            done[(unit.uid, unit.model)] = outcome
+            if progress:
+                progress(len(done), len(fitted), unit.uid, unit.model)
+    results = combine_units(units, fitted, [done[(unit.uid, unit.model)] for unit in fitted])
     meta = {
         "plan": plan.to_dict(),
         "plan_fingerprint": plan.fingerprint(),
@@ -265,7 +273,7 @@ def training_frame(series: pd.DataFrame, fold: Fold) -> pd.DataFrame:
 
 
 # ---- one fold's forecast -------------------------------------------------------------------------------------
-def _steps(fold: Fold) -> int:
+def fold_steps(fold: Fold) -> int:
     """What each origin forecasts: the horizon a model is fitted for (the gap is forecast, not scored)."""
     return fold.gap + len(fold.test_ds)
 
@@ -276,13 +284,13 @@ def _history(frame: pd.DataFrame, block: Sequence[Fold]) -> pd.DataFrame:
     return frame.loc[(ds >= block[0].train_start) & (ds <= block[-1].cutoff)]
 
 
-def _score(frame: pd.DataFrame, fold: Fold, batch: OriginForecasts) -> FoldForecast:
+def score_fold(frame: pd.DataFrame, fold: Fold, batch: OriginForecasts) -> FoldForecast:
     """Keep the last `horizon` steps of the fold's origin, aligned by h to the data's test sessions."""
     uid = str(frame[ID].iloc[0])
     row = np.flatnonzero(batch.cutoffs == fold.cutoff)
     if row.size != 1:
         raise ModelFitError("?", uid, f"fold {fold.fold}: {row.size} forecasts from the origin {fold.cutoff.date()}")
-    k, steps = int(row[0]), _steps(fold)
+    k, steps = int(row[0]), fold_steps(fold)
     if batch.mean.shape[1] != steps:
         raise ModelFitError("?", uid, f"fold {fold.fold}: expected h = 1..{steps} from the model")
     yhat = np.asarray(batch.mean[k, fold.gap :], dtype=float)

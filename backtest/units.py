@@ -46,6 +46,7 @@ from backtest.event_task import (
     with_lookahead,
 )
 from backtest.folds import Fold
+from backtest.panel import is_global
 from backtest.results import UnitResult, empty_table, normalize
 from common.errors import ConfigError, DataError
 from common.schema import (
@@ -509,9 +510,14 @@ def tickers_per_batch(n_tickers: int, batch_size: int | None = None) -> int:
 
 def batch_units(units: Sequence[U], *, batch_size: int | None = None) -> list[tuple[U, ...]]:
     """`units` grouped into batches of one model and up to tickers_per_batch tickers (plan order within a model;
-    models in their first-seen order). Every unit is in exactly one batch."""
+    models in their first-seen order); a global model's units are one batch whatever the size, since they run as
+    one panel unit (backtest.panel). Every unit is in exactly one batch."""
     by_model: dict[str, list[U]] = {}
     for unit in units:
         by_model.setdefault(unit.model, []).append(unit)
     size = tickers_per_batch(len({unit.uid for unit in units}), batch_size)
-    return [tuple(group[i : i + size]) for group in by_model.values() for i in range(0, len(group), size)]
+    batches = []
+    for model, group in by_model.items():
+        step = len(group) if is_global(model) else size  # a global model's units are ONE unit (backtest.panel)
+        batches += [tuple(group[i : i + step]) for i in range(0, len(group), step)]
+    return batches

@@ -15,6 +15,7 @@ from backtest.audit import AuditResult, audit_leakage
 from backtest.engine import LeakageError
 from backtest.evaluate import Evaluation, evaluate
 from backtest.folds import Fold, FoldPlan, panel_calibration_folds, panel_folds
+from backtest.panel import run_panel_unit
 from backtest.results import BacktestResult, UnitResult, concat
 from backtest.units import PriceUnit
 from common.fileio import safe_name
@@ -176,11 +177,13 @@ def run_units(
     unit_timeout_seconds: float | None = None,
     refresh: bool = False,
 ) -> list[UnitResult]:
-    """Backtest a batch of (ticker, model) units, each cached, timed out and recorded alone (tasks.batches)."""
+    """Backtest a batch of (ticker, model) units, each cached, timed out and recorded alone (tasks.batches); a global
+    model's units are one panel unit (backtest.panel)."""
     return run_batch(
         units,
         series,
         run=backtest_units.run_unit,
+        run_panel=run_panel_unit,
         key=price_unit_key,
         storage=results_dir(),
         unit_timeout_seconds=unit_timeout_seconds,

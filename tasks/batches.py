@@ -29,6 +29,7 @@ from prefect.results import ResultStore
 from prefect.utilities.timeout import timeout
 
 from backtest.blocks import LeakageError
+from backtest.panel import PanelUnit, is_global
 from backtest.units import Unit, failed_unit
 from common.errors import PricecastError
 from tasks.fingerprint import digest
@@ -80,13 +81,19 @@ def run_batch(
     storage: Path,
     unit_timeout_seconds: float | None,
     refresh: bool = False,
+    run_panel: Callable[[PanelUnit, Mapping[str, pd.DataFrame]], list[R]] | None = None,
 ) -> list[R]:
     """`run(unit, series[unit.uid])` for every unit, in order, each read from / written to its own cache entry.
 
+    A batch of a global model's units (backtest.panel) is ONE unit: `run_panel(PanelUnit, series)` runs it, under
+    one cache entry keyed on every member's key (so on every member's data fingerprint) and a time limit of
+    `unit_timeout_seconds` per member series.
     refresh=True recomputes every unit (and overwrites its entry), as the flows' refresh_cache does for tasks.
     """
     log = _logger()
     store = ResultStore(result_storage=LocalFileSystem(basepath=str(storage)), cache_result_in_memory=False)
+    if run_panel is not None and units and is_global(units[0].model):
+        return _run_panel_batch(units, series, run_panel, key, store, unit_timeout_seconds, refresh=refresh)
     results: list[R] = []
     failed: list[str] = []
     started = time.perf_counter()
@@ -108,6 +115,46 @@ def run_batch(
             log.info("%d/%d %s on %s: %s (%.0f s)", done, len(units), unit.model, unit.uid, how, _since(started))
     if failed:
         raise UnitsFailed(f"{len(failed)} of {len(units)} units failed: {', '.join(failed[:5])}", results)
+    return results
+
+
+def panel_key(key: UnitKey, units: Sequence[Unit], series: Mapping[str, pd.DataFrame]) -> str:
+    """A panel unit's cache key: every member unit's key (model config, folds, policy, its data fingerprint)."""
+    keys = [key(unit, series[unit.uid]) for unit in units]
+    return f"panel-{units[0].model}-{len(keys)}-" + digest({"members": keys})
+
+
+def _run_panel_batch(
+    units: Sequence[U],
+    series: Mapping[str, pd.DataFrame],
+    run_panel: Callable[[PanelUnit, Mapping[str, pd.DataFrame]], list[R]],
+    key: UnitKey,
+    store: ResultStore,
+    seconds: float | None,
+    *,
+    refresh: bool,
+) -> list[R]:
+    """A global model's units as one panel unit: cached whole, timed out whole, failed whole (every member)."""
+    log = _logger()
+    panel = PanelUnit(tuple(units))
+    entry = panel_key(key, units, series)
+    if not refresh and store.exists(entry):
+        log.info("%s on %d series: cached", panel.model, len(units))
+        return list(store.read(entry).result)
+    started = time.perf_counter()
+    try:
+        with timeout(seconds=None if seconds is None else seconds * len(units)):
+            results = run_panel(panel, series)
+    except LeakageError:
+        raise
+    except Exception as exc:  # the panel raised or timed out: every member recorded as failed, tried again next run
+        if isinstance(exc, TimeoutError):
+            exc = TimeoutError(f"panel unit timed out ({exc}); raise unit_timeout_seconds if the model is just slow")
+        log.error("%s on %d series failed: %s", panel.model, len(units), exc)
+        failed = [_failed(unit, series[unit.uid], exc) for unit in units]
+        raise UnitsFailed(f"{panel.model} on {len(units)} series failed: {exc}", failed) from exc
+    store.write(results, key=entry)
+    log.info("%s on %d series: ran as one panel unit (%.0f s)", panel.model, len(units), _since(started))
     return results
 
 

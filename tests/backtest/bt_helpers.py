@@ -79,3 +79,63 @@ TEST_MODELS = {"last": LastValue, "trend": Trend}
 def factory(name: str, **params):
     """Model factory for run_backtest/run_unit over the test models."""
     return TEST_MODELS[name](**params)
+
+
+class PanelDrift(Forecaster):
+    """A global model (`global_model = True`) the engine tests can see through: ONE drift, the mean daily log
+    return over every series' training rows, applied to each series from its own last value at each origin.
+
+    Records each panel fit's last training session per series (`fitted_until`), so a test can check the cut.
+    `broken` names a series the model returns a DataError for (a per-series problem, as a real model would).
+    """
+
+    name: ClassVar[str] = "panel_drift"
+    global_model: ClassVar[bool] = True
+    min_train_size: ClassVar[int] = 2
+    fitted_until: ClassVar[list[dict[str, pd.Timestamp]]] = []
+
+    def __init__(self, broken: str | None = None) -> None:
+        self.broken = broken
+
+    def fit_panel(self, train: pd.DataFrame, *, horizon: int, calendars=None):
+        from common.errors import DataError
+
+        if train.empty:
+            raise DataError("panel_drift: no training rows")
+        groups = dict(tuple(train.sort_values([ID, DS]).groupby(ID)))
+        type(self).fitted_until.append({str(uid): g[DS].max() for uid, g in groups.items()})
+        self.drift_ = float(np.mean(np.concatenate([np.diff(np.log(g[Y].to_numpy())) for g in groups.values()])))
+        self.horizon_ = horizon
+        return self
+
+    def predict_panel_origins(self, history: pd.DataFrame, cutoffs, horizon: int):
+        from common.errors import DataError
+        from features.calendar import sessions_after_each
+        from models.base import OriginForecasts
+
+        out: dict = {}
+        for uid, cuts in cutoffs.items():
+            if uid == self.broken:
+                out[uid] = DataError(f"panel_drift on {uid}: broken on purpose")
+                continue
+            rows = history[history[ID] == uid]
+            cuts = pd.DatetimeIndex(cuts)
+            base = rows[Y].to_numpy()[pd.DatetimeIndex(rows[DS]).get_indexer(cuts)]
+            mean = base[:, None] * np.exp(self.drift_ * np.arange(1, horizon + 1))[None, :]
+            out[uid] = OriginForecasts(uid, cuts, sessions_after_each("XNYS", cuts, horizon), mean, None)
+        return out
+
+    def _fit(self, y, X) -> None:  # one series: the degenerate panel
+        self.drift_ = float(np.mean(np.diff(np.log(y))))
+
+    def _predict(self, horizon: int):
+        return self.y_[-1] * np.exp(self.drift_ * np.arange(1, horizon + 1)), None
+
+
+def register_panel_drift(monkeypatch) -> None:
+    """Register PanelDrift as `panel_drift` for one test (the engine reads the global_model tag from the registry)."""
+    import models
+
+    spec = models.ModelSpec("tests.backtest.bt_helpers:PanelDrift", "one drift across every series (tests only)")
+    monkeypatch.setitem(models.REGISTRY, "panel_drift", spec)
+    PanelDrift.fitted_until.clear()

@@ -154,3 +154,30 @@ def test_a_wide_universe_runs_batches_with_each_unit_cached_alone(prefect_server
     same = before.merge(after, on=["unique_id", "model", "fold"], suffixes=("_a", "_b"))
     same = same.assign(equal=same["fit_seconds_a"] == same["fit_seconds_b"]).groupby("unique_id")["equal"].all()
     assert same.to_dict() == {"AAPL": True, "GOOG": True, "IBM": False, "MSFT": True}
+
+
+def test_a_global_model_runs_as_one_task_keyed_on_every_tickers_data(prefect_server, tmp_path, monkeypatch):
+    """A global model (one fit across tickers) is one task over the three tickers, beside naive's per-ticker units;
+    when one ticker's data changes the panel reruns (its key covers every member), naive's other units stay cached."""
+    from tests.backtest.bt_helpers import PanelDrift, register_panel_drift
+
+    register_panel_drift(monkeypatch)
+    tickers = ("AAPL", "GOOG", "IBM")
+    path = sample_csv(tmp_path / "three.csv", tickers, start="2012-01-01", end="2012-12-31")
+    common = {"source": "csv", "path": str(path), "start": None, "tickers": list(tickers)}
+    common |= {"models": ["naive", "panel_drift"]}
+    first = _run(**common, out_dir=str(tmp_path / "a"), refresh_cache=True)
+    assert first.is_completed(), first.message
+    panel_task = "panel_drift on AAPL … IBM (3 tickers)"
+    assert unit_states(first, expected=4)[panel_task] == "Completed"
+    forecasts = pd.read_parquet(tmp_path / "a" / "forecasts.parquet")
+    assert forecasts.groupby("model")["unique_id"].nunique().to_dict() == {"naive": 3, "panel_drift": 3}
+    fits = len(PanelDrift.fitted_until)
+    assert fits > 0 and all(set(fit) == set(tickers) for fit in PanelDrift.fitted_until)
+
+    sample_csv(path, tickers, start="2012-01-01", end="2012-12-31", drop_last={"IBM": 1})  # IBM changes
+    changed = _run(**common, out_dir=str(tmp_path / "b"))
+    assert changed.is_completed(), changed.message
+    states = unit_states(changed, expected=4)
+    assert states[panel_task] == "Completed" and len(PanelDrift.fitted_until) == 2 * fits
+    assert states["naive on AAPL"] == "Cached" and states["naive on IBM"] == "Completed"

@@ -72,3 +72,31 @@ def test_a_failing_model_is_recorded_and_the_others_are_stored(prefect_server, m
     live = ResultStore(store_path()).live_forecasts(flow_run_id(state))
     assert sorted(live["model"].unique()) == ["ensemble", "naive"]
     assert "always fails" in latest_artifacts()["live-forecast"].data
+
+
+def test_a_global_model_is_fitted_once_across_the_tickers(prefect_server, tmp_path, monkeypatch):
+    from common.settings import store_path
+    from flows.forecast import forecast_flow
+    from store.results_store import ResultStore
+    from tests.backtest.bt_helpers import PanelDrift, register_panel_drift
+
+    register_panel_drift(monkeypatch)
+    path = sample_csv(tmp_path / "two.csv", ("AAPL", "MSFT"), start="2012-01-01", end="2012-06-29")
+    state = forecast_flow(
+        params=forecast_params(
+            source="csv",
+            path=str(path),
+            tickers=["AAPL", "MSFT"],
+            models=["naive", "panel_drift"],
+            horizon=3,
+            start=None,
+            model_params=ENSEMBLE,
+        ),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    live = ResultStore(store_path()).live_forecasts(flow_run_id(state))
+    rows = live[live["model"] == "panel_drift"]
+    assert sorted(rows["unique_id"].unique()) == ["AAPL", "MSFT"] and len(rows) == 6
+    assert (rows["ds"].dt.strftime("%Y-%m-%d").unique() == ["2012-07-02", "2012-07-03", "2012-07-05"]).all()
+    assert PanelDrift.fitted_until == [{"AAPL": pd.Timestamp("2012-06-29"), "MSFT": pd.Timestamp("2012-06-29")}]
