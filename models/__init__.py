@@ -70,6 +70,18 @@ REGISTRY: dict[str, ModelSpec] = {
         "neural",
     ),
     "gru": ModelSpec("models.rnn:RecurrentForecaster", "Keras GRU, direct multi-step", {"cell": "gru"}, "neural"),
+    "global_lstm": ModelSpec(
+        "models.global_rnn:GlobalRecurrentForecaster",
+        "one Keras LSTM trained across every series of the run (per-series scaling), direct multi-step",
+        {"cell": "lstm"},
+        "neural",
+    ),
+    "global_gru": ModelSpec(
+        "models.global_rnn:GlobalRecurrentForecaster",
+        "one Keras GRU trained across every series of the run (per-series scaling), direct multi-step",
+        {"cell": "gru"},
+        "neural",
+    ),
     "random_forest": ModelSpec(
         "models.regressors:RandomForestForecaster", "random forest on lagged returns, direct multi-step", family="ml"
     ),

@@ -25,6 +25,8 @@ TINY: dict[str, dict] = {
     "rnn": {"units": 4, "epochs": 2, "window": 10, "patience": 1},
     "lstm": {"units": 4, "epochs": 2, "window": 10, "patience": 1},
     "gru": {"units": 4, "epochs": 2, "window": 10, "patience": 1},
+    "global_lstm": {"units": 4, "epochs": 2, "window": 10, "patience": 1},
+    "global_gru": {"units": 4, "epochs": 2, "window": 10, "patience": 1},
     "prophet": {"uncertainty_samples": 50, "yearly": False},
     "ensemble": {"members": ("naive", "drift", "ses")},
 }
