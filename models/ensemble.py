@@ -47,10 +47,10 @@ class Ensemble(Forecaster):
         self.member_params = member_params
 
     def needs_horizon(self) -> bool:
-        """True when a member needs the horizon at fit (a recurrent member): the ensemble passes it on."""
-        from models import model_class
-
-        return any(bool(getattr(model_class(name), "requires_horizon_in_fit", False)) for name in self.members)
+        """True when a member needs the horizon at fit: the ensemble passes it on. Each member is asked as built with
+        its parameters (its own needs_horizon), since for some the answer depends on them (ts_regression and prophet
+        need it only with covariates)."""
+        return any(member.needs_horizon() for member in self._build())
 
     def _build(self) -> list[Forecaster]:
         from models import make_model  # local: models/__init__ imports nothing eagerly, keep it that way

@@ -67,3 +67,12 @@ def test_bad_configuration_is_a_config_error(kwargs):
 def test_default_members_fit_and_forecast(prices):
     frame = Ensemble().fit(prices).predict(5)
     assert np.isfinite(frame[YHAT]).all() and len(frame) == 5
+
+
+def test_the_horizon_is_needed_when_a_member_as_configured_needs_it():
+    """Asked of each member as built with its parameters: ts_regression needs the horizon only with covariates."""
+    plain = Ensemble(members=("naive", "ts_regression"))
+    with_cov = Ensemble(members=("naive", "ts_regression"), member_params={"ts_regression": {"exog": ("logret_1",)}})
+    assert not plain.needs_horizon()
+    assert with_cov.needs_horizon()
+    assert Ensemble(members=("naive", "lstm")).needs_horizon()
