@@ -157,3 +157,30 @@ def test_run_batch_caches_a_panel_whole_and_fails_it_whole(monkeypatch, tmp_path
     with pytest.raises(UnitsFailed) as failed:
         run_batch(list(unit.members), series, run_panel=boom, **{**common, "storage": tmp_path / "other"})
     assert [len(r.failures) for r in failed.value.results] == [PLAN.windows] * 3
+
+
+TINY_GLOBAL = {"units": 4, "epochs": 2, "window": 10, "patience": 1, "warm_epochs": 1}
+
+
+def test_global_lstm_through_the_engine_ignores_everything_after_a_folds_cutoff():
+    """The future-perturbation check of the real global network, run as the backtest runs it (one panel unit):
+    every series' prices after fold 1's cutoff are scrambled; folds 0 and 1 of every series are unchanged, a later
+    fold moves. refit_every=2: fold 1 is forecast by the fold-0 fit, fold 2 refits on scrambled rows."""
+    frame = panel(3, 140, seed=6)
+    plan = FoldPlan(horizon=3, step=5, windows=4)
+    cutoff = panel_folds(frame, plan)["S0"][1].cutoff
+    later = frame[DS] > cutoff
+    moved = frame.copy()
+    moved.loc[later, Y] = moved.loc[later, Y] * np.exp(np.random.default_rng(0).normal(0, 0.05, int(later.sum())))
+    runs = [
+        run_backtest(data, models={"global_lstm": TINY_GLOBAL}, plan=plan, refit_every=2) for data in (frame, moved)
+    ]
+    for result in runs:
+        assert result.failures.empty
+        assert result.forecasts.groupby(ID)[FOLD].nunique().to_dict() == {"S0": 4, "S1": 4, "S2": 4}
+        assert result.forecasts["yhat_lo_95"].notna().all()  # its own pooled conformal bands
+    base, changed = (r.forecasts.sort_values([ID, FOLD, "h"]).reset_index(drop=True) for r in runs)
+    early = base[FOLD] <= 1
+    forecast = [c for c in base.columns if c != Y]  # the truth after the cutoff was scrambled, the forecasts not
+    pd.testing.assert_frame_equal(base.loc[early, forecast], changed.loc[early, forecast])
+    assert not np.allclose(base.loc[~early, YHAT], changed.loc[~early, YHAT])
