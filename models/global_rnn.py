@@ -52,11 +52,12 @@ from common.errors import ConfigError, DataError, ModelFitError, NotFittedError
 from common.schema import DS, ID, LEVELS, Y
 from features.calendar import exchange_for, sessions_after_each
 from features.windows import supervised_windows
-from models.base import Forecaster, Intervals, NewRows, OriginForecasts, direct_steps
+from models.base import Intervals, OriginForecasts, direct_steps
 from models.rnn import (
     _CELLS,
     _MIN_TRAIN_SAMPLES,
     TRAINING_LOCK,
+    KerasForecaster,
     _keras,
     cell_name,
     conformal_quantile,
@@ -107,7 +108,7 @@ class _Origins:
     index: int  # row of the embedding (0 when there is none)
 
 
-class GlobalRecurrentForecaster(Forecaster):
+class GlobalRecurrentForecaster(KerasForecaster):
     """ONE Keras SimpleRNN/LSTM/GRU over every series of a panel (log returns scaled per series), direct
     multi-step, split-conformal 80/95 bands from the pooled validation residuals; no exogenous inputs."""
 
@@ -119,9 +120,7 @@ class GlobalRecurrentForecaster(Forecaster):
     default_refit_every: ClassVar[int] = 10  # as the local recurrent models
     search_space: ClassVar[SearchSpace] = {}  # not tunable in this version
 
-    # Fitted Keras state, declared because it is also read before fit sets it (warm start, unpickling).
-    model_: keras.Model | None  # the live network; None after unpickling until first use
-    weights_: list[np.ndarray]
+    # Fitted Keras state read before fit sets it (warm start, unpickling); model_ and weights_: KerasForecaster.
     serve_: tuple[keras.Model, Callable[..., tf.Tensor]]  # (network, its traced forward pass)
 
     def __init__(
@@ -434,14 +433,6 @@ class GlobalRecurrentForecaster(Forecaster):
             return xs
         return [xs, np.asarray(index, dtype="int32").reshape(-1, 1)]
 
-    def _model(self) -> keras.Model:
-        """The live Keras model; rebuilt from stored weights after unpickling."""
-        if getattr(self, "model_", None) is None:
-            model = self._build()
-            model.set_weights(self.weights_)
-            self.model_ = model
-        return self.model_
-
     def _serve(self) -> Callable[..., tf.Tensor]:
         """The forward pass graph-compiled ONCE for any batch size (see models.rnn RecurrentForecaster._serve)."""
         model = self._model()
@@ -537,13 +528,6 @@ class GlobalRecurrentForecaster(Forecaster):
             scales = np.array([log_return_scale(log_y[: e + 1]) for e in ends])
         return _Origins(windows, scales, self.series_index_.get(uid, 0))
 
-    def _check_horizon(self, horizon: int) -> None:
-        if horizon > self.horizon_:
-            raise DataError(
-                f"{self.name}: asked for {horizon} steps, the network outputs at most horizon={self.horizon_}; "
-                f"fit it with horizon>={horizon} (direct multi-step models cannot extrapolate further)"
-            )
-
     def _check_panel_fitted(self) -> None:
         if getattr(self, "weights_", None) is None:
             raise NotFittedError(f"{self.name}: call fit_panel() (or fit()) before predict_panel_origins()")
@@ -565,33 +549,3 @@ class GlobalRecurrentForecaster(Forecaster):
         origins = self._origins(self.unique_id_, self.ds_, self.y_, np.asarray(ends, dtype=np.int64))
         index = np.full(len(ends), origins.index, dtype=np.int32)
         return self._forecast(origins.windows, origins.scales, index)
-
-    def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:
-        self._check_horizon(horizon)
-        mean, intervals = self._forecast_ends(np.array([len(self.y_) - 1]))
-        if intervals is None:
-            return mean[0, :horizon], None
-        return mean[0, :horizon], {lv: (lo[0, :horizon], hi[0, :horizon]) for lv, (lo, hi) in intervals.items()}
-
-    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
-        """Every origin in ONE batched network call; each window ends at its own last row (no look-ahead)."""
-        self._check_horizon(horizon)
-        seen = len(self.y_)
-        self._condition(new)
-        mean, intervals = self._forecast_ends(seen - 1 + np.asarray(counts, dtype=np.int64))
-        if intervals is None:
-            return mean[:, :horizon], None
-        return mean[:, :horizon], {lv: (lo[:, :horizon], hi[:, :horizon]) for lv, (lo, hi) in intervals.items()}
-
-    # ---- pickling: weights + config, never the live Keras model -------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        if state.get("model_") is not None:
-            state["weights_"] = state["model_"].get_weights()
-        state.pop("model_", None)
-        state.pop("serve_", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.model_ = None

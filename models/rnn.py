@@ -132,7 +132,75 @@ def conformal_quantile(residuals: np.ndarray, level: int) -> np.ndarray:
     return res[min(k, n) - 1]
 
 
-class RecurrentForecaster(Forecaster):
+class KerasForecaster(Forecaster):
+    """What the Keras forecasters share (RecurrentForecaster, models.global_rnn): the live network rebuilt from
+    stored weights, pickles of weights and config (never the live model), and direct multi-step forecasts from
+    windows ending at given rows of the seen history, `_forecast_ends` (ONE batched network call per block).
+
+    Subclasses build the network (`_build`), forecast from window ends (`_forecast_ends`) and set `horizon_`, the
+    steps the network outputs, at fit.
+    """
+
+    model_: keras.Model | None  # the live network; None after unpickling until first use
+    weights_: list[np.ndarray]
+    horizon_: int
+
+    def _build(self) -> keras.Model:
+        raise NotImplementedError
+
+    def _forecast_ends(self, ends: np.ndarray) -> tuple[np.ndarray, Intervals | None]:
+        raise NotImplementedError
+
+    def _model(self) -> keras.Model:
+        """The live Keras model; rebuilt from stored weights after unpickling."""
+        if getattr(self, "model_", None) is None:
+            model = self._build()
+            model.set_weights(self.weights_)
+            self.model_ = model
+        return self.model_
+
+    def _check_horizon(self, horizon: int) -> None:
+        if horizon > self.horizon_:
+            raise DataError(
+                f"{self.name}: asked for {horizon} steps, the network outputs at most horizon={self.horizon_}; "
+                f"fit it with horizon>={horizon} (direct multi-step models cannot extrapolate further)"
+            )
+
+    def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        self._check_horizon(horizon)
+        mean, intervals = self._forecast_ends(np.array([len(self.y_) - 1]))
+        if intervals is None:
+            return mean[0, :horizon], None
+        return mean[0, :horizon], {lv: (lo[0, :horizon], hi[0, :horizon]) for lv, (lo, hi) in intervals.items()}
+
+    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
+        """Forecasts from every origin in ONE batched network call; equal to looping update()+predict().
+
+        Each origin's window ends at its own last row, so it uses only rows at or before its cutoff.
+        """
+        self._check_horizon(horizon)
+        seen = len(self.y_)
+        self._condition(new)
+        mean, intervals = self._forecast_ends(seen - 1 + np.asarray(counts, dtype=np.int64))
+        if intervals is None:
+            return mean[:, :horizon], None
+        return mean[:, :horizon], {lv: (lo[:, :horizon], hi[:, :horizon]) for lv, (lo, hi) in intervals.items()}
+
+    # ---- pickling: weights + config, never the live Keras model -------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if state.get("model_") is not None:
+            state["weights_"] = state["model_"].get_weights()
+        state.pop("model_", None)
+        state.pop("serve_", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.model_ = None
+
+
+class RecurrentForecaster(KerasForecaster):
     """Keras SimpleRNN/LSTM/GRU on sliding windows, direct multi-step output, split-conformal 80/95 bands."""
 
     supports_exog: ClassVar[bool] = True
@@ -151,9 +219,7 @@ class RecurrentForecaster(Forecaster):
     }
     exog_param: ClassVar[str | None] = "features"
 
-    # Fitted Keras state, declared because it is also read before fit sets it (warm start, unpickling).
-    model_: keras.Model | None  # the live network; None after unpickling until first use
-    weights_: list[np.ndarray]
+    # Fitted Keras state read before fit sets it (warm start, unpickling); model_ and weights_: KerasForecaster.
     serve_: tuple[keras.Model, Callable[[np.ndarray], tf.Tensor]]  # (network, its traced forward pass)
 
     def __init__(
@@ -281,14 +347,6 @@ class RecurrentForecaster(Forecaster):
         keras = _keras()
         opt = keras.optimizers.Adam(learning_rate=self.learning_rate, clipnorm=self.clipnorm)
         model.compile(optimizer=opt, loss="mse")
-
-    def _model(self) -> keras.Model:
-        """The live Keras model; rebuilt from stored weights after unpickling."""
-        if getattr(self, "model_", None) is None:
-            model = self._build()
-            model.set_weights(self.weights_)
-            self.model_ = model
-        return self.model_
 
     def _serve(self) -> Callable[[np.ndarray], tf.Tensor]:
         """A graph-compiled forward pass traced ONCE for any batch size (input_signature with a None batch).
@@ -423,44 +481,3 @@ class RecurrentForecaster(Forecaster):
                 lo, hi = mean - q, mean + q
             intervals[level] = (lo, hi)
         return mean, intervals
-
-    def _check_horizon(self, horizon: int) -> None:
-        if horizon > self.horizon_:
-            raise DataError(
-                f"{self.name}: asked for {horizon} steps, the network outputs at most horizon={self.horizon_}; "
-                f"fit it with horizon>={horizon} (direct multi-step models cannot extrapolate further)"
-            )
-
-    def _predict(self, horizon: int) -> tuple[np.ndarray, Intervals | None]:
-        self._check_horizon(horizon)
-        mean, intervals = self._forecast_ends(np.array([len(self.y_) - 1]))
-        if intervals is None:
-            return mean[0, :horizon], None
-        return mean[0, :horizon], {lv: (lo[0, :horizon], hi[0, :horizon]) for lv, (lo, hi) in intervals.items()}
-
-    # ---- batched backtest path ----------------------------------------------------------------------------
-    def _forecast_block(self, new: NewRows, counts: np.ndarray, horizon: int) -> tuple[np.ndarray, Intervals | None]:
-        """Forecasts from every origin in ONE batched network call; equal to looping update()+predict().
-
-        Each origin's window ends at its own last row, so it uses only rows at or before its cutoff.
-        """
-        self._check_horizon(horizon)
-        seen = len(self.y_)
-        self._condition(new)
-        mean, intervals = self._forecast_ends(seen - 1 + np.asarray(counts, dtype=np.int64))
-        if intervals is None:
-            return mean[:, :horizon], None
-        return mean[:, :horizon], {lv: (lo[:, :horizon], hi[:, :horizon]) for lv, (lo, hi) in intervals.items()}
-
-    # ---- pickling: weights + config, never the live Keras model -------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        if state.get("model_") is not None:
-            state["weights_"] = state["model_"].get_weights()
-        state.pop("model_", None)
-        state.pop("serve_", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.model_ = None
