@@ -50,12 +50,13 @@ format: dev ## Format the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: dev ## Run every benchmark (about 40 minutes on 2 cores); results land in benchmarks/results/
+bench: dev ## Run every benchmark (about 55 minutes on 2 cores); results land in benchmarks/results/
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_neural.py
 	$(BIN)/python benchmarks/bench_backtest.py --part all
 	$(BIN)/python benchmarks/bench_flow.py
 	$(BIN)/python benchmarks/bench_event.py
+	$(BIN)/python benchmarks/bench_global.py  # + --peer-python <env with neuralforecast> for the anchor
 
 clean: ## Remove the environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis .prefect

@@ -1,4 +1,4 @@
-"""Fit + predict timings of the statistical and ML models, and AutoARIMA order selection next to statsforecast's.
+"""Fit + predict timings of the statistical, ML and recurrent models; AutoARIMA order selection beside statsforecast.
 
 Run: `.venv/bin/python benchmarks/bench_models.py [--models naive,ets,arima] [--n 2000] [--repeats 3]`
 -> a table on stdout and benchmarks/results/models.{json,md}.
@@ -70,6 +70,11 @@ CASES: list[Case] = [
     Case("random_forest", "random_forest"),
     Case("gradient_boosting", "gradient_boosting"),
     Case("svr", "svr"),
+    # The recurrent networks with their default configuration. A global network on ONE series is the degenerate
+    # panel: its cost across 100 series beside one network per series is in results/global.md (bench_global.py).
+    Case("lstm", "lstm"),
+    Case("global_lstm", "global_lstm"),
+    Case("global_gru", "global_gru"),
     Case("ensemble", "ensemble"),
 ]
 
@@ -222,7 +227,7 @@ def order_selection(data: pd.DataFrame, label: str) -> list[dict[str, Any]]:
 def _markdown(report: dict[str, Any]) -> str:
     meta = report["meta"]
     lines = [
-        "# Model timings (statistical and ML)",
+        "# Model timings (statistical, ML and recurrent)",
         "",
         f"{meta['series']}, {meta['n']} sessions; {meta['machine']}; {meta['when']}.",
         f"fit+predict({HORIZON}): median of {meta['repeats']} fresh fits after one warm-up; "
