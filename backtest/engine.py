@@ -166,7 +166,7 @@ def run_backtest(
     after each unit. `intervals` and `calibration_windows`: which models get split-conformal bands and how many
     calibration origins they learn from (backtest.conformal, backtest.units.plan_price_units).
     """
-    from backtest.panel import PanelUnit, panel_units, run_panel_unit  # panel and units import us
+    from backtest.panel import PanelUnit, global_meta, panel_units, run_panel_unit  # panel and units import us
     from backtest.units import (
         combine_units,
         combined_from,
@@ -213,6 +213,7 @@ def run_backtest(
         "models": {name: dict(p) for name, p in specs.items()},
         **combined_from(units),
         **interval_meta(units, intervals=intervals, calibration_windows=calibration_windows),
+        **global_meta(units),
         "n_series": len(frames),
         "n_units": len(units),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -93,6 +93,12 @@ class PanelUnit:
         return tuple(unit.uid for unit in self.members)
 
 
+def global_meta(units: Sequence[Any]) -> dict[str, Any]:
+    """Run metadata naming the global models of a run, {"global_models": [...]}; empty when there are none."""
+    names = sorted({unit.model for unit in units if is_global(unit.model)})
+    return {"global_models": names} if names else {}
+
+
 def panel_units(units: Sequence[Any]) -> list[Any]:
     """`units` with every global model's units gathered into one PanelUnit (at its first unit's place)."""
     groups: dict[str, list[Any]] = {}

@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.states import State
 from prefect.utilities.annotations import NotSet
 
+from backtest.panel import global_meta
 from backtest.units import (
     batch_units,
     combine_units,
@@ -141,6 +142,7 @@ def backtest_flow(params: BacktestParams = BacktestParams()) -> State:  # noqa: 
         )
         | combined_from(units)
         | interval_meta(units, intervals=params.intervals, calibration_windows=params.calibration_windows)
+        | global_meta(units)
         | params.variant_meta
     )
     result = gather(results, meta)

@@ -38,7 +38,10 @@ PositiveInt = Annotated[int, Field(gt=0)]
 REFIT_HELP = "0 = fit once, 1 = every fold, k = every k-th fold"
 MODELS_HELP = "Registered models (pricecast models), in the registry's spelling or any case"
 MODEL_PARAMS_HELP = 'Constructor parameters per model, e.g. {"ets": {"damped": true}}'
-TIMEOUT_HELP = "Seconds one (ticker, model) unit may run before it is stopped and recorded as failed"
+TIMEOUT_HELP = (
+    "Seconds one (ticker, model) unit may run before it is stopped and recorded as failed "
+    "(a global model's one unit over every ticker: this times the tickers)"
+)
 COVARIATES_HELP = (
     "Tickers used as inputs, not forecast (indices, commodities, FX), aligned as of each target's close; "
     "models that take exogenous inputs also run as <model>+cov"

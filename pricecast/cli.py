@@ -180,8 +180,8 @@ def backtest_cmd(
     unit_timeout: Annotated[
         float | None,
         typer.Option(
-            help="Seconds one (ticker, model) unit may run before it is stopped and recorded as failed "
-            f"(default: {_bt('unit_timeout_seconds')})"
+            help="Seconds one (ticker, model) unit may run before it is stopped and recorded as failed; a global "
+            f"model's one unit over every ticker gets this times the tickers (default: {_bt('unit_timeout_seconds')})"
         ),
     ] = None,
     batch_size: Annotated[

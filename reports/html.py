@@ -257,6 +257,7 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
         ("Fold plan", _describe_plan(meta.get("plan"), data.fold_info, data.quality)),
         ("Refit policy", _describe(meta.get("refit_every"))),
         ("Interval bands", _describe_bands(meta)),
+        ("Global models", _describe_global(meta, len(tickers) if tickers else 0)),
         ("Total time", fmt_seconds(meta["elapsed_seconds"]) if meta.get("elapsed_seconds") is not None else None),
         ("Git commit", meta.get("git_commit")),
         ("Run id", meta.get("flow_run_id")),
@@ -266,7 +267,7 @@ def _run_section(data: ReportInput, meta: Mapping[str, Any], series: list[str]) 
             facts.append((label, redact(value)))
     known = {"source", "tickers", "plan", "refit_every", "elapsed_seconds", "git_commit", "flow_run_id", "created_at"}
     known |= {"sessions", "versions", "intervals", "conformal_models", "calibration_windows", "conformal_window"}
-    known |= {"conformal_rows_without_95_band", "calibration_seconds"}  # the latter: a column of the time table
+    known |= {"conformal_rows_without_95_band", "calibration_seconds", "global_models"}  # the 2nd: the time table's
     # Other facts (the source path, model parameters) may hold a URL with a password or a token: masked.
     facts += [
         (_META_LABELS.get(str(k), str(k).replace("_", " ").capitalize()), redact(_describe_meta(str(k), v) or ""))
@@ -293,6 +294,17 @@ _META_LABELS = {
     "trading_cost_bps": "Trading cost",
     "date_mismatches": "Calendar vs data date mismatches",
 }
+
+
+def _describe_global(meta: Mapping[str, Any], n_series: int) -> str | None:
+    """What a global model's rows mean: one network across the series, its refits counted once per series."""
+    names = [str(m) for m in meta.get("global_models") or []]
+    if not names:
+        return None
+    return (
+        f"{', '.join(names)}: one network across all {n_series} series, fitted once per refit on every series cut at "
+        "the fold's earliest cutoff; the time table counts each refit once per series and shares its seconds evenly"
+    )
 
 
 def _describe_bands(meta: Mapping[str, Any]) -> str | None:

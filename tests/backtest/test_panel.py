@@ -105,6 +105,7 @@ def test_run_backtest_runs_a_global_model_once_per_refit_beside_local_models(mon
     assert result.forecasts.loc[result.forecasts[MODEL] == "panel_drift", "yhat_lo_95"].notna().any()
     counts = result.forecasts.groupby([MODEL, ID]).size()
     assert set(counts) == {PLAN.windows * PLAN.horizon} and len(counts) == 6
+    assert result.meta["global_models"] == ["panel_drift"]  # the report says what its rows mean
 
 
 def test_global_units_are_one_batch_and_one_panel(monkeypatch):

@@ -211,3 +211,11 @@ def test_the_time_table_counts_the_calibration_origins(with_tests, tmp_path):
     assert "Calibration seconds" not in run  # a column of the time table, not a raw fact
     plain = _section(render_html(with_tests, tmp_path / "p.html").read_text(encoding="utf-8"), "run")
     assert "calibration origins</th>" not in plain
+
+
+def test_the_run_section_says_what_a_global_models_rows_mean(with_tests, tmp_path):
+    meta = {**with_tests.meta, "global_models": ["global_lstm"]}
+    run = _section(render_html(dataclasses.replace(with_tests, meta=meta), tmp_path / "g.html").read_text(), "run")
+    assert "<dt>Global models</dt><dd>global_lstm: one network across all" in run
+    assert "counts each refit once per series and shares its seconds evenly" in run
+    assert "Global models" not in _section(render_html(with_tests, tmp_path / "n.html").read_text(), "run")
