@@ -200,3 +200,24 @@ def test_serve_refuses_a_missing_prefect_yaml(tmp_path):
 
     with pytest.raises(ConfigError, match="no prefect.yaml"):
         serve.declared_deployments(tmp_path / "prefect.yaml")
+
+
+def test_global_models_are_split_into_panels_with_the_champions_that_run_them():
+    """A global model asked by name and a champion that IS that model (same parameters) share one panel fit; a
+    champion with other parameters gets its own; local models stay per ticker."""
+    from tasks.forecast import split_global
+
+    runs = {
+        ("AAPL", "naive"): ("naive", {}),
+        ("AAPL", "global_lstm"): ("global_lstm", {}),
+        ("MSFT", "global_lstm"): ("global_lstm", {}),
+        ("MSFT", "champion"): ("global_lstm", {}),
+        ("IBM", "champion"): ("global_lstm", {"units": 8}),
+        ("IBM", "naive"): ("naive", {}),
+    }
+    local, panels = split_global(list(runs), runs)
+    assert local == [("AAPL", "naive"), ("IBM", "naive")]
+    assert panels == {
+        ("global_lstm", "{}"): {"AAPL": ["global_lstm"], "MSFT": ["global_lstm", "champion"]},
+        ("global_lstm", '{"units": 8}'): {"IBM": ["champion"]},
+    }
