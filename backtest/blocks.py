@@ -15,7 +15,8 @@ fold from a fresh fit to find the failing fold, so the folds before it keep thei
 
 Timing: `fit_seconds` is the fit of a block's first fold (0 for the other folds); `predict_seconds` is the batched
 call's time divided evenly over the folds it predicted (a batched call has no per-fold split). Building a model
-(construction, on-demand imports) and scoring are not timed.
+(construction, on-demand imports) and scoring are not timed, and neither is waiting for a lock another unit holds
+(Keras training is serialised in-process; common.timing.Stopwatch leaves such waits out).
 
 A task plugs in through `BlockTask`: price forecasting (backtest.engine.PriceTask) and the event task
 (backtest.units.EventTask). This module also holds what every task shares: the refit-policy resolution and
@@ -25,7 +26,6 @@ its validation, the failure record and the `models` argument parser.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -33,6 +33,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from backtest.folds import Fold
 from common.errors import ConfigError, DataError, ModelFitError
 from common.schema import ERROR_TYPE, FOLD, ID, MESSAGE, MODEL
+from common.timing import Stopwatch
 from models import EVENT_REGISTRY, REGISTRY, event_model_class, model_class
 from models.variants import SEP, parse_variant
 
@@ -136,9 +137,9 @@ def _run_block(
     """Fit on block[0]'s window and predict every scorable fold of the block in one call."""
     try:
         model = previous if previous is not None and getattr(previous, "warm_start", False) else task.build()
-        started = time.perf_counter()
-        fitted = task.fit(model, block[0])
-        fit_s = time.perf_counter() - started
+        with Stopwatch() as watch:
+            fitted = task.fit(model, block[0])
+        fit_s = watch.seconds
     except LeakageError:
         raise
     except Exception as exc:  # models raise anything; recorded as a failure of this fold
@@ -164,9 +165,9 @@ def _replay(
     """Fold-by-fold version of a block from a fresh fit: stops at the first failing fold."""
     try:
         model = task.build()
-        started = time.perf_counter()
-        fitted = task.fit(model, block[0])
-        fit_s = time.perf_counter() - started
+        with Stopwatch() as watch:
+            fitted = task.fit(model, block[0])
+        fit_s = watch.seconds
     except LeakageError:
         raise
     except Exception as exc:
@@ -190,9 +191,9 @@ def _predict(
     """One batched predict for `folds`, then each fold's output; the block's first fold carries the fit time."""
     if not folds:
         return []
-    started = time.perf_counter()
-    batch = task.predict(fitted, folds)
-    per_fold = (time.perf_counter() - started) / len(folds)
+    with Stopwatch() as watch:
+        batch = task.predict(fitted, folds)
+    per_fold = watch.seconds / len(folds)
     return [
         FoldDone(fold, task.score(fitted, fold, batch), fit_s if fold is first else 0.0, per_fold, fold is first)
         for fold in folds

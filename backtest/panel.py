@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +48,7 @@ from backtest.folds import Fold
 from backtest.results import UnitResult
 from common.errors import ConfigError, DataError
 from common.schema import CUTOFF, DS
+from common.timing import Stopwatch
 from models import REGISTRY, make_model, model_class
 from models.variants import SEP, parse_variant
 
@@ -135,12 +135,11 @@ def run_panel_unit(
     runs = _member_runs(run_blocks(scored, task, refit_every=first.refit_every, name=name), task)
     results = [price_result(frames[unit.uid], unit.folds, runs[unit.uid], model=panel.model) for unit in panel.members]
     if any(unit.calibration_folds for unit in panel.members):
-        started = time.perf_counter()
         calibration = _panel_folds({unit.uid: unit.calibration_folds for unit in panel.members})
-        cal_runs = _member_runs(
-            run_blocks(calibration, task, refit_every=first.refit_every, name=f"{name} (calibration)"), task
-        )
-        share = (time.perf_counter() - started) / len(panel.members)
+        with Stopwatch() as watch:
+            cal_run = run_blocks(calibration, task, refit_every=first.refit_every, name=f"{name} (calibration)")
+        cal_runs = _member_runs(cal_run, task)
+        share = watch.seconds / len(panel.members)
         for unit, result in zip(panel.members, results, strict=True):
             if unit.calibration_folds:
                 result.calibration = calibration_table(cal_runs[unit.uid], uid=unit.uid, model=panel.model)

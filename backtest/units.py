@@ -17,7 +17,6 @@ import dataclasses
 import functools
 import logging
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
@@ -65,6 +64,7 @@ from common.schema import (
     P,
     Y,
 )
+from common.timing import Stopwatch
 from models import REGISTRY, make_event_model, make_model, model_class
 from models.variants import SEP, parse_variant
 
@@ -329,10 +329,10 @@ def _run_price(unit: PriceUnit, series: pd.DataFrame, factory: ModelFactory) -> 
         check_folds(frame, unit.calibration_folds, horizon=unit.horizon, unique_id=unit.uid)
         # Their own blocks, under the unit's refit policy: the scored folds refit where they would without them,
         # so a model's point forecasts never depend on the interval option.
-        started = time.perf_counter()
-        run = run_blocks(unit.calibration_folds, task, refit_every=unit.refit_every, name=f"{name} (calibration)")
+        with Stopwatch() as watch:
+            run = run_blocks(unit.calibration_folds, task, refit_every=unit.refit_every, name=f"{name} (calibration)")
         result.calibration = calibration_table(run, uid=unit.uid, model=unit.model)
-        result.calibration_seconds = time.perf_counter() - started
+        result.calibration_seconds = watch.seconds
     return with_conformal(unit, result)
 
 

@@ -36,7 +36,7 @@ from common.errors import ConfigError, DataError, NotFittedError
 from features.scaling import TrainScaler
 from features.windows import windows_ending_at
 from models.classifiers import MIN_SAMPLES, ClassWeight, EventClassifier, balanced_weights, prior_shift
-from models.rnn import _CELLS, TRAINING_LOCK, _keras, cell_name, recurrent_stack, seeded_dense
+from models.rnn import _CELLS, _keras, cell_name, recurrent_stack, seeded_dense, training_lock
 
 if TYPE_CHECKING:  # annotations only: Keras and TensorFlow load on first fit
     import keras
@@ -180,7 +180,7 @@ class RecurrentEventClassifier(EventClassifier):
 
     # ---- hooks --------------------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> None:
-        with TRAINING_LOCK:  # Keras' seed and session are process-wide: see models.rnn.TRAINING_LOCK
+        with training_lock():  # Keras' seed and session are process-wide: see models.rnn.TRAINING_LOCK
             self._fit_seeded(X, y, rows)
 
     def _fit_seeded(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> None:
@@ -239,7 +239,7 @@ class RecurrentEventClassifier(EventClassifier):
                 f"first row {rows[~ok][0]}; start the folds later or shorten the window"
             )
         Xs = self.scaler_.transform(windows_ending_at(X, rows, window=self.window)).astype("float32")
-        with TRAINING_LOCK:  # a forward pass beside another thread's training changes that fit: see models.rnn._net
+        with training_lock():  # a forward pass beside another thread's training changes that fit: see models.rnn._net
             p = self._serve()(Xs).numpy().reshape(-1).astype(float)
         if self.class_weight == "balanced" and self.prior_correction:
             p = prior_shift(p, self.class_weights_)

@@ -56,13 +56,13 @@ from models.base import Intervals, OriginForecasts, direct_steps
 from models.rnn import (
     _CELLS,
     _MIN_TRAIN_SAMPLES,
-    TRAINING_LOCK,
     KerasForecaster,
     _keras,
     cell_name,
     conformal_quantile,
     recurrent_stack,
     seeded_dense,
+    training_lock,
 )
 from models.search_space import SearchSpace
 
@@ -280,7 +280,7 @@ class GlobalRecurrentForecaster(KerasForecaster):
     def _fit_series(
         self, series: Mapping[str, tuple[pd.DatetimeIndex, np.ndarray]], steps: int, exchanges: Mapping[str, str]
     ) -> None:
-        with TRAINING_LOCK:
+        with training_lock():
             self._fit_locked(series, steps, exchanges)
 
     def _fit_locked(
@@ -452,7 +452,7 @@ class GlobalRecurrentForecaster(KerasForecaster):
     # ---- forecasting -----------------------------------------------------------------------------------------
     def _net(self, x: np.ndarray, index: np.ndarray) -> np.ndarray:
         """One batched forward pass: scaled windows (n, window) -> scaled outputs (n, horizon_)."""
-        with TRAINING_LOCK:  # a pass traced while another thread trains would change that fit (see models.rnn)
+        with training_lock():  # a pass traced while another thread trains would change that fit (see models.rnn)
             inputs = self._inputs(x, index)
             fn = self._serve()
             out = fn(*inputs) if isinstance(inputs, list) else fn(inputs)

@@ -38,6 +38,7 @@ import pandas as pd
 
 from common.errors import ConfigError
 from common.schema import DS, LEVELS, YHAT, Y
+from common.timing import held
 from features.calendar import sessions
 from models.base import Forecaster, Intervals, is_calendar_column
 from models.search_space import Float, SearchSpace
@@ -473,7 +474,7 @@ class ProphetForecaster(Forecaster):
             m.uncertainty_samples = n_samples
             if not n_samples:
                 return mean, None
-            with _GLOBAL_RNG:
+            with held(_GLOBAL_RNG):  # queued behind another unit's draws: a wait, not this unit's cost
                 state = np.random.get_state()
                 np.random.seed(self.seed)
                 try:

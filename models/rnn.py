@@ -36,6 +36,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -44,6 +45,7 @@ import pandas as pd
 
 from common.errors import ConfigError, DataError
 from common.schema import LEVELS
+from common.timing import held
 from features.calendar import calendar_features
 from features.scaling import TrainScaler
 from features.windows import supervised_windows, windows_ending_at
@@ -70,6 +72,12 @@ def cell_name(cell: str) -> str:
 # thread runner) would interleave each other's seeding and clear_session(), so results would depend on timing.
 # Training is serialised with this lock; TensorFlow already spreads one fit over every core, so little is lost.
 TRAINING_LOCK = threading.RLock()
+
+
+def training_lock() -> AbstractContextManager[None]:
+    """TRAINING_LOCK held, the time spent waiting for it recorded as a wait (common.timing): a unit's time table
+    charges it for its own training, not for the other units' it queued behind."""
+    return held(TRAINING_LOCK)
 
 
 def _keras() -> ModuleType:
@@ -365,7 +373,7 @@ class RecurrentForecaster(KerasForecaster):
 
     # ---- hooks --------------------------------------------------------------------------------------------
     def _fit(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
-        with TRAINING_LOCK:
+        with training_lock():
             self._fit_seeded(y, X)
 
     def _fit_seeded(self, y: np.ndarray, X: pd.DataFrame | None) -> None:
@@ -442,7 +450,7 @@ class RecurrentForecaster(KerasForecaster):
         """One batched forward pass on scaled inputs -> outputs in transformed (unscaled) target units."""
         # Under the lock too: a forward pass traced while another thread trains (after its clear_session() and
         # seeding) changed that thread's fit; seen as a flaky thread-determinism test on a loaded machine.
-        with TRAINING_LOCK:
+        with training_lock():
             out = self._serve()(np.asarray(Xs, dtype="float32")).numpy()
         return self.out_scaler_.inverse_transform(out.astype(float))
 

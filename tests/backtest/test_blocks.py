@@ -198,3 +198,50 @@ def test_model_specs_parse_names_and_mappings():
         model_specs(["naive", "naive"])
     with pytest.raises(ConfigError, match="no event models to backtest"):
         model_specs([], kind="event models")
+
+
+@dataclass
+class QueuedTask(FakeTask):
+    """Fits and predicts under the Keras training lock, working 0.1 s inside it."""
+
+    def fit(self, model: FakeModel, fold: Fold) -> FakeModel:
+        from models.rnn import training_lock
+
+        with training_lock():
+            time.sleep(0.1)
+        return super().fit(model, fold)
+
+    def predict(self, fitted, folds):
+        from models.rnn import training_lock
+
+        with training_lock():
+            time.sleep(0.1)
+        return super().predict(fitted, folds)
+
+
+def test_time_queued_behind_another_units_training_is_not_charged():
+    """Another unit holds the training lock for 0.8 s when this one starts: its fit is charged its own ~0.1 s of
+    work inside the lock, not the wait (a flow runs several Keras units in threads; training is serialised)."""
+    import threading
+
+    from models.rnn import TRAINING_LOCK
+
+    held, release = threading.Event(), threading.Event()
+
+    def other_unit() -> None:
+        with TRAINING_LOCK:
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=other_unit)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.8, release.set).start()
+    started = time.perf_counter()
+    run = run_blocks(FOLDS[:2], QueuedTask(), refit_every=2)
+    wall = time.perf_counter() - started
+    thread.join()
+    first = run.done[0]
+    assert wall >= 0.8 + 0.2  # it did wait, then worked
+    assert 0.1 <= first.fit_seconds < 0.5  # the work, not the 0.8 s queue
+    assert 0.05 <= first.predict_seconds < 0.3  # one batched call over two folds: 0.1 s shared
