@@ -195,10 +195,7 @@ class PanelTask:
         for uid, own in self.at[fold.fold].items():
             train = training_frame(self.frames[uid], own)  # LeakageError if the member's own window passes its cutoff
             parts.append(train.loc[pd.DatetimeIndex(train[DS]) <= fold.cutoff])
-        train = pd.concat(parts, ignore_index=True)
-        if len(train) and pd.Timestamp(train[DS].max()) > fold.cutoff:
-            raise LeakageError(f"panel fold {fold.fold}: training rows after the panel cutoff {fold.cutoff.date()}")
-        model.fit_panel(train, horizon=fold_steps(fold), calendars=self.calendars)
+        model.fit_panel(pd.concat(parts, ignore_index=True), horizon=fold_steps(fold), calendars=self.calendars)
         return model
 
     def unscorable(self, fold: Fold) -> Exception | None:
@@ -271,10 +268,11 @@ def live_panel_forecasts(
     """A global model fitted once on every series' full history, then each series' next `horizon` sessions
     (unique_id, ds, h, yhat [, bands]); a series the model could not forecast maps to its exception."""
     frames = {uid: prepare_series(frame) for uid, frame in series.items()}
+    history = pd.concat(frames.values(), ignore_index=True)
     fitted = factory(model, **params)
-    fitted.fit_panel(pd.concat(frames.values(), ignore_index=True), horizon=horizon, calendars=calendars)
+    fitted.fit_panel(history, horizon=horizon, calendars=calendars)
     last = {uid: [pd.Timestamp(frame[DS].iloc[-1])] for uid, frame in frames.items()}
-    batch = fitted.predict_panel_origins(pd.concat(frames.values(), ignore_index=True), last, horizon)
+    batch = fitted.predict_panel_origins(history, last, horizon)
     out: dict[str, pd.DataFrame | Exception] = {}
     for uid in frames:
         forecasts = batch.get(uid, DataError(f"{model}: no forecast for {uid}"))

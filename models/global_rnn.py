@@ -54,11 +54,11 @@ from features.calendar import exchange_for, sessions_after_each
 from features.windows import supervised_windows
 from models.base import Intervals, OriginForecasts, direct_steps
 from models.rnn import (
-    _CELLS,
     _MIN_TRAIN_SAMPLES,
     KerasForecaster,
     _keras,
     cell_name,
+    check_network_args,
     conformal_quantile,
     recurrent_stack,
     seeded_dense,
@@ -143,18 +143,19 @@ class GlobalRecurrentForecaster(KerasForecaster):
         warm_start: bool = True,
         warm_epochs: int = 5,
     ) -> None:
-        if str(cell).lower() not in _CELLS:
-            raise ConfigError(f"global_rnn: cell must be one of {sorted(set(_CELLS) - {'simplernn'})}, got {cell!r}")
-        who = "global_" + cell_name(cell)
-        for label, value in (("window", window), ("units", units), ("layers", layers), ("horizon", horizon or 1)):
-            if int(value) < 1:
-                raise ConfigError(f"{who}: {label} must be >= 1, got {value}")
+        who = check_network_args(
+            "global_rnn",
+            "global_",
+            cell=cell,
+            window=window,
+            units=units,
+            layers=layers,
+            horizon=horizon,
+            dropout=dropout,
+            validation_fraction=validation_fraction,
+        )
         if int(embedding_dim) < 0:
             raise ConfigError(f"{who}: embedding_dim must be >= 0 (0 = no series embedding), got {embedding_dim}")
-        if not 0.0 <= validation_fraction < 0.9:
-            raise ConfigError(f"{who}: validation_fraction must be in [0, 0.9), got {validation_fraction}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"{who}: dropout must be in [0, 1), got {dropout}")
         self.cell = str(cell).lower()
         self.window = int(window)
         self.units = int(units)

@@ -132,6 +132,35 @@ def seeded_dense(keras: ModuleType, units: int, *, seed: int, activation: str | 
     return keras.layers.Dense(units, activation=activation, kernel_initializer=init)
 
 
+def check_network_args(
+    family: str,
+    prefix: str,
+    *,
+    cell: str,
+    window: int,
+    units: int,
+    layers: int,
+    horizon: int | None,
+    dropout: float,
+    validation_fraction: float,
+) -> str:
+    """ConfigError for a recurrent forecaster's bad shape arguments; returns its registry name (`prefix` + cell).
+
+    `family` names the class in the cell error (rnn, global_rnn); the other errors name the registry key the user
+    typed (lstm, global_gru)."""
+    if str(cell).lower() not in _CELLS:
+        raise ConfigError(f"{family}: cell must be one of {sorted(set(_CELLS) - {'simplernn'})}, got {cell!r}")
+    who = prefix + cell_name(cell)
+    for label, value in (("window", window), ("units", units), ("layers", layers), ("horizon", horizon or 1)):
+        if int(value) < 1:
+            raise ConfigError(f"{who}: {label} must be >= 1, got {value}")
+    if not 0.0 <= validation_fraction < 0.9:
+        raise ConfigError(f"{who}: validation_fraction must be in [0, 0.9), got {validation_fraction}")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"{who}: dropout must be in [0, 1), got {dropout}")
+    return who
+
+
 def conformal_quantile(residuals: np.ndarray, level: int) -> np.ndarray:
     """Split-conformal half-width per column: the ceil((n+1)*level/100)-th smallest |residual| (capped at n)."""
     res = np.sort(np.abs(np.asarray(residuals, dtype=float)), axis=0)
@@ -251,18 +280,19 @@ class RecurrentForecaster(KerasForecaster):
         warm_start: bool = True,
         warm_epochs: int = 5,
     ) -> None:
-        if str(cell).lower() not in _CELLS:
-            raise ConfigError(f"rnn: cell must be one of {sorted(set(_CELLS) - {'simplernn'})}, got {cell!r}")
-        who = cell_name(cell)  # the registry key of this cell: what the user typed for make_model("lstm")
+        who = check_network_args(
+            "rnn",
+            "",
+            cell=cell,
+            window=window,
+            units=units,
+            layers=layers,
+            horizon=horizon,
+            dropout=dropout,
+            validation_fraction=validation_fraction,
+        )
         if target_transform not in ("log_return", "level"):
             raise ConfigError(f"{who}: target_transform must be 'log_return' or 'level', got {target_transform!r}")
-        for label, value in (("window", window), ("units", units), ("layers", layers), ("horizon", horizon or 1)):
-            if int(value) < 1:
-                raise ConfigError(f"{who}: {label} must be >= 1, got {value}")
-        if not 0.0 <= validation_fraction < 0.9:
-            raise ConfigError(f"{who}: validation_fraction must be in [0, 0.9), got {validation_fraction}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"{who}: dropout must be in [0, 1), got {dropout}")
         self.cell = str(cell).lower()
         self.window = int(window)
         self.features = tuple(features)
